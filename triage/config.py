@@ -1,0 +1,266 @@
+"""Load and validate config.yaml and the environment into frozen dataclasses.
+
+Every default lives here. Unknown keys and wrong types are errors that name
+the file, the line and the dotted key, so a bad pull request fails review
+instead of a tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from triage.errors import ConfigError, UsageError
+
+PRIORITIES = {"urgent": 1, "high": 2, "medium": 3, "low": 4}
+
+DEFAULT_HIGHTOUCH_API_URL = "https://api.hightouch.com/api/v1"
+DEFAULT_HIGHTOUCH_APP_URL = "https://app.hightouch.com"
+DEFAULT_SLACK_API_URL = "https://slack.com/api"
+DEFAULT_LINEAR_API_URL = "https://api.linear.app/graphql"
+
+
+@dataclass(frozen=True)
+class HightouchConfig:
+    workspace_slug: str = "my-workspace"
+    sync_url: str = "{app_url}/{workspace_slug}/syncs/{sync_id}"
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    channel: str = "#data-alerts"
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    team: str = "DATA"
+    escalation_threshold: int = 3
+    priority: str = "high"
+
+    @property
+    def priority_value(self) -> int:
+        """Linear's numeric priority (1 urgent … 4 low)."""
+        return PRIORITIES[self.priority]
+
+
+@dataclass(frozen=True)
+class TriageConfig:
+    failure_statuses: tuple[str, ...] = ("failed", "interrupted", "aborted")
+    history_window: int = 5
+    # Seconds a tick may spend waiting out rate limits and back-offs before it
+    # defers the rest of its work to the next tick.
+    wait_budget_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Config:
+    hightouch: HightouchConfig = field(default_factory=HightouchConfig)
+    slack: SlackConfig = field(default_factory=SlackConfig)
+    linear: LinearConfig = field(default_factory=LinearConfig)
+    triage: TriageConfig = field(default_factory=TriageConfig)
+    # Directory of config.yaml: templates/ beside it override the shipped ones.
+    base_dir: Path = Path(".")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Secrets and API endpoints, read from the environment only.
+
+    Secrets are excluded from repr so they cannot leak through a log line or
+    a traceback that prints this object.
+    """
+
+    hightouch_api_key: str = field(repr=False)
+    slack_bot_token: str = field(repr=False, default="")
+    linear_api_key: str = field(repr=False, default="")
+    hightouch_api_url: str = DEFAULT_HIGHTOUCH_API_URL
+    hightouch_app_url: str = DEFAULT_HIGHTOUCH_APP_URL
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    linear_api_url: str = DEFAULT_LINEAR_API_URL
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.hightouch_api_key, self.slack_bot_token, self.linear_api_key) if s)
+
+
+def load_environment(environ: Mapping[str, str], *, need_senders: bool) -> Environment:
+    """Read credentials and URLs. Slack and Linear keys are needed unless nothing is sent."""
+    required = ["HIGHTOUCH_API_KEY"]
+    if need_senders:
+        required += ["SLACK_BOT_TOKEN", "LINEAR_API_KEY"]
+    missing = [name for name in required if not environ.get(name, "").strip()]
+    if missing:
+        raise UsageError(
+            f"missing environment variable{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
+            "(secrets are read from the environment only, never from config.yaml)"
+        )
+
+    def url(name: str, default: str) -> str:
+        return (environ.get(name) or default).rstrip("/")
+
+    return Environment(
+        hightouch_api_key=environ["HIGHTOUCH_API_KEY"].strip(),
+        slack_bot_token=environ.get("SLACK_BOT_TOKEN", "").strip(),
+        linear_api_key=environ.get("LINEAR_API_KEY", "").strip(),
+        hightouch_api_url=url("HIGHTOUCH_API_URL", DEFAULT_HIGHTOUCH_API_URL),
+        hightouch_app_url=url("HIGHTOUCH_APP_URL", DEFAULT_HIGHTOUCH_APP_URL),
+        slack_api_url=url("SLACK_API_URL", DEFAULT_SLACK_API_URL),
+        linear_api_url=url("LINEAR_API_URL", DEFAULT_LINEAR_API_URL),
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Parse and validate config.yaml. Raises ConfigError naming file, line and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if root is None:
+        return Config(base_dir=path.parent)
+    reader = _Reader(path)
+    sections = reader.mapping(root, "")
+    allowed = {"hightouch", "slack", "linear", "triage"}
+    reader.reject_unknown(sections, allowed, "")
+
+    ht = reader.mapping(sections.get("hightouch"), "hightouch")
+    reader.reject_unknown(ht, {"workspace_slug", "sync_url"}, "hightouch")
+    sl = reader.mapping(sections.get("slack"), "slack")
+    reader.reject_unknown(sl, {"channel"}, "slack")
+    li = reader.mapping(sections.get("linear"), "linear")
+    reader.reject_unknown(li, {"team", "escalation_threshold", "priority"}, "linear")
+    tr = reader.mapping(sections.get("triage"), "triage")
+    reader.reject_unknown(tr, {"failure_statuses", "history_window", "wait_budget_seconds"}, "triage")
+
+    d_ht, d_sl, d_li, d_tr = HightouchConfig(), SlackConfig(), LinearConfig(), TriageConfig()
+    hightouch = HightouchConfig(
+        workspace_slug=reader.string(ht, "workspace_slug", "hightouch", d_ht.workspace_slug),
+        sync_url=reader.string(ht, "sync_url", "hightouch", d_ht.sync_url),
+    )
+    _check_sync_url(reader, ht, hightouch.sync_url)
+    priority = reader.string(li, "priority", "linear", d_li.priority).lower()
+    if priority not in PRIORITIES:
+        reader.fail(li, "priority", "linear", f"expected one of {' | '.join(PRIORITIES)}, got {priority!r}")
+    linear = LinearConfig(
+        team=reader.string(li, "team", "linear", d_li.team),
+        escalation_threshold=reader.integer(li, "escalation_threshold", "linear", d_li.escalation_threshold),
+        priority=priority,
+    )
+    triage = TriageConfig(
+        failure_statuses=reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses),
+        history_window=reader.integer(tr, "history_window", "triage", d_tr.history_window),
+        wait_budget_seconds=reader.number(tr, "wait_budget_seconds", "triage", d_tr.wait_budget_seconds),
+    )
+    return Config(
+        hightouch=hightouch,
+        slack=SlackConfig(channel=reader.string(sl, "channel", "slack", d_sl.channel)),
+        linear=linear,
+        triage=triage,
+        base_dir=path.parent,
+    )
+
+
+def _check_sync_url(reader: _Reader, section: dict[str, yaml.Node], template: str) -> None:
+    try:
+        template.format(app_url="a", workspace_slug="w", sync_id="1")
+    except (KeyError, IndexError, ValueError) as exc:
+        reader.fail(
+            section,
+            "sync_url",
+            "hightouch",
+            f"unknown placeholder {exc}; use {{app_url}}, {{workspace_slug}} and {{sync_id}}",
+        )
+
+
+class _Reader:
+    """Reads typed values out of a composed YAML tree, failing with file:line and dotted key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._loader = yaml.SafeLoader("")
+
+    def fail_at(self, node: yaml.Node | None, key: str, problem: str) -> None:
+        where = f"{self.path}:{node.start_mark.line + 1}" if node is not None else str(self.path)
+        raise ConfigError(f"{where}: {key}: {problem}")
+
+    def fail(self, section: dict[str, yaml.Node], name: str, prefix: str, problem: str) -> None:
+        self.fail_at(section.get(name), _dotted(prefix, name), problem)
+
+    def mapping(self, node: yaml.Node | None, key: str) -> dict[str, yaml.Node]:
+        if node is None or _is_null(node):
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            self.fail_at(node, key or "top level", "expected a mapping of keys")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            out[str(key_node.value)] = value_node
+        return out
+
+    def reject_unknown(self, section: dict[str, yaml.Node], allowed: set[str], prefix: str) -> None:
+        for name, node in section.items():
+            if name not in allowed:
+                self.fail_at(node, _dotted(prefix, name), f"unknown key (allowed here: {', '.join(sorted(allowed))})")
+
+    def _value(self, node: yaml.Node) -> Any:
+        return self._loader.construct_object(node, deep=True)
+
+    def string(self, section: dict[str, yaml.Node], name: str, prefix: str, default: str) -> str:
+        node = section.get(name)
+        if node is None:
+            return default
+        value = self._value(node)
+        if not isinstance(value, str) or not value.strip():
+            self.fail_at(node, _dotted(prefix, name), f"expected a non-empty string, got {value!r}")
+        return str(value)
+
+    def integer(self, section: dict[str, yaml.Node], name: str, prefix: str, default: int) -> int:
+        node = section.get(name)
+        if node is None:
+            return default
+        value = self._value(node)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.fail_at(node, _dotted(prefix, name), f"expected a whole number of at least 1, got {value!r}")
+        return int(value)
+
+    def number(self, section: dict[str, yaml.Node], name: str, prefix: str, default: float) -> float:
+        node = section.get(name)
+        if node is None:
+            return default
+        value = self._value(node)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            self.fail_at(node, _dotted(prefix, name), f"expected a number of seconds (0 or more), got {value!r}")
+        return float(value)
+
+    def string_list(
+        self, section: dict[str, yaml.Node], name: str, prefix: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        node = section.get(name)
+        if node is None:
+            return default
+        value = self._value(node)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            self.fail_at(node, _dotted(prefix, name), f"expected a non-empty list of strings, got {value!r}")
+        return tuple(v.strip().lower() for v in value)
+
+
+def _dotted(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"

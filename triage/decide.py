@@ -1,0 +1,275 @@
+"""The pure decision core: given syncs, runs, state and config, decide what to
+alert and what to remember. No I/O here, so every rule is a unit test on data.
+
+Guarantees:
+- a settled run is judged exactly once: it is handled only when it lies after
+  the sync's cursor, and the cursor moves past it in the same decision;
+- handling stops at the first unsettled run, which is judged at a later tick;
+- the first tick (no state) and a sync first seen later record a baseline and
+  alert on nothing that happened before the tool was watching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import Enum
+
+from triage.config import Config
+from triage.models import Run, State, Sync, SyncState, run_number, sort_runs
+
+# Statuses of a run that has not finished yet.
+PENDING_STATUSES = frozenset({"queued", "querying", "processing", "reporting", "pending"})
+# Finished without failing: the consecutive-failure count starts again.
+SUCCESS_STATUSES = frozenset({"success", "warning", "completed", "completed_with_errors"})
+# Stopped by a person: says nothing about the sync's health.
+CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})
+# Finished, and failures unless configured otherwise.
+FAILURE_LIKE_STATUSES = frozenset({"failed", "interrupted", "aborted"})
+
+
+class Outcome(Enum):
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+    OTHER = "other"  # finished with a status we do not know: neither resets nor counts
+    UNSETTLED = "unsettled"
+
+
+def outcome(run: Run, failure_statuses: Iterable[str]) -> Outcome:
+    """Classify one run. A run whose finishedAt is set has settled whatever its status says."""
+    status = run.status
+    if status in failure_statuses:
+        return Outcome.FAILED
+    if status in SUCCESS_STATUSES:
+        return Outcome.SUCCEEDED
+    if status in CANCELLED_STATUSES:
+        return Outcome.CANCELLED
+    if status in FAILURE_LIKE_STATUSES:
+        # A failure status the user chose not to count: finished, not a failure.
+        return Outcome.OTHER
+    if run.finished_at is not None:
+        return Outcome.OTHER
+    return Outcome.UNSETTLED
+
+
+def is_known_status(status: str) -> bool:
+    return status in PENDING_STATUSES | SUCCESS_STATUSES | CANCELLED_STATUSES | FAILURE_LIKE_STATUSES
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    """Which syncs need their runs fetched this tick, in the order to handle them."""
+
+    to_check: list[Sync]
+    disabled: list[Sync]
+    unchanged: list[Sync]
+    # Syncs that never ran and are not yet remembered: recorded with no request.
+    never_ran: list[Sync]
+
+
+def plan_tick(syncs: list[Sync], state: State) -> TickPlan:
+    """Skip disabled syncs and syncs with nothing new, with no runs request for them.
+
+    Syncs deferred by rate limits last tick go first, so none starves.
+    """
+    disabled = [s for s in syncs if s.disabled]
+    enabled = [s for s in syncs if not s.disabled]
+    to_check: list[Sync] = []
+    unchanged: list[Sync] = []
+    never_ran: list[Sync] = []
+    for sync in enabled:
+        known = state.syncs.get(sync.id)
+        if known is None:
+            if sync.last_run_at is None:
+                never_ran.append(sync)
+            else:
+                to_check.append(sync)
+        elif needs_runs(sync, known):
+            to_check.append(sync)
+        else:
+            unchanged.append(sync)
+    deferred = set(state.deferred)
+    to_check.sort(key=lambda s: s.id not in deferred)  # stable: listing order otherwise
+    return TickPlan(to_check=to_check, disabled=disabled, unchanged=unchanged, never_ran=never_ran)
+
+
+def needs_runs(sync: Sync, known: SyncState) -> bool:
+    return sync.last_run_at != known.last_run_at or known.pending_run_id is not None or known.linear_pending
+
+
+@dataclass(frozen=True)
+class TickContext:
+    baseline: bool  # the very first tick: record, alert on nothing
+    previous_tick_at: datetime | None  # when the last tick ran; syncs first seen later use it
+
+
+def enough_runs(runs: list[Run], known: SyncState | None, ctx: TickContext, config: Config) -> bool:
+    """Whether the runs fetched so far reach back far enough to decide.
+
+    They must reach the boundary between handled and new runs (the cursor, or
+    the previous tick for a sync first seen now) and hold `history_window`
+    runs at or before it, so the context block shows the previous runs.
+    """
+    wanted = config.triage.history_window
+    if known is not None and known.cursor_run_id is not None:
+        cursor = run_number(known.cursor_run_id)
+        old = [r for r in runs if r.id == known.cursor_run_id or 0 <= r.number <= cursor]
+    elif known is not None:
+        return False  # remembered but never had a settled run: everything is new
+    elif ctx.baseline or ctx.previous_tick_at is None:
+        old = runs
+    else:
+        boundary = ctx.previous_tick_at
+        old = [r for r in runs if r.created_at is not None and r.created_at < boundary]
+    return len(old) >= wanted
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One Slack message: the newest new failure of a sync and what led to it."""
+
+    sync: Sync
+    run: Run  # the newest failed run
+    new_failures: int  # failures first seen this tick
+    consecutive_failures: int
+    previous_runs: tuple[Run, ...]  # settled runs before `run`, oldest first
+    previous_failed: tuple[bool, ...]  # whether each of previous_runs failed
+
+    @property
+    def previous_all_failed(self) -> bool:
+        return bool(self.previous_failed) and all(self.previous_failed)
+
+
+@dataclass(frozen=True)
+class SyncDecision:
+    """What to do for one sync, and the state to keep once it is done.
+
+    `state` already has the cursor moved past every handled run and
+    `linear_pending` set when escalation is due; the tick records it only
+    after the Slack message went out, then clears `linear_pending` once the
+    Linear step succeeded.
+    """
+
+    state: SyncState
+    alert: Alert | None = None  # the Slack message, sent for new failures only
+    escalation: Alert | None = None  # the context of a due Linear step
+    unknown_statuses: tuple[str, ...] = field(default_factory=tuple)
+
+
+def decide_sync(sync: Sync, runs: list[Run], known: SyncState | None, ctx: TickContext, config: Config) -> SyncDecision:
+    """Decide alerts and new state for one sync from its runs (any order)."""
+    failure_statuses = config.triage.failure_statuses
+    ordered = sort_runs(runs)
+    unknown = tuple(sorted({r.status for r in ordered if not is_known_status(r.status)}))
+
+    if known is None:
+        if ctx.baseline or ctx.previous_tick_at is None:
+            baseline, new = ordered, []
+        else:
+            boundary = ctx.previous_tick_at
+            baseline = [r for r in ordered if r.created_at is None or r.created_at < boundary]
+            new = [r for r in ordered if r.created_at is not None and r.created_at >= boundary]
+        start = _walk(SyncState(name=sync.name), baseline, failure_statuses).state
+        if start.pending_run_id is not None:
+            # A baseline run still running: judge it, and all after it, later.
+            new = []
+    else:
+        start = replace(known, name=sync.name, pending_run_id=None)
+        new = _after_cursor(ordered, known.cursor_run_id)
+
+    walked = _walk(start, new, failure_statuses)
+    state = replace(walked.state, last_run_at=sync.last_run_at)
+    window = config.triage.history_window
+
+    alert = None
+    if walked.failures:
+        alert = _alert(sync, ordered, walked.failures[-1], len(walked.failures), state, window, failure_statuses)
+
+    # Escalate on a new failure past the threshold, or retry a Linear step that
+    # failed last tick, while the sync is still failing.
+    escalation = None
+    if state.consecutive_failures >= config.linear.escalation_threshold:
+        if alert is not None:
+            escalation = alert
+        elif state.linear_pending:
+            newest = _newest_handled_failure(ordered, state.cursor_run_id, failure_statuses)
+            if newest is not None:
+                escalation = _alert(sync, ordered, newest, 0, state, window, failure_statuses)
+    state = replace(state, linear_pending=escalation is not None)
+    return SyncDecision(state=state, alert=alert, escalation=escalation, unknown_statuses=unknown)
+
+
+def linear_done(state: SyncState, issue_identifier: str) -> SyncState:
+    """The state once the Linear step succeeded (issue found or created)."""
+    return replace(state, linear_pending=False, linear_issue=issue_identifier)
+
+
+def never_ran_state(sync: Sync) -> SyncState:
+    return SyncState(name=sync.name, last_run_at=sync.last_run_at)
+
+
+@dataclass(frozen=True)
+class _Walk:
+    state: SyncState
+    failures: list[Run]
+
+
+def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) -> _Walk:
+    """Apply settled runs in order, stopping at the first unsettled one."""
+    state = start
+    failures: list[Run] = []
+    for run in runs:
+        result = outcome(run, failure_statuses)
+        if result is Outcome.UNSETTLED:
+            return _Walk(replace(state, pending_run_id=run.id), failures)
+        count = state.consecutive_failures
+        if result is Outcome.FAILED:
+            count += 1
+            failures.append(run)
+        elif result is Outcome.SUCCEEDED:
+            count = 0
+        state = replace(state, cursor_run_id=run.id, consecutive_failures=count)
+    return _Walk(replace(state, pending_run_id=None), failures)
+
+
+def _after_cursor(ordered: list[Run], cursor_run_id: str | None) -> list[Run]:
+    if cursor_run_id is None:
+        return ordered
+    for index, run in enumerate(ordered):
+        if run.id == cursor_run_id:
+            return ordered[index + 1 :]
+    # The cursor run is gone (deleted, or beyond what was fetched): ids grow over time.
+    cursor = run_number(cursor_run_id)
+    return [r for r in ordered if r.number > cursor]
+
+
+def _alert(
+    sync: Sync,
+    ordered: list[Run],
+    run: Run,
+    new_failures: int,
+    state: SyncState,
+    window: int,
+    failure_statuses: tuple[str, ...],
+) -> Alert:
+    """The context of `run`: the `window` settled runs before it, oldest first."""
+    before = [r for r in ordered if r.sort_key < run.sort_key and outcome(r, failure_statuses) is not Outcome.UNSETTLED]
+    previous = tuple(before[-window:])
+    return Alert(
+        sync=sync,
+        run=run,
+        new_failures=new_failures,
+        consecutive_failures=state.consecutive_failures,
+        previous_runs=previous,
+        previous_failed=tuple(outcome(r, failure_statuses) is Outcome.FAILED for r in previous),
+    )
+
+
+def _newest_handled_failure(
+    ordered: list[Run], cursor_run_id: str | None, failure_statuses: tuple[str, ...]
+) -> Run | None:
+    handled = ordered[: len(ordered) - len(_after_cursor(ordered, cursor_run_id))]
+    failures = [r for r in handled if outcome(r, failure_statuses) is Outcome.FAILED]
+    return failures[-1] if failures else None

@@ -1,0 +1,230 @@
+"""Hightouch REST client: syncs, runs, destinations, models, trigger.
+
+Parses responses into `triage.models` types at this edge. Tolerant of what
+the API is loose about (ids as numbers or strings, null row counts, missing
+fields); strict about what would make a decision wrong (a run without id or
+status is dropped rather than guessed at).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from dateutil import parser as dateparser
+
+from triage.errors import ApiError, AuthError, BadRequestError, NotFoundError
+from triage.http import HttpClient
+from triage.models import RowCounts, Run, Sync
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # no maximum is documented; 100 is the documented default of List Syncs
+
+
+class HightouchClient:
+    def __init__(self, http: HttpClient, base_url: str, api_key: str) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._names: dict[tuple[str, str], str] = {}
+
+    # -- syncs -------------------------------------------------------------
+
+    def list_syncs(self) -> list[Sync]:
+        """Every sync of the workspace, all pages."""
+        syncs: list[Sync] = []
+        offset = 0
+        while True:
+            body = self._get("/syncs", params={"limit": PAGE_SIZE, "offset": offset})
+            page = _data(body, "/syncs")
+            syncs.extend(s for s in (parse_sync(item) for item in page) if s is not None)
+            if not body.get("hasMore") or not page:
+                return syncs
+            offset += len(page)
+
+    # -- runs ----------------------------------------------------------------
+
+    def list_runs(self, sync_id: str, enough: Callable[[list[Run]], bool]) -> list[Run]:
+        """Runs of one sync, paging until `enough(runs)` holds or there are no more.
+
+        The API's order is undocumented, so paging stops early only once the
+        pages are seen to run newest first; otherwise every page is read.
+        """
+        runs: list[Run] = []
+        offset = 0
+        path = f"/syncs/{sync_id}/runs"
+        while True:
+            body = self._get(path, params={"limit": PAGE_SIZE, "offset": offset})
+            page = [r for r in (parse_run(item) for item in _data(body, path)) if r is not None]
+            runs.extend(page)
+            if not body.get("hasMore") or not page:
+                return runs
+            if _newest_first(runs) and enough(runs):
+                return runs
+            offset += len(page)
+
+    def get_run(self, sync_id: str, run_id: str) -> tuple[Run | None, dict[str, Any]]:
+        """One run by id, with the raw response body."""
+        path = f"/syncs/{sync_id}/runs"
+        body = self._get(path, params={"runId": run_id})
+        runs = [r for r in (parse_run(item) for item in _data(body, path)) if r is not None]
+        match = next((r for r in runs if r.id == str(run_id)), None)
+        return match, body
+
+    # -- names ---------------------------------------------------------------
+
+    def destination_name(self, destination_id: str | None) -> str:
+        return self._name("destinations", destination_id)
+
+    def model_name(self, model_id: str | None) -> str:
+        return self._name("models", model_id)
+
+    def _name(self, kind: str, object_id: str | None) -> str:
+        """Name of a destination or model, fetched once per id per client (one tick)."""
+        if not object_id:
+            return "unknown"
+        key = (kind, object_id)
+        if key not in self._names:
+            try:
+                body = self._get(f"/{kind}/{object_id}")
+                self._names[key] = str(body.get("name") or body.get("slug") or f"{kind[:-1]} {object_id}")
+            except NotFoundError:
+                self._names[key] = f"{kind[:-1]} {object_id} (not found)"
+        return self._names[key]
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self.http.request(
+            "GET", self.base_url + path, endpoint=f"GET {path}", idempotent=True, headers=self._headers, params=params
+        )
+        return _json_object(response, f"GET {path}")
+
+
+def _json_object(response: requests.Response, endpoint: str) -> dict[str, Any]:
+    status = response.status_code
+    if status == 401 or status == 403:
+        raise AuthError(
+            f"Hightouch {endpoint}: HTTP {status}: the API key was refused (HIGHTOUCH_API_KEY)", endpoint=endpoint
+        )
+    if status == 404:
+        raise NotFoundError(f"Hightouch {endpoint}: not found (HTTP 404)", endpoint=endpoint)
+    if status in (400, 422):
+        raise BadRequestError(
+            f"Hightouch {endpoint}: request rejected (HTTP {status}): {_message(response)}", endpoint=endpoint
+        )
+    if status >= 400:
+        raise ApiError(
+            f"Hightouch {endpoint}: HTTP {status}: {_message(response)}", endpoint=endpoint, retryable=status >= 500
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        raise ApiError(
+            f"Hightouch {endpoint}: the response is not valid JSON", endpoint=endpoint, retryable=True
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(f"Hightouch {endpoint}: expected a JSON object", endpoint=endpoint, retryable=True)
+    return body
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or "no details"
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or body)[:300]
+    return str(body)[:300]
+
+
+def _data(body: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise ApiError(f"Hightouch GET {endpoint}: response has no 'data' list", endpoint=endpoint, retryable=True)
+    return [item for item in data if isinstance(item, dict)]
+
+
+def _newest_first(runs: list[Run]) -> bool:
+    numbers = [r.number for r in runs]
+    return len(numbers) >= 2 and numbers[0] > numbers[-1]
+
+
+def _id(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dateparser.isoparse(value)
+    except (ValueError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+def _rows(value: Any) -> RowCounts:
+    if not isinstance(value, dict):
+        return RowCounts()
+    return RowCounts(
+        added=_count(value.get("addedCount")),
+        changed=_count(value.get("changedCount")),
+        removed=_count(value.get("removedCount")),
+    )
+
+
+def parse_sync(item: dict[str, Any]) -> Sync | None:
+    sync_id = _id(item.get("id"))
+    if sync_id is None:
+        log.warning("Hightouch sent a sync without an id; skipped")
+        return None
+    last_run_at = item.get("lastRunAt")
+    return Sync(
+        id=sync_id,
+        name=str(item.get("slug") or item.get("name") or f"sync-{sync_id}"),
+        disabled=bool(item.get("disabled")) or item.get("status") == "disabled",
+        status=item.get("status") if isinstance(item.get("status"), str) else None,
+        last_run_at=str(last_run_at) if last_run_at else None,
+        destination_id=_id(item.get("destinationId")),
+        model_id=_id(item.get("modelId")),
+    )
+
+
+def parse_run(item: dict[str, Any]) -> Run | None:
+    run_id = _id(item.get("id"))
+    status = item.get("status")
+    if run_id is None or not isinstance(status, str):
+        log.warning("Hightouch sent a run without id or status; skipped")
+        return None
+    error = item.get("error")
+    if isinstance(error, dict):
+        error = error.get("message") or str(error)
+    return Run(
+        id=run_id,
+        status=status.strip().lower(),
+        created_at=_time(item.get("createdAt")),
+        started_at=_time(item.get("startedAt")),
+        finished_at=_time(item.get("finishedAt")),
+        error=str(error) if error else None,
+        planned=_rows(item.get("plannedRows")),
+        successful=_rows(item.get("successfulRows")),
+        failed=_rows(item.get("failedRows")),
+    )

@@ -1,0 +1,232 @@
+"""One retry and back-off policy shared by every API client.
+
+Kept in small parts, each testable alone (after slack_sdk's http_retry):
+`should_retry` decides whether a failure may be tried again, `RetryPolicy`
+how long to wait, `WaitBudget` how much waiting the whole tick may still do,
+and `Throttle` paces requests below a service's published rate. Clients never
+sleep on their own; only `HttpClient` waits, through an injected `sleep`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+import urllib3
+
+from triage.errors import ApiError, RateLimited
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait before attempt n+1, and how many attempts a failure gets."""
+
+    max_attempts: int = 4  # for 5xx and network errors
+    max_rate_limit_attempts: int = 8  # for 429, bounded by the wait budget too
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    jitter: float = 0.5  # up to this fraction added at random, so clients do not march in step
+
+    def delay(self, attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after) + rand()  # slack_sdk adds up to 1 s the same way
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        return backoff * (1 + self.jitter * rand())
+
+
+class WaitBudget:
+    """Seconds of waiting left to the whole tick. Thread-safe."""
+
+    def __init__(self, seconds: float) -> None:
+        self._left = seconds
+        self._lock = threading.Lock()
+
+    @property
+    def left(self) -> float:
+        return self._left
+
+    def take(self, seconds: float) -> bool:
+        """Spend `seconds` if that much is left; otherwise spend nothing and say no."""
+        with self._lock:
+            if seconds > self._left:
+                return False
+            self._left -= seconds
+            return True
+
+
+class Throttle:
+    """At most `rate` requests per second on average, in bursts of at most `burst`.
+
+    A token bucket: Hightouch allows 200 requests / 10 s per workspace and its
+    429s carry no Retry-After, so staying under the limit beats reacting to it.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            self._tokens -= 1
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+class HttpClient:
+    """requests.Session with timeouts, throttling, retries and a shared wait budget.
+
+    `idempotent=False` marks a request that may create something (a Slack
+    message, a Linear issue): it is retried only when the failure proves the
+    server did nothing (HTTP 429, or a connection that never opened).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        secrets: Iterable[str],
+        budget: WaitBudget,
+        policy: RetryPolicy | None = None,
+        throttle: Throttle | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.name = name
+        self.secrets = tuple(s for s in secrets if s)
+        self.budget = budget
+        self.policy = policy or RetryPolicy()
+        self.throttle = throttle
+        self._sleep = sleep
+        self.session = session or requests.Session()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: str,
+        idempotent: bool,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> requests.Response:
+        """Send with retries. Returns the last response that is not retried (any status).
+
+        Raises RateLimited when waiting out a 429 would overrun the budget, and
+        ApiError when the service stayed unreachable or kept failing.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.throttle is not None:
+                self.throttle.acquire()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    params=params,
+                    json=json,
+                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                )
+            except requests.RequestException as exc:
+                problem = f"{self.name} {endpoint}: {_describe(exc)}"
+                if not (idempotent or _never_connected(exc)) or attempt >= self.policy.max_attempts:
+                    raise ApiError(redact(problem, self.secrets), endpoint=endpoint, retryable=True) from None
+                self._wait(self.policy.delay(attempt, None), problem, endpoint, rate_limited=False)
+                continue
+
+            if response.status_code == 429:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                problem = f"{self.name} {endpoint}: rate limited (HTTP 429)"
+                if attempt >= self.policy.max_rate_limit_attempts:
+                    raise RateLimited(problem, endpoint=endpoint, retry_after=retry_after)
+                self._wait(self.policy.delay(attempt, retry_after), problem, endpoint, rate_limited=True)
+                continue
+            if response.status_code >= 500 and idempotent and attempt < self.policy.max_attempts:
+                problem = f"{self.name} {endpoint}: HTTP {response.status_code}"
+                self._wait(self.policy.delay(attempt, None), problem, endpoint, rate_limited=False)
+                continue
+            return response
+
+    def _wait(self, seconds: float, problem: str, endpoint: str, *, rate_limited: bool) -> None:
+        if not self.budget.take(seconds):
+            message = redact(
+                f"{problem}; waiting {seconds:.0f}s more would overrun the tick's wait budget", self.secrets
+            )
+            if rate_limited:
+                raise RateLimited(message, endpoint=endpoint, retry_after=seconds)
+            raise ApiError(message, endpoint=endpoint, retryable=True)
+        self._sleep(seconds)
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when the request provably never reached the server (refused, or connect timed out)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
+def _describe(exc: requests.RequestException) -> str:
+    """A short reason without the URL and headers that requests' messages embed."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "no answer in time (read timeout)"
+    if isinstance(exc, requests.ConnectionError):
+        return "could not connect"
+    return type(exc).__name__

@@ -1,0 +1,155 @@
+"""Linear GraphQL client: find the team, find an open issue about a sync, create one.
+
+GraphQL reports errors in an `errors` array on HTTP 200 as well as 400, so
+every response is inspected for it whatever its status.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from triage.errors import ApiError, AuthError, ConfigError, RateLimited
+from triage.http import HttpClient
+
+TEAM_QUERY = """
+query Team($key: String!) {
+  teams(filter: {or: [{key: {eq: $key}}, {name: {eqIgnoreCase: $key}}]}) {
+    nodes { id key name }
+  }
+}
+"""
+
+# The deterministic `issues` filter, not the fuzzy, tightly rate-limited `searchIssues`.
+OPEN_ISSUES_QUERY = """
+query OpenIssues($teamId: ID!, $name: String!) {
+  issues(first: 20, filter: {
+    team: {id: {eq: $teamId}},
+    state: {type: {nin: ["completed", "canceled", "duplicate"]}},
+    or: [{title: {containsIgnoreCase: $name}}, {description: {containsIgnoreCase: $name}}]
+  }) {
+    nodes { id identifier title description url state { type } }
+  }
+}
+"""
+
+CREATE_MUTATION = """
+mutation CreateIssue($input: IssueCreateInput!) {
+  issueCreate(input: $input) {
+    success
+    issue { id identifier title url }
+  }
+}
+"""
+
+
+@dataclass(frozen=True)
+class Team:
+    id: str
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Issue:
+    id: str
+    identifier: str
+    title: str
+    url: str
+
+
+def mentions(text: str, name: str) -> bool:
+    """Whether `text` names the sync as a whole word: `contacts` is not `salesforce-contacts`."""
+    pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+class LinearClient:
+    def __init__(self, http: HttpClient, url: str, api_key: str) -> None:
+        self.http = http
+        self.url = url
+        # Personal API keys go bare; OAuth tokens with "Bearer " (kept if the user set it).
+        self._headers = {"Authorization": api_key, "Content-Type": "application/json"}
+
+    def find_team(self, key_or_name: str) -> Team:
+        data = self._graphql("teams", TEAM_QUERY, {"key": key_or_name}, idempotent=True)
+        nodes = (data.get("teams") or {}).get("nodes") or []
+        for node in nodes:
+            if node.get("key") == key_or_name or str(node.get("name", "")).lower() == key_or_name.lower():
+                return Team(id=str(node["id"]), key=str(node.get("key")), name=str(node.get("name")))
+        raise ConfigError(
+            f"Linear team {key_or_name!r} not found (check linear.team in config.yaml: a team key or name)"
+        )
+
+    def find_open_issue(self, team: Team, sync_name: str) -> Issue | None:
+        """An open issue of the team whose title or description names the sync, if any."""
+        data = self._graphql("issues", OPEN_ISSUES_QUERY, {"teamId": team.id, "name": sync_name}, idempotent=True)
+        for node in (data.get("issues") or {}).get("nodes") or []:
+            text = f"{node.get('title') or ''}\n{node.get('description') or ''}"
+            if mentions(text, sync_name):
+                return _issue(node)
+        return None
+
+    def create_issue(self, team: Team, title: str, description: str, priority: int) -> Issue:
+        variables = {"input": {"teamId": team.id, "title": title, "description": description, "priority": priority}}
+        data = self._graphql("issueCreate", CREATE_MUTATION, variables, idempotent=False)
+        result = data.get("issueCreate") or {}
+        if not result.get("success") or not isinstance(result.get("issue"), dict):
+            raise ApiError("Linear issueCreate: success was false", endpoint="issueCreate")
+        return _issue(result["issue"])
+
+    def _graphql(self, operation: str, query: str, variables: dict[str, Any], *, idempotent: bool) -> dict[str, Any]:
+        response = self.http.request(
+            "POST",
+            self.url,
+            endpoint=operation,
+            idempotent=idempotent,
+            headers=self._headers,
+            json={"query": query, "variables": variables},
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            if response.status_code in (401, 403):
+                raise AuthError(
+                    f"Linear {operation}: HTTP {response.status_code}: LINEAR_API_KEY was refused", endpoint=operation
+                )
+            raise ApiError(
+                f"Linear {operation}: HTTP {response.status_code}, response is not JSON",
+                endpoint=operation,
+                retryable=response.status_code >= 500,
+            )
+        errors = body.get("errors")
+        if errors:
+            raise _classify(operation, errors, response.status_code)
+        if response.status_code >= 400:
+            raise ApiError(f"Linear {operation}: HTTP {response.status_code}", endpoint=operation)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ApiError(f"Linear {operation}: response has no data", endpoint=operation)
+        return data
+
+
+def _classify(operation: str, errors: Any, status: int) -> ApiError:
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    extensions = first.get("extensions") or {}
+    kind = str(extensions.get("type") or extensions.get("code") or "").lower()
+    message = str(extensions.get("userPresentableMessage") or first.get("message") or errors)[:300]
+    text = f"Linear {operation}: {message}"
+    if "authentication" in kind or status == 401:
+        return AuthError(f"{text} (LINEAR_API_KEY)", endpoint=operation)
+    if "ratelimit" in kind.replace(" ", "").replace("_", ""):
+        return RateLimited(text, endpoint=operation)
+    return ApiError(text, endpoint=operation, retryable="internal" in kind)
+
+
+def _issue(node: dict[str, Any]) -> Issue:
+    return Issue(
+        id=str(node.get("id")),
+        identifier=str(node.get("identifier")),
+        title=str(node.get("title") or ""),
+        url=str(node.get("url") or ""),
+    )

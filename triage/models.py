@@ -1,0 +1,101 @@
+"""Plain data the tool reasons about: syncs, runs and what is remembered of them.
+
+Clients parse API responses into these types at their edge; nothing past the
+client boundary handles raw JSON dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """Added / changed / removed row counts. Hightouch may send null for any of them."""
+
+    added: int | None = None
+    changed: int | None = None
+    removed: int | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(n or 0 for n in (self.added, self.changed, self.removed))
+
+
+@dataclass(frozen=True)
+class Sync:
+    id: str
+    name: str  # the sync's slug: Hightouch has no separate display name
+    disabled: bool = False
+    status: str | None = None
+    last_run_at: str | None = None  # kept as sent, compared for equality with state
+    destination_id: str | None = None
+    model_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    status: str
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    planned: RowCounts = field(default_factory=RowCounts)
+    successful: RowCounts = field(default_factory=RowCounts)
+    failed: RowCounts = field(default_factory=RowCounts)
+
+    @property
+    def number(self) -> int:
+        """The id as a number, for ordering; ids are numeric in Hightouch."""
+        return run_number(self.id)
+
+    @property
+    def sort_key(self) -> tuple[datetime, int, str]:
+        """Oldest first: by createdAt, then numeric id. The API's order is not trusted."""
+        return (self.created_at or EPOCH, self.number, self.id)
+
+
+def run_number(run_id: str | None) -> int:
+    if run_id is None:
+        return -1
+    try:
+        return int(run_id)
+    except ValueError:
+        return -1
+
+
+def sort_runs(runs: list[Run] | tuple[Run, ...]) -> list[Run]:
+    """Runs oldest → newest, de-duplicated by id (overlapping pages repeat runs)."""
+    unique = {run.id: run for run in runs}
+    return sorted(unique.values(), key=lambda run: run.sort_key)
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What one tick hands to the next about one sync (see state/state.yaml)."""
+
+    name: str
+    cursor_run_id: str | None = None  # newest run that is settled and handled
+    last_run_at: str | None = None  # sync.lastRunAt when last checked
+    consecutive_failures: int = 0
+    linear_issue: str | None = None  # last Linear issue found or created
+    linear_pending: bool = False  # an escalation is due but has not succeeded yet
+    pending_run_id: str | None = None  # an unsettled run to look at again next tick
+
+
+@dataclass
+class State:
+    version: int = 1
+    baseline_at: str | None = None
+    last_tick_at: str | None = None
+    syncs: dict[str, SyncState] = field(default_factory=dict)
+    deferred: list[str] = field(default_factory=list)  # rate-limited last tick: go first
+
+    @property
+    def is_baseline(self) -> bool:
+        """True before the first tick finished: nothing has been recorded yet."""
+        return self.baseline_at is None

@@ -1,0 +1,273 @@
+"""Jinja rendering of the Slack message and the Linear issue.
+
+Templates hold the words; this module builds the plain values they show and
+the escaping filters they apply: `slack` for Slack mrkdwn, `markdown` for
+Linear. Templates in `templates/` beside config.yaml override the shipped
+ones. A template error is a ConfigError naming the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from triage.config import Config
+from triage.decide import SUCCESS_STATUSES, Alert
+from triage.errors import ConfigError
+from triage.models import Run
+
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SLACK_TEMPLATE = "slack_message.md.j2"
+LINEAR_TITLE_TEMPLATE = "linear_title.txt.j2"
+LINEAR_DESCRIPTION_TEMPLATE = "linear_description.md.j2"
+TEMPLATES = (SLACK_TEMPLATE, LINEAR_TITLE_TEMPLATE, LINEAR_DESCRIPTION_TEMPLATE)
+
+SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
+SLACK_MAX_BLOCKS = 50
+SLACK_TEXT_LIMIT = 40000
+
+
+# -- escaping filters ---------------------------------------------------------
+
+
+def slack_escape(value: Any) -> str:
+    """Escape Slack mrkdwn control characters, so `<!channel>` in a name cannot ping anyone."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def markdown_escape(value: Any) -> str:
+    """Escape Markdown so a value shows as typed, on one line (safe in a table cell)."""
+    text = " ".join(str(value).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def code_block(value: Any, lang: str = "text") -> str:
+    """A fenced Markdown code block whose fence no run of backticks in the text can close."""
+    text = str(value)
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def cut(value: Any, limit: int) -> str:
+    """At most `limit` characters, with a marker saying how much was cut."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit].rstrip()}… [cut: {len(text) - limit:,} more characters]"
+
+
+def slack_code(value: Any) -> str:
+    """Text for inside a ``` block in Slack: escaped, and unable to close the block."""
+    return slack_escape(value).replace("```", "'''")
+
+
+# -- what templates see -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: str
+    status: str
+    failed: bool
+    symbol: str  # ✗ failed, ✓ succeeded, – anything else
+    created_at: str
+    finished_at: str
+    error: str
+    rejected: str
+    added: str
+    changed: str
+    removed: str
+
+
+@dataclass(frozen=True)
+class TriageContext:
+    sync_id: str
+    sync_name: str
+    sync_url: str
+    destination: str
+    model: str
+    run: RunView
+    history: tuple[RunView, ...]  # the runs before `run`, oldest first
+    history_symbols: str
+    previous_all_failed: bool
+    new_failures: int
+    consecutive_failures: int
+    escalation_threshold: int
+
+
+def sync_url(config: Config, app_url: str, sync_id: str) -> str:
+    return config.hightouch.sync_url.format(
+        app_url=app_url.rstrip("/"), workspace_slug=config.hightouch.workspace_slug, sync_id=sync_id
+    )
+
+
+def build_context(alert: Alert, *, destination: str, model: str, url: str, config: Config) -> TriageContext:
+    history = tuple(_view(r, failed) for r, failed in zip(alert.previous_runs, alert.previous_failed, strict=True))
+    return TriageContext(
+        sync_id=alert.sync.id,
+        sync_name=alert.sync.name,
+        sync_url=url,
+        destination=destination,
+        model=model,
+        run=_view(alert.run, True),
+        history=history,
+        history_symbols=" ".join(v.symbol for v in history) or "no earlier runs",
+        previous_all_failed=alert.previous_all_failed,
+        new_failures=alert.new_failures,
+        consecutive_failures=alert.consecutive_failures,
+        escalation_threshold=config.linear.escalation_threshold,
+    )
+
+
+def _view(run: Run, failed: bool) -> RunView:
+    succeeded = run.status in SUCCESS_STATUSES
+    return RunView(
+        id=run.id,
+        status=run.status,
+        failed=failed,
+        symbol="✗" if failed else ("✓" if succeeded else "–"),
+        created_at=_when(run.created_at),
+        finished_at=_when(run.finished_at),
+        error=run.error or "(no error message)",
+        rejected=_number(_total(run.failed.added, run.failed.changed, run.failed.removed)),
+        added=_number(run.successful.added),
+        changed=_number(run.successful.changed),
+        removed=_number(run.successful.removed),
+    )
+
+
+def _total(*counts: int | None) -> int | None:
+    known = [c for c in counts if c is not None]
+    return sum(known) if known else None
+
+
+def _number(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,}"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "n/a"
+
+
+# -- rendering ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    text: str  # notification and fallback text
+    blocks: list[dict[str, Any]]
+    mrkdwn: str  # the whole rendered message, for dry runs and logs
+
+
+@dataclass(frozen=True)
+class LinearIssueText:
+    title: str
+    description: str
+
+
+class Renderer:
+    def __init__(self, config: Config) -> None:
+        user_dir = config.base_dir / "templates"
+        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(user_dir))]
+        if user_dir.resolve() != SHIPPED_TEMPLATES:
+            loaders.append(jinja2.FileSystemLoader(str(SHIPPED_TEMPLATES)))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # escaping is explicit, per destination: see the filters
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters.update(
+            slack=slack_escape, markdown=markdown_escape, code_block=code_block, cut=cut, slack_code=slack_code
+        )
+
+    def slack_message(self, ctx: TriageContext) -> SlackMessage:
+        body = self._render(SLACK_TEMPLATE, ctx).strip()
+        headline = body.splitlines()[0] if body else f"Hightouch sync {ctx.sync_name} failed"
+        return SlackMessage(text=cut(headline, 300), blocks=slack_blocks(body), mrkdwn=cut(body, SLACK_TEXT_LIMIT))
+
+    def linear_issue(self, ctx: TriageContext) -> LinearIssueText:
+        title = " ".join(self._render(LINEAR_TITLE_TEMPLATE, ctx).split())
+        return LinearIssueText(
+            title=cut(title, 250), description=self._render(LINEAR_DESCRIPTION_TEMPLATE, ctx).strip()
+        )
+
+    def check(self) -> None:
+        """Render every template once with sample data: a broken template fails here, not mid-tick."""
+        ctx = sample_context()
+        self.slack_message(ctx)
+        self.linear_issue(ctx)
+
+    def _render(self, name: str, ctx: TriageContext) -> str:
+        try:
+            template = self.env.get_template(name)
+            return template.render(ctx=ctx, **vars(ctx))
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"{exc.filename or name}:{exc.lineno}: template error: {exc.message}") from None
+        except jinja2.TemplateNotFound:
+            raise ConfigError(f"template {name} not found in templates/") from None
+        except jinja2.TemplateError as exc:
+            raise ConfigError(f"template {name}: {exc}") from None
+
+
+def slack_blocks(mrkdwn: str) -> list[dict[str, Any]]:
+    """Section blocks of at most 3,000 characters each, split at blank lines."""
+    blocks: list[dict[str, Any]] = []
+    for paragraph in (p.strip() for p in mrkdwn.split("\n\n")):
+        while paragraph:
+            piece, paragraph = _split_at(paragraph, SLACK_SECTION_LIMIT)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
+    return blocks[:SLACK_MAX_BLOCKS]
+
+
+def _split_at(text: str, limit: int) -> tuple[str, str]:
+    if len(text) <= limit:
+        return text, ""
+    cut_at = text.rfind("\n", 0, limit)
+    if cut_at <= 0:
+        cut_at = limit
+        amp = text.rfind("&", cut_at - 5, cut_at)  # never split an &amp; entity
+        if amp != -1 and ";" not in text[amp:cut_at]:
+            cut_at = amp
+    return text[:cut_at], text[cut_at:].lstrip("\n")
+
+
+def sample_context() -> TriageContext:
+    run = RunView(
+        id="98765",
+        status="failed",
+        failed=True,
+        symbol="✗",
+        created_at="2026-11-23 09:00 UTC",
+        finished_at="2026-11-23 09:02 UTC",
+        error="Salesforce rejected 12 rows: <INVALID_EMAIL_ADDRESS> & more",
+        rejected="12",
+        added="1,200",
+        changed="34",
+        removed="0",
+    )
+    return TriageContext(
+        sync_id="1234",
+        sync_name="salesforce-contacts",
+        sync_url="https://app.hightouch.com/my-workspace/syncs/1234",
+        destination="Salesforce",
+        model="Active contacts",
+        run=run,
+        history=(run, run),
+        history_symbols="✗ ✗",
+        previous_all_failed=True,
+        new_failures=1,
+        consecutive_failures=3,
+        escalation_threshold=3,
+    )

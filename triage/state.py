@@ -1,0 +1,201 @@
+"""The state file (state/state.yaml) and its append-only journal.
+
+Guarantees:
+- a sync's progress is durable as soon as `StateStore.record` returns: one
+  JSON line, flushed and fsync'd, in `state/state.journal`;
+- state.yaml is replaced atomically (temp file, fsync, rename) once per tick,
+  then the journal is emptied; a crash at any point loses nothing recorded;
+- a state file that cannot be parsed, or has an unknown version, stops the
+  tick with an error naming the file; it is never silently replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from triage.errors import StateError
+from triage.models import State, SyncState
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+
+# libyaml's C loader and dumper are several times faster on big state files.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+_SYNC_FIELDS = {f.name for f in fields(SyncState)}
+
+
+class StateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.journal_path = path.with_suffix(".journal")
+
+    def load(self) -> State:
+        """The state as the last tick left it, journal replayed on top."""
+        state = self._load_file()
+        for sync_id, sync_state in self._read_journal():
+            state.syncs[sync_id] = sync_state
+        return state
+
+    def record(self, sync_id: str, sync_state: SyncState) -> None:
+        """Make one sync's new state durable now (append to the journal, fsync)."""
+        line = json.dumps({"sync_id": sync_id, "state": asdict(sync_state)}, sort_keys=True)
+        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.journal_path, "a", encoding="utf-8") as journal:
+            journal.write(line + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+
+    def save(self, state: State) -> None:
+        """Fold everything into state.yaml atomically, then empty the journal."""
+        text = dump_state(state)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+        self.journal_path.unlink(missing_ok=True)
+
+    def _load_file(self) -> State:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return State()
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read state file: {exc.strerror}") from None
+        try:
+            raw = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{self.path}:{mark.line + 1}" if mark else str(self.path)
+            raise StateError(
+                f"{where}: state file is not valid YAML; fix or remove it (it was left untouched)"
+            ) from None
+        return parse_state(raw, str(self.path))
+
+    def _read_journal(self) -> list[tuple[str, SyncState]]:
+        try:
+            lines = self.journal_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        entries: list[tuple[str, SyncState]] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                entries.append((str(item["sync_id"]), _sync_state(item["state"], f"{self.journal_path}:{number}")))
+            except (ValueError, KeyError, TypeError, StateError):
+                if number == len(lines):
+                    # The process died while writing this line: that sync was not recorded.
+                    log.warning("%s:%d: ignoring an incomplete last line", self.journal_path, number)
+                    continue
+                raise StateError(
+                    f"{self.journal_path}:{number}: journal line is corrupt (it was left untouched)"
+                ) from None
+        return entries
+
+
+def dump_state(state: State) -> str:
+    doc: dict[str, Any] = {
+        "version": VERSION,
+        "baseline_at": state.baseline_at,
+        "last_tick_at": state.last_tick_at,
+        "syncs": {sync_id: _compact(s) for sync_id, s in state.syncs.items()},
+    }
+    if state.deferred:
+        doc["deferred"] = list(state.deferred)
+    return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=True, allow_unicode=True, default_flow_style=False, width=200))
+
+
+def _compact(sync_state: SyncState) -> dict[str, Any]:
+    """Leave out empty optional fields so the committed diff stays small."""
+    data = asdict(sync_state)
+    for key in ("linear_issue", "pending_run_id"):
+        if data[key] is None:
+            del data[key]
+    if not data["linear_pending"]:
+        del data["linear_pending"]
+    return data
+
+
+def parse_state(raw: Any, where: str) -> State:
+    if raw is None:
+        return State()
+    if not isinstance(raw, dict):
+        raise StateError(f"{where}: state file must be a mapping (it was left untouched)")
+    version = raw.get("version")
+    if version != VERSION:
+        raise StateError(
+            f"{where}: unknown state version {version!r} (this tool reads version {VERSION}); left untouched"
+        )
+    syncs_raw = raw.get("syncs") or {}
+    if not isinstance(syncs_raw, dict):
+        raise StateError(f"{where}: 'syncs' must be a mapping (it was left untouched)")
+    deferred = raw.get("deferred") or []
+    if not isinstance(deferred, list):
+        raise StateError(f"{where}: 'deferred' must be a list (it was left untouched)")
+    return State(
+        version=VERSION,
+        baseline_at=_optional_str(raw.get("baseline_at")),
+        last_tick_at=_optional_str(raw.get("last_tick_at")),
+        syncs={str(k): _sync_state(v, f"{where}: syncs.{k}") for k, v in syncs_raw.items()},
+        deferred=[str(d) for d in deferred],
+    )
+
+
+def _sync_state(raw: Any, where: str) -> SyncState:
+    if not isinstance(raw, dict):
+        raise StateError(f"{where}: expected a mapping")
+    unknown = set(raw) - _SYNC_FIELDS
+    if unknown:
+        raise StateError(f"{where}: unknown keys {sorted(unknown)}")
+    count = raw.get("consecutive_failures", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise StateError(f"{where}: consecutive_failures must be a whole number")
+    return SyncState(
+        name=str(raw.get("name") or ""),
+        cursor_run_id=_optional_str(raw.get("cursor_run_id")),
+        last_run_at=_optional_str(raw.get("last_run_at")),
+        consecutive_failures=count,
+        linear_issue=_optional_str(raw.get("linear_issue")),
+        linear_pending=bool(raw.get("linear_pending", False)),
+        pending_run_id=_optional_str(raw.get("pending_run_id")),
+    )
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        # YAML reads an unquoted timestamp as a datetime; keep the text form.
+        return str(value.isoformat()).replace("+00:00", "Z")
+    return str(value)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
