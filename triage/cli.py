@@ -1,0 +1,198 @@
+"""Command line: argument parsing, wiring and exit codes. No business logic.
+
+Exit codes of `run` and `validate`: 0 done (also when rate limits deferred
+part of the tick), 2 usage or config error, 1 anything else that stopped the
+tick or left a sync unhandled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from triage.config import Config, Environment, load_config, load_environment
+from triage.errors import ConfigError, StateError, TriageError, UsageError
+from triage.hightouch import HightouchClient
+from triage.http import HttpClient, Throttle, WaitBudget, redact
+from triage.linear import LinearClient
+from triage.render import Renderer
+from triage.slack import SlackClient
+from triage.state import StateStore
+from triage.tick import Services, Tick, format_summary
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+# Hightouch allows 200 requests per 10 s per workspace; stay under it with room to spare.
+HIGHTOUCH_RATE = 18.0
+HIGHTOUCH_BURST = 10
+
+DESCRIPTION = """\
+Watch Hightouch syncs: alert Slack when a sync run fails, open a Linear issue
+when a sync keeps failing. `run` does one tick; schedule it every 15 minutes.
+
+Secrets come from the environment only: HIGHTOUCH_API_KEY, SLACK_BOT_TOKEN,
+LINEAR_API_KEY. HIGHTOUCH_API_URL, HIGHTOUCH_APP_URL, SLACK_API_URL and
+LINEAR_API_URL point the tool at other endpoints (a sandbox, a proxy)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m triage", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("TRIAGE_LOG_LEVEL", "warning"),
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log on stderr (default: warning, or $TRIAGE_LOG_LEVEL)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="one tick: check every sync, alert on new failures, escalate repeated ones",
+        description="One tick: list syncs, find runs that newly failed, post to Slack, open Linear issues "
+        "for syncs failing repeatedly, and save state. Exit 0 when the tick finished (also when rate "
+        "limits deferred part of it), 2 on a usage or config error, 1 otherwise.",
+    )
+    run.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file (default: config.yaml)")
+    run.add_argument(
+        "--state", type=Path, default=Path("state/state.yaml"), help="state file (default: state/state.yaml)"
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read Hightouch, print what would be sent; send nothing, write no state "
+        "(SLACK_BOT_TOKEN and LINEAR_API_KEY are not needed)",
+    )
+
+    validate = commands.add_parser(
+        "validate",
+        help="check config.yaml and render every template with sample data",
+        description="Check config.yaml and render every template once with sample data. "
+        "Exit 0 when both are valid, 2 otherwise. Needs no credentials.",
+    )
+    validate.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    environ = os.environ if environ is None else environ
+    out = stdout or sys.stdout
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    secrets = _secret_values(environ)
+    _configure_logging(args.log_level, secrets)
+    try:
+        if args.command == "validate":
+            return _validate(args.config, out)
+        return _run(args, environ, out, sleep, now())
+    except (UsageError, ConfigError) as exc:
+        _error(str(exc), secrets)
+        return EXIT_USAGE
+    except (StateError, TriageError) as exc:
+        _error(str(exc), secrets)
+        return EXIT_ERROR
+    except Exception as exc:  # the last line of defence: still never print a secret
+        logging.getLogger("triage").debug("unexpected error", exc_info=True)
+        _error(f"unexpected error: {type(exc).__name__}: {exc}", secrets)
+        return EXIT_ERROR
+
+
+def _validate(config_path: Path, out: TextIO) -> int:
+    config = load_config(config_path)
+    Renderer(config).check()
+    out.write(f"{config_path}: valid; templates render.\n")
+    return EXIT_OK
+
+
+def _run(
+    args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, sleep: Callable[[float], None], now: datetime
+) -> int:
+    config = load_config(args.config)
+    env = load_environment(environ, need_senders=not args.dry_run)
+    renderer = Renderer(config)
+    renderer.check()
+    services = build_services(config, env, dry_run=args.dry_run, sleep=sleep)
+    tick = Tick(
+        config=config,
+        services=services,
+        store=StateStore(args.state),
+        renderer=renderer,
+        now=now,
+        out=out,
+        dry_run=args.dry_run,
+    )
+    summary = tick.run()
+    out.write(format_summary(summary, args.dry_run))
+    return EXIT_ERROR if summary.errors else EXIT_OK
+
+
+def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Callable[[float], None]) -> Services:
+    """One wait budget for the whole tick, shared by every client."""
+    budget = WaitBudget(config.triage.wait_budget_seconds)
+
+    def http(name: str, throttle: Throttle | None = None) -> HttpClient:
+        return HttpClient(name=name, secrets=env.secrets, budget=budget, throttle=throttle, sleep=sleep)
+
+    hightouch = HightouchClient(
+        http("Hightouch", Throttle(HIGHTOUCH_RATE, HIGHTOUCH_BURST, sleep=sleep)),
+        env.hightouch_api_url,
+        env.hightouch_api_key,
+    )
+    if dry_run:
+        return Services(hightouch=hightouch, slack=None, linear=None, app_url=env.hightouch_app_url)
+    return Services(
+        hightouch=hightouch,
+        slack=SlackClient(http("Slack"), env.slack_api_url, env.slack_bot_token),
+        linear=LinearClient(http("Linear"), env.linear_api_url, env.linear_api_key),
+        app_url=env.hightouch_app_url,
+    )
+
+
+def _secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
+    names = ("HIGHTOUCH_API_KEY", "SLACK_BOT_TOKEN", "LINEAR_API_KEY")
+    return tuple(v for v in (environ.get(n, "").strip() for n in names) if v)
+
+
+class _RedactSecrets(logging.Filter):
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self.secrets)
+        record.args = None
+        return True
+
+
+def _configure_logging(level: str, secrets: tuple[str, ...]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(_RedactSecrets(secrets))
+    root = logging.getLogger("triage")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def _error(message: str, secrets: tuple[str, ...]) -> None:
+    sys.stderr.write(f"error: {redact(message, secrets)}\n")

@@ -1,0 +1,254 @@
+"""One tick: fetch → decide → act → record, one sync at a time.
+
+Guarantees:
+- a sync's new state is recorded only after its Slack message went out, so
+  a failure to send means the alert is tried again next tick, and a recorded
+  alert is never sent again (the one message in flight at a crash is the only
+  at-least-once window);
+- a Linear step that fails leaves `linear_pending` recorded and is retried
+  next tick, searching again before any create;
+- rate limits past the wait budget defer the remaining syncs to the next
+  tick, where they go first; the tick still ends normally.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TextIO
+
+from dateutil import parser as dateparser
+
+from triage.config import Config
+from triage.decide import (
+    Alert,
+    SyncDecision,
+    TickContext,
+    decide_sync,
+    enough_runs,
+    linear_done,
+    never_ran_state,
+    plan_tick,
+)
+from triage.errors import ApiError, AuthError, RateLimited
+from triage.hightouch import HightouchClient
+from triage.linear import LinearClient, Team
+from triage.models import State, Sync, SyncState
+from triage.render import Renderer, TriageContext, build_context, sync_url
+from triage.slack import SlackClient
+from triage.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The clients a tick talks to. Slack and Linear are absent in a dry run."""
+
+    hightouch: HightouchClient
+    slack: SlackClient | None
+    linear: LinearClient | None
+    app_url: str
+
+
+@dataclass
+class TickSummary:
+    baseline: bool = False
+    listed: int = 0
+    disabled: int = 0
+    unchanged: int = 0
+    checked: int = 0
+    new_failures: int = 0
+    slack_sent: int = 0
+    linear_found: int = 0
+    linear_created: int = 0
+    deferred: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    listing_deferred: bool = False
+
+
+@dataclass
+class Tick:
+    config: Config
+    services: Services
+    store: StateStore
+    renderer: Renderer
+    now: datetime
+    out: TextIO
+    dry_run: bool = False
+    _team: Team | None = None
+    _unknown_logged: set[str] = field(default_factory=set)
+
+    def run(self) -> TickSummary:
+        state = self.store.load()
+        summary = TickSummary(baseline=state.is_baseline)
+        ctx = TickContext(baseline=state.is_baseline, previous_tick_at=_parse_time(state.last_tick_at))
+        try:
+            syncs = self.services.hightouch.list_syncs()
+        except RateLimited as exc:
+            # Nothing was done: the state stays as it is and the next tick starts over.
+            log.warning("%s", exc)
+            summary.listing_deferred = True
+            return summary
+
+        plan = plan_tick(syncs, state)
+        summary.listed = len(syncs)
+        summary.disabled = len(plan.disabled)
+        summary.unchanged = len(plan.unchanged) + len(plan.never_ran)
+        listed = {s.id for s in syncs}
+        for gone in [sync_id for sync_id in state.syncs if sync_id not in listed]:
+            del state.syncs[gone]  # deleted in Hightouch: nothing left to watch
+        for sync in plan.never_ran:
+            state.syncs[sync.id] = never_ran_state(sync)
+        for sync in plan.unchanged:
+            known = state.syncs[sync.id]
+            if known.name != sync.name:
+                state.syncs[sync.id] = replace(known, name=sync.name)
+
+        deferred: list[str] = []
+        try:
+            for index, sync in enumerate(plan.to_check):
+                try:
+                    self._handle(sync, state, ctx, summary)
+                except RateLimited as exc:
+                    log.warning("%s", exc)
+                    deferred = [s.id for s in plan.to_check[index:]]
+                    break
+                except AuthError:
+                    raise
+                except ApiError as exc:
+                    # This sync keeps its recorded state and is tried again next tick.
+                    summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
+                    log.error("sync %s (%s): %s", sync.name, sync.id, exc)
+        finally:
+            summary.deferred = deferred
+            if not self.dry_run:
+                state.last_tick_at = _iso(self.now)
+                if state.baseline_at is None:
+                    state.baseline_at = state.last_tick_at
+                state.deferred = deferred
+                self.store.save(state)
+        return summary
+
+    def _handle(self, sync: Sync, state: State, ctx: TickContext, summary: TickSummary) -> None:
+        known = state.syncs.get(sync.id)
+        runs = self.services.hightouch.list_runs(
+            sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
+        )
+        summary.checked += 1
+        decision = decide_sync(sync, runs, known, ctx, self.config)
+        self._log_unknown(sync, decision)
+
+        if decision.alert is not None:
+            summary.new_failures += decision.alert.new_failures
+            self._send_slack(self._context(decision.alert))
+            summary.slack_sent += 1
+        self._record(state, sync.id, decision.state)
+
+        if decision.escalation is not None:
+            identifier = self._escalate(self._context(decision.escalation), summary)
+            if identifier is not None:
+                self._record(state, sync.id, linear_done(decision.state, identifier))
+
+    def _record(self, state: State, sync_id: str, sync_state: SyncState) -> None:
+        if state.syncs.get(sync_id) == sync_state:
+            return
+        state.syncs[sync_id] = sync_state
+        if not self.dry_run:
+            self.store.record(sync_id, sync_state)
+
+    def _context(self, alert: Alert) -> TriageContext:
+        hightouch = self.services.hightouch
+        return build_context(
+            alert,
+            destination=hightouch.destination_name(alert.sync.destination_id),
+            model=hightouch.model_name(alert.sync.model_id),
+            url=sync_url(self.config, self.services.app_url, alert.sync.id),
+            config=self.config,
+        )
+
+    def _send_slack(self, ctx: TriageContext) -> None:
+        message = self.renderer.slack_message(ctx)
+        channel = self.config.slack.channel
+        if self.services.slack is None:
+            self._show(f"Slack message to {channel}", message.mrkdwn)
+            return
+        self.services.slack.post_message(channel, message.text, message.blocks)
+        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {channel}\n")
+
+    def _escalate(self, ctx: TriageContext, summary: TickSummary) -> str | None:
+        """Search first, every time; create only when no open issue names the sync."""
+        issue_text = self.renderer.linear_issue(ctx)
+        team_key = self.config.linear.team
+        linear = self.services.linear
+        if linear is None:
+            self._show(
+                f"Linear: search team {team_key} for an open issue naming {ctx.sync_name!r}; if none, create",
+                f"{issue_text.title}\n\n{issue_text.description}",
+            )
+            return None
+        if self._team is None:
+            self._team = linear.find_team(team_key)
+        existing = linear.find_open_issue(self._team, ctx.sync_name)
+        if existing is not None:
+            summary.linear_found += 1
+            self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {existing.identifier} already open\n")
+            return existing.identifier
+        created = linear.create_issue(
+            self._team, issue_text.title, issue_text.description, self.config.linear.priority_value
+        )
+        summary.linear_created += 1
+        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {created.identifier} created\n")
+        return created.identifier
+
+    def _show(self, heading: str, body: str) -> None:
+        self.out.write(f"\n--- [dry run] {heading} ---\n{body}\n")
+
+    def _log_unknown(self, sync: Sync, decision: SyncDecision) -> None:
+        for status in decision.unknown_statuses:
+            if status not in self._unknown_logged:
+                self._unknown_logged.add(status)
+                log.warning(
+                    "run status %r (first seen on sync %s) is unknown: a finished run with it counts as "
+                    "neither failure nor success, an unfinished one is judged later",
+                    status,
+                    sync.name,
+                )
+
+
+def format_summary(summary: TickSummary, dry_run: bool) -> str:
+    if summary.listing_deferred:
+        return "Tick deferred: Hightouch rate-limited the sync listing; the next tick starts over.\n"
+    lines = [
+        "Tick finished" + (" (dry run: nothing sent, no state written)" if dry_run else "") + ".",
+        f"  syncs: {summary.listed} listed, {summary.disabled} disabled (skipped), "
+        f"{summary.unchanged} unchanged, {summary.checked} checked",
+        f"  new failures: {summary.new_failures}; Slack messages sent: {summary.slack_sent}; "
+        f"Linear issues found: {summary.linear_found}, created: {summary.linear_created}",
+        f"  deferred by rate limits: {len(summary.deferred)}"
+        + (
+            f" ({', '.join(summary.deferred[:20])}{' …' if len(summary.deferred) > 20 else ''})"
+            if summary.deferred
+            else ""
+        ),
+    ]
+    if summary.baseline:
+        lines.insert(1, "  first tick: baseline recorded, no alerts sent")
+    if summary.errors:
+        lines.append(f"  errors: {len(summary.errors)} (those syncs are retried next tick)")
+        lines.extend(f"    - {e}" for e in summary.errors)
+    return "\n".join(lines) + "\n"
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return dateparser.isoparse(value)
+    except ValueError:
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
