@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m triage", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--log-level",
         default=os.environ.get("TRIAGE_LOG_LEVEL", "warning"),
         choices=["debug", "info", "warning", "error"],
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
+        parents=[common],
         help="one tick: check every sync, alert on new failures, escalate repeated ones",
         description="One tick: list syncs, find runs that newly failed, post to Slack, open Linear issues "
         "for syncs failing repeatedly, and save state. Exit 0 when the tick finished (also when rate "
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser(
         "validate",
+        parents=[common],
         help="check config.yaml and render every template with sample data",
         description="Check config.yaml and render every template once with sample data. "
         "Exit 0 when both are valid, 2 otherwise. Needs no credentials.",

@@ -1,0 +1,263 @@
+"""The rules of a tick, as plain data in and decisions out (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tests.factories import BASELINE, at, config, known, run, steady, sync
+from triage.decide import Outcome, decide_sync, enough_runs, outcome, plan_tick
+from triage.models import Run, State, SyncState
+
+
+def test_baseline_on_first_tick_sends_nothing_and_records_cursor_and_count() -> None:
+    runs = [run(1, "success"), run(2, "failed"), run(3, "failed"), run(4, "failed")]
+    decision = decide_sync(sync(), runs, None, BASELINE, config())
+    assert decision.alert is None
+    assert decision.escalation is None
+    assert decision.state.cursor_run_id == "4"
+    assert decision.state.consecutive_failures == 3
+    assert decision.state.last_run_at == sync().last_run_at
+
+
+def test_new_failed_run_gives_one_slack_alert() -> None:
+    runs = [run(1, "success"), run(2, "failed", error="Salesforce said no")]
+    decision = decide_sync(sync(), runs, known(1), steady(), config())
+    assert decision.alert is not None
+    assert decision.alert.run.id == "2"
+    assert decision.alert.new_failures == 1
+    assert decision.alert.run.error == "Salesforce said no"
+    assert decision.state.cursor_run_id == "2"
+
+
+def test_same_runs_again_give_nothing() -> None:
+    runs = [run(1, "success"), run(2, "failed")]
+    first = decide_sync(sync(), runs, known(1), steady(), config())
+    again = decide_sync(sync(), runs, first.state, steady(10), config())
+    assert again.alert is None
+    assert again.escalation is None
+    assert again.state == first.state
+
+
+def test_two_new_failures_in_one_tick_give_one_message_that_says_two() -> None:
+    runs = [run(1, "success"), run(2, "failed"), run(3, "failed", error="newest")]
+    decision = decide_sync(sync(), runs, known(1), steady(), config())
+    assert decision.alert is not None
+    assert decision.alert.new_failures == 2
+    assert decision.alert.run.id == "3"  # the context is the newest failure's
+    assert decision.alert.run.error == "newest"
+
+
+def test_third_consecutive_failure_escalates_to_linear() -> None:
+    runs = [run(1, "failed"), run(2, "failed"), run(3, "failed")]
+    decision = decide_sync(sync(), runs, known(2, failures=2), steady(), config(threshold=3))
+    assert decision.state.consecutive_failures == 3
+    assert decision.alert is not None
+    assert decision.escalation is not None
+    assert decision.state.linear_pending is True  # cleared only once the Linear step succeeded
+
+
+def test_single_failure_after_successes_pings_slack_only() -> None:
+    runs = [run(1, "success"), run(2, "success"), run(3, "failed")]
+    decision = decide_sync(sync(), runs, known(2), steady(), config())
+    assert decision.alert is not None
+    assert decision.escalation is None
+    assert decision.state.consecutive_failures == 1
+
+
+def test_success_resets_the_count() -> None:
+    runs = [run(1, "failed"), run(2, "failed"), run(3, "success")]
+    decision = decide_sync(sync(), runs, known(2, failures=2), steady(), config())
+    assert decision.state.consecutive_failures == 0
+    assert decision.alert is None
+
+
+def test_warning_counts_as_success() -> None:
+    decision = decide_sync(sync(), [run(1, "failed"), run(2, "warning")], known(1, failures=4), steady(), config())
+    assert decision.state.consecutive_failures == 0
+
+
+def test_cancelled_run_leaves_the_count() -> None:
+    runs = [run(1, "failed"), run(2, "failed"), run(3, "cancelled")]
+    decision = decide_sync(sync(), runs, known(2, failures=2), steady(), config())
+    assert decision.state.consecutive_failures == 2
+    assert decision.state.cursor_run_id == "3"
+    assert decision.alert is None
+
+
+def test_cancelled_between_failures_still_reaches_the_threshold() -> None:
+    runs = [run(1, "failed"), run(2, "failed"), run(3, "cancelled"), run(4, "failed")]
+    decision = decide_sync(sync(), runs, known(2, failures=2), steady(), config(threshold=3))
+    assert decision.state.consecutive_failures == 3
+    assert decision.escalation is not None
+
+
+def test_disabled_sync_gets_no_runs_request_and_no_action() -> None:
+    paused = sync("7", disabled=True, last_run_at="2026-11-23T09:00:00Z")
+    plan = plan_tick([paused], State(baseline_at="x", syncs={"7": known(1)}))
+    assert plan.to_check == []
+    assert plan.disabled == [paused]
+
+
+def test_sync_whose_last_run_at_did_not_change_gets_no_runs_request() -> None:
+    remembered = replace(known(5), last_run_at="2026-11-23T09:00:00Z")
+    same = sync("1", last_run_at="2026-11-23T09:00:00Z")
+    moved = sync("2", last_run_at="2026-11-23T09:15:00Z")
+    plan = plan_tick([same, moved], State(baseline_at="x", syncs={"1": remembered, "2": remembered}))
+    assert plan.unchanged == [same]
+    assert plan.to_check == [moved]
+
+
+def test_unchanged_sync_with_a_pending_run_is_checked_again() -> None:
+    remembered = replace(known(5), last_run_at="2026-11-23T09:00:00Z", pending_run_id="6")
+    plan = plan_tick([sync("1", last_run_at="2026-11-23T09:00:00Z")], State(baseline_at="x", syncs={"1": remembered}))
+    assert [s.id for s in plan.to_check] == ["1"]
+
+
+def test_unchanged_sync_with_a_pending_linear_step_is_checked_again() -> None:
+    remembered = replace(known(5, failures=3), last_run_at="2026-11-23T09:00:00Z", linear_pending=True)
+    plan = plan_tick([sync("1", last_run_at="2026-11-23T09:00:00Z")], State(baseline_at="x", syncs={"1": remembered}))
+    assert [s.id for s in plan.to_check] == ["1"]
+
+
+def test_syncs_deferred_last_tick_go_first() -> None:
+    syncs = [sync(str(i), last_run_at=f"2026-11-23T09:0{i}:00Z") for i in range(1, 5)]
+    plan = plan_tick(syncs, State(baseline_at="x", deferred=["3", "4"]))
+    assert [s.id for s in plan.to_check] == ["3", "4", "1", "2"]
+
+
+def test_sync_that_never_ran_is_remembered_without_a_runs_request() -> None:
+    plan = plan_tick([sync("9", last_run_at=None)], State(baseline_at="x"))
+    assert plan.to_check == []
+    assert [s.id for s in plan.never_ran] == ["9"]
+
+
+def test_run_still_processing_is_alerted_at_the_next_tick_exactly_once() -> None:
+    cfg = config()
+    first = decide_sync(sync(), [run(1, "success"), run(2, "processing")], known(1), steady(), cfg)
+    assert first.alert is None
+    assert first.state.cursor_run_id == "1"
+    assert first.state.pending_run_id == "2"
+
+    second = decide_sync(sync(), [run(1, "success"), run(2, "failed")], first.state, steady(15), cfg)
+    assert second.alert is not None and second.alert.run.id == "2"
+    assert second.state.pending_run_id is None
+
+    third = decide_sync(sync(), [run(1, "success"), run(2, "failed")], second.state, steady(30), cfg)
+    assert third.alert is None
+
+
+def test_handling_stops_at_the_first_unsettled_run() -> None:
+    runs = [run(1, "success"), run(2, "querying"), run(3, "failed")]
+    decision = decide_sync(sync(), runs, known(1), steady(), config())
+    assert decision.alert is None
+    assert decision.state.cursor_run_id == "1"
+    assert decision.state.pending_run_id == "2"
+
+
+def test_sync_created_after_the_baseline_with_a_failed_run_is_alerted() -> None:
+    # The previous tick ran at minute 100; the sync's runs all came after it.
+    runs = [run(101, "success"), run(102, "failed")]
+    decision = decide_sync(sync("55"), runs, None, steady(previous_tick=100), config())
+    assert decision.alert is not None
+    assert decision.alert.run.id == "102"
+
+
+def test_sync_first_seen_later_treats_runs_before_the_previous_tick_as_baseline() -> None:
+    runs = [run(10, "failed"), run(20, "failed"), run(120, "failed")]
+    decision = decide_sync(sync("55"), runs, None, steady(previous_tick=100), config())
+    assert decision.alert is not None
+    assert decision.alert.new_failures == 1
+    assert decision.alert.run.id == "120"
+    assert decision.state.consecutive_failures == 3
+
+
+def test_runs_are_sorted_locally_whatever_the_api_order() -> None:
+    runs = [run(3, "failed"), run(1, "success"), run(2, "success")]
+    decision = decide_sync(sync(), runs, known(1), steady(), config())
+    assert decision.alert is not None and decision.alert.run.id == "3"
+    assert decision.state.cursor_run_id == "3"
+    assert decision.state.consecutive_failures == 1
+
+
+def test_runs_with_equal_created_at_are_ordered_by_numeric_id() -> None:
+    runs = [run(10, "success", minute=5), run(9, "failed", minute=5)]
+    decision = decide_sync(sync(), runs, known(8), steady(), config())
+    assert decision.state.cursor_run_id == "10"
+    assert decision.state.consecutive_failures == 0
+
+
+def test_finished_run_with_unknown_status_is_settled_but_not_a_failure() -> None:
+    odd = replace(run(2, "success"), status="completed_with_surprises")
+    decision = decide_sync(sync(), [run(1, "failed"), odd], known(1, failures=1), steady(), config())
+    assert decision.alert is None
+    assert decision.state.cursor_run_id == "2"
+    assert decision.state.consecutive_failures == 1
+    assert decision.unknown_statuses == ("completed_with_surprises",)
+
+
+def test_unfinished_run_with_unknown_status_is_not_settled() -> None:
+    odd = Run(id="2", status="warming_up", created_at=at(2))
+    assert outcome(odd, ("failed",)) is Outcome.UNSETTLED
+
+
+def test_aborted_counts_as_a_failure() -> None:
+    decision = decide_sync(sync(), [run(1, "success"), run(2, "aborted")], known(1), steady(), config())
+    assert decision.alert is not None
+
+
+def test_alert_carries_the_previous_runs_and_whether_they_all_failed() -> None:
+    runs = [run(i, "failed") for i in range(1, 8)]
+    decision = decide_sync(sync(), runs, known(6, failures=6), steady(), config(window=5))
+    assert decision.alert is not None
+    assert [r.id for r in decision.alert.previous_runs] == ["2", "3", "4", "5", "6"]
+    assert decision.alert.previous_all_failed is True
+
+    mixed = [run(1, "failed"), run(2, "success"), run(3, "failed")]
+    decision = decide_sync(sync(), mixed, known(2), steady(), config())
+    assert decision.alert is not None
+    assert decision.alert.previous_all_failed is False
+
+
+def test_missing_cursor_run_falls_back_to_numeric_ids() -> None:
+    runs = [run(5, "failed"), run(7, "failed")]  # run 6, the cursor, was deleted
+    decision = decide_sync(sync(), runs, known(6), steady(), config())
+    assert decision.alert is not None
+    assert decision.alert.new_failures == 1
+    assert decision.alert.run.id == "7"
+
+
+def test_failed_linear_step_is_retried_without_a_new_slack_message() -> None:
+    runs = [run(1, "failed"), run(2, "failed"), run(3, "failed")]
+    pending = replace(known(3, failures=3), linear_pending=True)
+    decision = decide_sync(sync(), runs, pending, steady(), config(threshold=3))
+    assert decision.alert is None
+    assert decision.escalation is not None
+    assert decision.escalation.run.id == "3"
+    assert decision.state.linear_pending is True
+
+
+def test_pending_linear_step_is_dropped_once_the_sync_recovers() -> None:
+    runs = [run(3, "failed"), run(4, "success")]
+    pending = replace(known(3, failures=3), linear_pending=True)
+    decision = decide_sync(sync(), runs, pending, steady(), config(threshold=3))
+    assert decision.escalation is None
+    assert decision.state.linear_pending is False
+
+
+def test_baseline_never_escalates_even_past_the_threshold() -> None:
+    runs = [run(i, "failed") for i in range(1, 6)]
+    decision = decide_sync(sync(), runs, None, BASELINE, config(threshold=3))
+    assert decision.escalation is None
+    assert decision.state.linear_pending is False
+
+
+def test_enough_runs_needs_the_cursor_and_the_history_window() -> None:
+    cfg = config(window=2)
+    remembered = known(5)
+    assert not enough_runs([run(8), run(7), run(6)], remembered, steady(), cfg)
+    assert not enough_runs([run(8), run(7), run(6), run(5)], remembered, steady(), cfg)
+    assert enough_runs([run(8), run(7), run(6), run(5), run(4)], remembered, steady(), cfg)
+
+
+def test_enough_runs_never_stops_early_when_nothing_was_settled_before() -> None:
+    assert not enough_runs([run(2), run(1)], SyncState(name="x"), steady(), config(window=1))

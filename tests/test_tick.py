@@ -1,0 +1,345 @@
+"""Whole ticks through the CLI entry point, against responses-mocked APIs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+import yaml
+
+from tests.fakes import ENV, World, reply
+from triage.cli import main
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, world: World, config_extra: str = "") -> None:
+        self.world = world
+        self.config = tmp_path / "config.yaml"
+        self.config.write_text("hightouch:\n  workspace_slug: acme\n" + config_extra)
+        self.state = tmp_path / "state" / "state.yaml"
+        self.ticks = 0
+        self.sleeps: list[float] = []
+
+    def tick(self, *extra: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+        out = io.StringIO()
+        now = START + timedelta(minutes=15 * self.ticks)
+        self.ticks += 1
+        code = main(
+            ["run", "--config", str(self.config), "--state", str(self.state), *extra],
+            environ=env or ENV,
+            stdout=out,
+            sleep=self.sleeps.append,
+            now=lambda: now,
+        )
+        return code, out.getvalue()
+
+    def saved(self) -> dict[str, Any]:
+        return dict(yaml.safe_load(self.state.read_text()))
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    w = World()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w.register(rsps)
+        yield w
+
+
+def test_four_ticks_baseline_flake_escalation_then_existing_issue(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "salesforce-contacts")
+    ht.add_sync("2", "hubspot-deals")
+    ht.add_sync("3", "iterable-users", disabled=True)
+    ht.add_run("1", 101, "success", minute=1)
+    ht.add_run("1", 102, "success", minute=2)
+    ht.add_run("2", 201, "success", minute=1)
+    ht.add_run("3", 301, "failed", minute=1)
+    h = Harness(tmp_path, world)
+
+    # Tick 1: baseline. Runs of enabled syncs read, nothing sent.
+    code, out = h.tick()
+    assert code == 0, out
+    assert "baseline" in out
+    assert ht.requests == ["GET /syncs?offset=0", "GET /syncs/1/runs?offset=0", "GET /syncs/2/runs?offset=0"]
+    assert world.slack.messages == [] and world.linear.calls == []
+    state = h.saved()
+    assert state["version"] == 1
+    assert state["baseline_at"] == "2026-11-23T09:00:00Z"
+    assert state["syncs"]["1"]["cursor_run_id"] == "102"
+    assert state["syncs"]["1"]["consecutive_failures"] == 0
+    assert "3" not in state["syncs"]  # disabled: never looked at
+
+    # Tick 2: a one-off failure of sync 1 pings Slack only. Sync 2 did not run: no runs request.
+    ht.requests.clear()
+    ht.add_run("1", 103, "failed", minute=20, error="INVALID_EMAIL_ADDRESS on 3 rows")
+    code, out = h.tick()
+    assert code == 0, out
+    assert ht.requests == [
+        "GET /syncs?offset=0",
+        "GET /syncs/1/runs?offset=0",
+        "GET /destinations/10",
+        "GET /models/20",
+    ]
+    assert len(world.slack.messages) == 1
+    message = world.slack.messages[0]
+    assert message["channel"] == "#data-alerts"
+    assert message["link_names"] is False and message["unfurl_links"] is False
+    text = world.slack.texts()[0]
+    assert "salesforce-contacts" in text
+    assert "https://app.hightouch.test/acme/syncs/1" in text
+    assert "INVALID_EMAIL_ADDRESS on 3 rows" in text
+    assert world.linear.calls == []
+    assert h.saved()["syncs"]["1"]["consecutive_failures"] == 1
+    assert h.saved()["syncs"]["1"]["cursor_run_id"] == "103"
+
+    # Tick 3: two more failures: one message saying 2, then Linear search and create.
+    ht.add_run("1", 104, "failed", minute=35)
+    ht.add_run("1", 105, "failed", minute=40)
+    code, out = h.tick()
+    assert code == 0, out
+    assert len(world.slack.messages) == 2
+    assert "2 new failed runs" in world.slack.texts()[1]
+    assert world.linear.operations() == ["teams", "issues", "issueCreate"]
+    created = world.linear.calls[2][1]["input"]
+    assert created["title"] == "Hightouch sync salesforce-contacts failing repeatedly"
+    assert created["priority"] == 2
+    assert created["teamId"] == "team-1"
+    assert "Salesforce Production" in created["description"]
+    assert "Active contacts" in created["description"]
+    state = h.saved()["syncs"]["1"]
+    assert state["consecutive_failures"] == 3
+    assert state["linear_issue"] == "DATA-1"
+    assert "linear_pending" not in state
+
+    # Tick 4: a fourth failure finds the open issue: Slack again, no second issue.
+    ht.add_run("1", 106, "failed", minute=50)
+    code, out = h.tick()
+    assert code == 0, out
+    assert len(world.slack.messages) == 3
+    assert world.linear.operations()[3:] == ["teams", "issues"]
+    assert len(world.linear.issues) == 1
+    assert h.saved()["syncs"]["1"]["consecutive_failures"] == 4
+    assert "found: 1" in out
+
+    # Tick 5: nothing new: no runs requests, nothing sent.
+    ht.requests.clear()
+    code, _ = h.tick()
+    assert code == 0
+    assert ht.runs_requests() == []
+    assert len(world.slack.messages) == 3
+
+
+def test_existing_open_issue_means_no_create_but_slack_is_still_sent(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "salesforce-contacts")
+    ht.add_run("1", 101, "failed", minute=1)
+    ht.add_run("1", 102, "failed", minute=2)
+    world.linear.open_issue("Salesforce contacts broken", "The sync salesforce-contacts keeps failing")
+    h = Harness(tmp_path, world)
+    h.tick()
+    ht.add_run("1", 103, "failed", minute=20)
+    code, out = h.tick()
+    assert code == 0, out
+    assert len(world.slack.messages) == 1
+    assert world.linear.operations() == ["teams", "issues"]
+    assert h.saved()["syncs"]["1"]["linear_issue"] == "DATA-1"
+
+
+def test_closed_issue_does_not_count_and_a_new_one_is_created(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "salesforce-contacts")
+    for run_id in (101, 102):
+        ht.add_run("1", run_id, "failed", minute=run_id - 100)
+    world.linear.open_issue("Hightouch sync salesforce-contacts failing repeatedly", state="completed")
+    h = Harness(tmp_path, world)
+    h.tick()
+    ht.add_run("1", 103, "failed", minute=20)
+    h.tick()
+    assert world.linear.operations() == ["teams", "issues", "issueCreate"]
+
+
+def test_issue_naming_a_longer_sync_name_is_not_a_match(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "contacts")
+    for run_id in (101, 102):
+        ht.add_run("1", run_id, "failed", minute=run_id - 100)
+    world.linear.open_issue("Hightouch sync salesforce-contacts failing repeatedly")
+    h = Harness(tmp_path, world)
+    h.tick()
+    ht.add_run("1", 103, "failed", minute=20)
+    h.tick()
+    assert world.linear.operations()[-1] == "issueCreate"
+
+
+def test_rate_limit_past_the_budget_defers_the_rest_and_the_next_tick_finishes(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    for sync_id in ("1", "2", "3"):
+        ht.add_sync(sync_id, f"sync-{sync_id}")
+        ht.add_run(sync_id, int(sync_id) * 100, "success", minute=1)
+    h = Harness(tmp_path, world, "triage:\n  wait_budget_seconds: 30\n")
+    h.tick()
+    for sync_id in ("1", "2", "3"):
+        ht.add_run(sync_id, int(sync_id) * 100 + 1, "failed", minute=20)
+    ht.faults["/syncs/2/runs"] = [reply(429, {"error": "rate limited"}, {"Retry-After": "600"})]
+
+    code, out = h.tick()
+    assert code == 0, out
+    assert "deferred by rate limits: 2 (2, 3)" in out
+    assert [m["blocks"][0]["text"]["text"] for m in world.slack.messages] == [
+        world.slack.messages[0]["blocks"][0]["text"]["text"]
+    ]
+    assert "sync-1" in world.slack.texts()[0]
+    saved = h.saved()
+    assert saved["syncs"]["1"]["cursor_run_id"] == "101"
+    assert saved["syncs"]["2"]["cursor_run_id"] == "200"
+    assert saved["deferred"] == ["2", "3"]
+    assert h.sleeps == [] or max(h.sleeps) < 30  # never waited out the 600 s
+
+    ht.requests.clear()
+    code, out = h.tick()
+    assert code == 0, out
+    assert ht.runs_requests()[:2] == ["GET /syncs/2/runs?offset=0", "GET /syncs/3/runs?offset=0"]
+    names = sorted(t.split("|", 1)[1].split(">", 1)[0] for t in world.slack.texts())
+    assert names == ["sync-1", "sync-2", "sync-3"]  # each alerted exactly once
+    assert "deferred" not in h.saved()
+
+
+def test_short_429_without_retry_after_is_waited_out_within_the_budget(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.add_run("1", 100, "success")
+    ht.faults["/syncs"] = [reply(429, {"error": "rate limited"})]
+    h = Harness(tmp_path, world)
+    code, out = h.tick()
+    assert code == 0, out
+    assert len(h.sleeps) >= 1
+    assert h.saved()["syncs"]["1"]["cursor_run_id"] == "100"
+
+
+def test_rate_limited_sync_listing_defers_the_whole_tick_and_writes_nothing(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.faults["/syncs"] = [reply(429, {"error": "rate limited"}, {"Retry-After": "3600"})]
+    h = Harness(tmp_path, world)
+    code, out = h.tick()
+    assert code == 0
+    assert "Tick deferred" in out
+    assert not h.state.exists()
+
+
+def test_slack_failure_keeps_the_cursor_so_the_alert_is_sent_next_tick(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.add_run("1", 100, "success")
+    h = Harness(tmp_path, world)
+    h.tick()
+    ht.add_run("1", 101, "failed", minute=20)
+    world.slack.errors = ["fatal_error"]
+    code, out = h.tick()
+    assert code == 1
+    assert "sync-1" in out and "fatal_error" in out
+    assert h.saved()["syncs"]["1"]["cursor_run_id"] == "100"
+    code, _ = h.tick()
+    assert code == 0
+    assert len(world.slack.messages) == 1
+    code, _ = h.tick()
+    assert len(world.slack.messages) == 1
+
+
+def test_failed_linear_step_is_retried_next_tick_without_a_second_slack_message(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.add_run("1", 100, "failed")
+    ht.add_run("1", 101, "failed", minute=1)
+    h = Harness(tmp_path, world)
+    h.tick()
+    ht.add_run("1", 102, "failed", minute=20)
+    world.linear.fail_next = [reply(200, {"errors": [{"message": "boom", "extensions": {"type": "internal error"}}]})]
+    code, _ = h.tick()
+    assert code == 1
+    assert len(world.slack.messages) == 1
+    saved = h.saved()["syncs"]["1"]
+    assert saved["linear_pending"] is True
+    assert saved["cursor_run_id"] == "102"
+
+    code, out = h.tick()
+    assert code == 0, out
+    assert len(world.slack.messages) == 1
+    assert world.linear.operations()[-1] == "issueCreate"
+    assert "linear_pending" not in h.saved()["syncs"]["1"]
+
+
+def test_slack_channel_error_stops_the_tick_naming_the_channel(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.add_run("1", 100, "success")
+    h = Harness(tmp_path, world, 'slack:\n  channel: "#nowhere"\n')
+    h.tick()
+    ht.add_run("1", 101, "failed", minute=20)
+    world.slack.errors = ["channel_not_found"]
+    code, _ = h.tick()
+    assert code == 2
+    assert "'#nowhere'" in capsys.readouterr().err
+    assert h.saved()["syncs"]["1"]["cursor_run_id"] == "100"
+
+
+def test_dry_run_prints_what_it_would_send_and_writes_nothing(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.add_run("1", 100, "failed")
+    ht.add_run("1", 101, "failed", minute=1)
+    h = Harness(tmp_path, world)
+    h.tick()
+    before = h.state.read_text()
+    ht.add_run("1", 102, "failed", minute=20)
+    env = {k: v for k, v in ENV.items() if k not in ("SLACK_BOT_TOKEN", "LINEAR_API_KEY")}
+    code, out = h.tick("--dry-run", env=env)
+    assert code == 0, out
+    assert "[dry run] Slack message to #data-alerts" in out
+    assert "Hightouch sync sync-1 failing repeatedly" in out
+    assert world.slack.messages == [] and world.linear.calls == []
+    assert h.state.read_text() == before
+    assert not h.state.with_suffix(".journal").exists()
+
+
+def test_bad_credentials_stop_the_tick_with_exit_1(tmp_path: Path, world: World) -> None:
+    world.hightouch.add_sync("1", "sync-1")
+    h = Harness(tmp_path, world)
+    code, _ = h.tick(env={**ENV, "HIGHTOUCH_API_KEY": "wrong"})
+    assert code == 1
+    assert not h.state.exists()
+
+
+def test_secrets_never_appear_in_output_logs_or_state(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.add_run("1", 100, "failed")
+    ht.add_run("1", 101, "failed", minute=1)
+    h = Harness(tmp_path, world)
+    outputs = [h.tick("--log-level", "debug")[1]]
+    ht.add_run("1", 102, "failed", minute=20)
+    world.slack.errors = ["invalid_auth"]
+    outputs.append(h.tick("--log-level", "debug")[1])
+    world.linear.fail_next = [
+        reply(401, {"errors": [{"message": "bad key", "extensions": {"type": "authentication error"}}]})
+    ]
+    outputs.append(h.tick("--log-level", "debug")[1])
+    ht.faults["/syncs"] = [reply(500, {"message": "down"})] * 10
+    outputs.append(h.tick("--log-level", "debug")[1])
+    outputs.append(h.tick("--log-level", "debug", env={**ENV, "HIGHTOUCH_API_KEY": "ht-wrong-secret-value"})[1])
+    captured = capsys.readouterr()
+    everything = "\n".join([*outputs, captured.out, captured.err, h.state.read_text()])
+    assert "error" in everything  # the failures were reported...
+    for secret in (ENV["HIGHTOUCH_API_KEY"], ENV["SLACK_BOT_TOKEN"], ENV["LINEAR_API_KEY"], "ht-wrong-secret-value"):
+        assert secret not in everything  # ...without the secrets
