@@ -185,7 +185,8 @@ class FakeLinear:
             )
         if operation == "teams":
             key = variables["key"]
-            nodes = [self.team] if key in (self.team["key"], self.team["name"]) else []
+            matches = key == self.team["key"] or key.lower() == self.team["name"].lower()
+            nodes = [self.team] if matches else []
             return reply(200, {"data": {"teams": {"nodes": nodes}}})
         if operation == "issues":
             name = variables["name"].lower()

@@ -1,0 +1,106 @@
+"""Exit codes and messages of the command line for bad input."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import ENV
+from triage.cli import main
+from triage.config import load_config
+
+GOOD = Path(__file__).resolve().parent.parent / "config.yaml"
+
+
+def run_cli(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), environ=ENV if env is None else env, stdout=out, sleep=lambda s: None)
+    return code, out.getvalue()
+
+
+def test_shipped_config_is_valid_and_holds_the_documented_defaults() -> None:
+    config = load_config(GOOD)
+    assert config.slack.channel == "#data-alerts"
+    assert config.linear.team == "DATA"
+    assert config.linear.escalation_threshold == 3
+    assert config.linear.priority_value == 2
+    assert config.triage.failure_statuses == ("failed", "interrupted", "aborted")
+    assert config.triage.history_window == 5
+
+
+def test_validate_accepts_the_shipped_config() -> None:
+    code, out = run_cli("validate", "--config", str(GOOD), env={})
+    assert code == 0
+    assert "valid" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("slack:\n  channnel: '#x'\n", r"config.yaml:2: slack.channnel: unknown key"),
+        ("linear:\n  escalation_threshold: three\n", r"config.yaml:2: linear.escalation_threshold: expected a whole"),
+        ("triage:\n  failure_statuses: failed\n", r"config.yaml:2: triage.failure_statuses: expected a non-empty list"),
+        ("colour: blue\n", r"config.yaml:1: colour: unknown key"),
+        ("linear: [1, 2]\n", r"config.yaml:1: linear: expected a mapping"),
+        ("slack:\n  channel: '#x\n", r"config.yaml:\d+: not valid YAML"),
+    ],
+)
+def test_bad_config_exits_2_naming_file_line_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    code, _ = run_cli("run", "--config", str(path), "--state", str(tmp_path / "s.yaml"))
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_missing_config_file_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli("run", "--config", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    assert "nope.yaml: config file not found" in capsys.readouterr().err
+
+
+def test_missing_api_key_exits_2_naming_the_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {k: v for k, v in ENV.items() if k != "HIGHTOUCH_API_KEY"}
+    code, _ = run_cli("run", "--config", str(GOOD), env=env)
+    assert code == 2
+    assert "HIGHTOUCH_API_KEY" in capsys.readouterr().err
+
+
+def test_dry_run_needs_only_the_hightouch_key(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli("run", "--config", str(GOOD), env={})
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "SLACK_BOT_TOKEN" in err and "LINEAR_API_KEY" in err
+    code, _ = run_cli("run", "--dry-run", "--config", str(GOOD), env={})
+    err = capsys.readouterr().err
+    assert "SLACK_BOT_TOKEN" not in err and "HIGHTOUCH_API_KEY" in err
+
+
+def test_corrupt_state_exits_1_and_leaves_the_file_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state.yaml"
+    state.write_text("version: 1\nsyncs: {unclosed\n")
+    before = state.read_bytes()
+    code, _ = run_cli("run", "--config", str(GOOD), "--state", str(state))
+    assert code == 1
+    assert f"{state}:" in capsys.readouterr().err
+    assert state.read_bytes() == before
+
+
+def test_unknown_state_version_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state.yaml"
+    state.write_text("version: 9\nsyncs: {}\n")
+    code, _ = run_cli("run", "--config", str(GOOD), "--state", str(state))
+    assert code == 1
+    assert "unknown state version 9" in capsys.readouterr().err
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    code, _ = run_cli("explode")
+    assert code == 2

@@ -1,0 +1,263 @@
+"""The three API clients against responses-mocked endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import responses
+
+from tests.fakes import ENV, HT, LINEAR, SLACK, World, reply
+from triage.errors import ApiError, AuthError, BadRequestError, ConfigError, NotFoundError
+from triage.hightouch import HightouchClient
+from triage.http import HttpClient, RetryPolicy, WaitBudget
+from triage.linear import LinearClient, Team
+from triage.models import Run
+from triage.slack import SlackClient
+
+
+def http(name: str = "test") -> HttpClient:
+    return HttpClient(
+        name=name, secrets=[], budget=WaitBudget(60), policy=RetryPolicy(base_delay=0.01), sleep=lambda s: None
+    )
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    w = World()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        w.register(rsps)
+        yield w
+
+
+@pytest.fixture
+def hightouch() -> HightouchClient:
+    return HightouchClient(http(), HT, ENV["HIGHTOUCH_API_KEY"])
+
+
+# -- Hightouch ---------------------------------------------------------------
+
+
+def test_list_syncs_reads_every_page_with_the_bearer_header(world: World, hightouch: HightouchClient) -> None:
+    for i in range(250):
+        world.hightouch.add_sync(str(i), f"sync-{i}")
+    syncs = hightouch.list_syncs()
+    assert [s.id for s in syncs] == [str(i) for i in range(250)]
+    assert world.hightouch.requests == ["GET /syncs?offset=0", "GET /syncs?offset=100", "GET /syncs?offset=200"]
+
+
+def test_list_runs_reads_every_page_when_the_api_sends_oldest_first(world: World, hightouch: HightouchClient) -> None:
+    world.hightouch.newest_first = False
+    world.hightouch.add_sync("1", "s")
+    for run_id in range(1, 251):
+        world.hightouch.add_run("1", run_id, "success")
+    runs = hightouch.list_runs("1", enough=lambda runs: True)
+    assert len(runs) == 250
+    assert len(world.hightouch.runs_requests()) == 3
+
+
+def test_list_runs_stops_paging_once_enough_when_newest_first(world: World, hightouch: HightouchClient) -> None:
+    world.hightouch.add_sync("1", "s")
+    for run_id in range(1, 351):
+        world.hightouch.add_run("1", run_id, "success")
+
+    def reached_run_120(runs: list[Run]) -> bool:
+        return any(r.id == "120" for r in runs)
+
+    runs = hightouch.list_runs("1", enough=reached_run_120)
+    assert world.hightouch.runs_requests() == [
+        "GET /syncs/1/runs?offset=0",
+        "GET /syncs/1/runs?offset=100",
+        "GET /syncs/1/runs?offset=200",
+    ]
+    assert len(runs) == 300
+
+
+def test_destination_and_model_names_are_fetched_once_per_id(world: World, hightouch: HightouchClient) -> None:
+    world.hightouch.add_sync("1", "s")
+    for _ in range(3):
+        assert hightouch.destination_name("10") == "Salesforce Production"
+        assert hightouch.model_name("20") == "Active contacts"
+    assert world.hightouch.requests == ["GET /destinations/10", "GET /models/20"]
+
+
+def test_unknown_destination_is_named_not_fatal(world: World, hightouch: HightouchClient) -> None:
+    assert hightouch.destination_name("999") == "destination 999 (not found)"
+
+
+def test_runs_parse_tolerates_null_counts_numeric_ids_and_odd_items(hightouch: HightouchClient) -> None:
+    body = {
+        "data": [
+            {"id": 7, "status": "FAILED", "createdAt": "2026-11-23T06:00:00Z", "failedRows": {"addedCount": None}},
+            {"status": "failed"},  # no id: dropped
+            "garbage",
+            {"id": "8", "status": "success", "createdAt": "not a date"},
+        ],
+        "hasMore": False,
+    }
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{HT}/syncs/1/runs", json=body)
+        runs = hightouch.list_runs("1", enough=lambda runs: False)
+    assert [(r.id, r.status) for r in runs] == [("7", "failed"), ("8", "success")]
+    assert runs[0].failed.added is None
+    assert runs[1].created_at is None
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthError), (403, AuthError), (404, NotFoundError), (422, BadRequestError), (400, BadRequestError)],
+)
+def test_hightouch_http_errors_are_typed(hightouch: HightouchClient, status: int, error: type[Exception]) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{HT}/syncs", status=status, json={"message": "nope"})
+        with pytest.raises(error):
+            hightouch.list_syncs()
+
+
+def test_malformed_json_is_an_api_error(hightouch: HightouchClient) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{HT}/syncs", body="{not json")
+        with pytest.raises(ApiError, match="not valid JSON"):
+            hightouch.list_syncs()
+
+
+def test_server_errors_are_retried_then_reported(hightouch: HightouchClient) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{HT}/syncs", status=503)
+        with pytest.raises(ApiError, match="HTTP 503"):
+            hightouch.list_syncs()
+        assert len(rsps.calls) == RetryPolicy().max_attempts
+
+
+# -- Slack -------------------------------------------------------------------
+
+
+@pytest.fixture
+def slack() -> SlackClient:
+    return SlackClient(http(), SLACK, ENV["SLACK_BOT_TOKEN"])
+
+
+def test_post_message_sends_blocks_text_and_no_mention_parsing(world: World, slack: SlackClient) -> None:
+    posted = slack.post_message(
+        "#data-alerts", "fallback", [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}]
+    )
+    assert posted.ts.startswith("1700000000.")
+    sent = world.slack.messages[0]
+    assert sent["channel"] == "#data-alerts"
+    assert sent["text"] == "fallback"
+    assert sent["link_names"] is False
+    assert sent["unfurl_links"] is False and sent["unfurl_media"] is False
+
+
+@pytest.mark.parametrize("code", ["channel_not_found", "not_in_channel", "is_archived"])
+def test_channel_errors_name_the_channel(world: World, slack: SlackClient, code: str) -> None:
+    world.slack.errors = [code]
+    with pytest.raises(ConfigError, match=rf"'#data-alerts'.*{code}"):
+        slack.post_message("#data-alerts", "t", [])
+
+
+def test_invalid_auth_is_an_auth_error(world: World, slack: SlackClient) -> None:
+    world.slack.errors = ["invalid_auth"]
+    with pytest.raises(AuthError, match="SLACK_BOT_TOKEN"):
+        slack.post_message("#data-alerts", "t", [])
+
+
+def test_slack_500_is_not_retried_because_the_message_may_have_been_posted(slack: SlackClient) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{SLACK}/chat.postMessage", status=500, body="oops")
+        with pytest.raises(ApiError):
+            slack.post_message("#c", "t", [])
+        assert len(rsps.calls) == 1
+
+
+def test_slack_429_is_retried_because_nothing_was_posted(slack: SlackClient) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{SLACK}/chat.postMessage", status=429, headers={"Retry-After": "1"}, json={"ok": False})
+        rsps.post(f"{SLACK}/chat.postMessage", json={"ok": True, "channel": "C1", "ts": "1.2"})
+        assert slack.post_message("#c", "t", []).ts == "1.2"
+        assert len(rsps.calls) == 2
+
+
+# -- Linear ------------------------------------------------------------------
+
+TEAM = Team(id="team-1", key="DATA", name="Data")
+
+
+@pytest.fixture
+def linear() -> LinearClient:
+    return LinearClient(http(), LINEAR, ENV["LINEAR_API_KEY"])
+
+
+def test_linear_uses_the_bare_api_key_and_finds_the_team_by_key_or_name(world: World, linear: LinearClient) -> None:
+    assert linear.find_team("DATA") == TEAM
+    assert linear.find_team("data") == TEAM
+
+
+def test_unknown_team_is_a_config_error_naming_it(world: World, linear: LinearClient) -> None:
+    with pytest.raises(ConfigError, match=r"'NOPE'.*linear\.team"):
+        linear.find_team("NOPE")
+
+
+def test_issue_search_filters_by_team_and_open_states(linear: LinearClient) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(LINEAR, json={"data": {"issues": {"nodes": []}}})
+        assert linear.find_open_issue(TEAM, "salesforce-contacts") is None
+        sent = json.loads(rsps.calls[0].request.body)
+        assert rsps.calls[0].request.headers["Authorization"] == ENV["LINEAR_API_KEY"]
+    assert sent["variables"] == {"teamId": "team-1", "name": "salesforce-contacts"}
+    query = " ".join(sent["query"].split())
+    assert "team: {id: {eq: $teamId}}" in query
+    assert 'state: {type: {nin: ["completed", "canceled", "duplicate"]}}' in query
+    assert "containsIgnoreCase: $name" in query
+
+
+def test_issue_create_sends_priority_2_for_high(world: World, linear: LinearClient) -> None:
+    issue = linear.create_issue(TEAM, "Hightouch sync s failing repeatedly", "body", 2)
+    assert issue.identifier == "DATA-1"
+    op, variables = world.linear.calls[0]
+    assert op == "issueCreate"
+    assert variables["input"] == {
+        "teamId": "team-1",
+        "title": "Hightouch sync s failing repeatedly",
+        "description": "body",
+        "priority": 2,
+    }
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_graphql_errors_are_errors_whatever_the_http_status(linear: LinearClient, status: int) -> None:
+    body = {"errors": [{"message": "Argument Validation Error", "extensions": {"type": "invalid input"}}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(LINEAR, status=status, json=body)
+        with pytest.raises(ApiError, match="Argument Validation Error"):
+            linear.find_open_issue(TEAM, "s")
+
+
+def test_graphql_authentication_error_is_an_auth_error(linear: LinearClient) -> None:
+    body = {"errors": [{"message": "Authentication required", "extensions": {"type": "authentication error"}}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(LINEAR, status=400, json=body)
+        with pytest.raises(AuthError, match="LINEAR_API_KEY"):
+            linear.find_team("DATA")
+
+
+def test_issue_create_is_not_retried_on_a_server_error(linear: LinearClient) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(LINEAR, status=502, body="bad gateway")
+        with pytest.raises(ApiError):
+            linear.create_issue(TEAM, "t", "d", 2)
+        assert len(rsps.calls) == 1
+
+
+def test_issue_search_is_retried_on_a_server_error(linear: LinearClient) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(LINEAR, status=502, body="bad gateway")
+        rsps.post(LINEAR, json={"data": {"issues": {"nodes": []}}})
+        assert linear.find_open_issue(TEAM, "s") is None
+        assert len(rsps.calls) == 2
+
+
+def test_reply_helper_round_trips() -> None:
+    status, headers, body = reply(201, {"a": 1})
+    assert (status, headers["Content-Type"], json.loads(body)) == (201, "application/json", {"a": 1})

@@ -1,0 +1,96 @@
+"""The shared retry policy: whether to retry, how long to wait, how much waiting is left."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import requests
+import responses
+import urllib3
+
+from triage.errors import ApiError, RateLimited
+from triage.http import HttpClient, RetryPolicy, Throttle, WaitBudget, parse_retry_after, redact
+
+URL = "https://api.example.test/thing"
+
+
+def client(budget: float = 100, sleeps: list[float] | None = None) -> HttpClient:
+    record = sleeps if sleeps is not None else []
+    return HttpClient(
+        name="Svc", secrets=["s3cret"], budget=WaitBudget(budget), policy=RetryPolicy(), sleep=record.append
+    )
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    now = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("7") == 7
+    assert parse_retry_after("Mon, 23 Nov 2026 09:00:30 GMT", now=now) == 30
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
+    policy = RetryPolicy(base_delay=1, max_delay=8, jitter=0.5)
+    assert [policy.delay(n, None, rand=lambda: 0) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 8]
+    assert policy.delay(1, None, rand=lambda: 1) == 1.5
+    assert policy.delay(1, 20, rand=lambda: 0.5) == 20.5
+
+
+def test_budget_is_spent_and_refuses_past_the_end() -> None:
+    budget = WaitBudget(10)
+    assert budget.take(6)
+    assert not budget.take(5)
+    assert budget.take(4)
+    assert budget.left == 0
+
+
+def test_throttle_sleeps_once_the_burst_is_used() -> None:
+    sleeps: list[float] = []
+    throttle = Throttle(rate=10, burst=2, clock=lambda: 0.0, sleep=sleeps.append)
+    for _ in range(4):
+        throttle.acquire()
+    assert sleeps == pytest.approx([0.1, 0.2])
+
+
+def test_429_is_retried_honouring_retry_after() -> None:
+    sleeps: list[float] = []
+    with responses.RequestsMock() as rsps:
+        rsps.get(URL, status=429, headers={"Retry-After": "3"})
+        rsps.get(URL, json={"ok": 1})
+        response = client(sleeps=sleeps).request("GET", URL, endpoint="GET /thing", idempotent=True)
+    assert response.status_code == 200
+    assert len(sleeps) == 1 and 3 <= sleeps[0] < 4
+
+
+def test_429_past_the_budget_raises_rate_limited_without_waiting() -> None:
+    sleeps: list[float] = []
+    with responses.RequestsMock() as rsps:
+        rsps.get(URL, status=429, headers={"Retry-After": "500"})
+        with pytest.raises(RateLimited):
+            client(budget=60, sleeps=sleeps).request("GET", URL, endpoint="GET /thing", idempotent=True)
+    assert sleeps == []
+
+
+def test_connection_refused_is_retried_even_for_a_post() -> None:
+    with responses.RequestsMock() as rsps:
+        refused = requests.ConnectionError(
+            urllib3.exceptions.MaxRetryError(None, URL, urllib3.exceptions.NewConnectionError(None, "refused"))  # type: ignore[arg-type]
+        )
+        rsps.post(URL, body=refused)
+        rsps.post(URL, json={"ok": True})
+        response = client().request("POST", URL, endpoint="POST /thing", idempotent=False)
+    assert response.status_code == 200
+
+
+def test_read_timeout_on_a_post_is_not_retried() -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, body=requests.ReadTimeout("read timed out s3cret"))
+        with pytest.raises(ApiError, match="read timeout") as info:
+            client().request("POST", URL, endpoint="POST /thing", idempotent=False)
+        assert len(rsps.calls) == 1
+    assert "s3cret" not in str(info.value)
+
+
+def test_redact_hides_every_secret() -> None:
+    assert redact("token s3cret and s3cret", ["s3cret", ""]) == "token [redacted] and [redacted]"

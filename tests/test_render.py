@@ -1,0 +1,122 @@
+"""What people read: the Slack message and the Linear issue."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.factories import config, known, run, steady, sync
+from triage.decide import decide_sync
+from triage.errors import ConfigError
+from triage.render import (
+    SLACK_SECTION_LIMIT,
+    Renderer,
+    TriageContext,
+    build_context,
+    code_block,
+    markdown_escape,
+    slack_escape,
+)
+
+
+def context(
+    name: str = "salesforce-contacts", error: str = "Salesforce said: INVALID_EMAIL", **kw: object
+) -> TriageContext:
+    runs = [run(1, "success"), run(2, "failed"), run(3, "failed"), run(4, "failed", error=error)]
+    decision = decide_sync(sync(name=name), runs, known(1), steady(), config())
+    assert decision.alert is not None
+    return build_context(
+        decision.alert,
+        destination=str(kw.get("destination", "Salesforce Production")),
+        model=str(kw.get("model", "Active contacts")),
+        url="https://app.hightouch.com/acme/syncs/1",
+        config=config(),
+    )
+
+
+def renderer(tmp_path: Path = Path(".")) -> Renderer:
+    return Renderer(config(base_dir=tmp_path))
+
+
+def test_slack_message_holds_everything_a_person_needs() -> None:
+    message = renderer().slack_message(context())
+    text = message.mrkdwn
+    assert "<https://app.hightouch.com/acme/syncs/1|salesforce-contacts>" in text
+    assert "Salesforce Production" in text
+    assert "Active contacts" in text
+    assert "3 rejected vs 10 added · 2 changed · 0 removed" in text
+    assert "Salesforce said: INVALID_EMAIL" in text
+    assert "(3 new failed runs since the last check)" in text
+    assert "✓ ✗ ✗" in text
+    assert "previous 3 also failing: *no*" in text
+    assert message.text.startswith(":red_circle: *Hightouch sync")
+    assert all(b["type"] == "section" for b in message.blocks)
+
+
+def test_name_that_tries_to_ping_the_channel_is_escaped() -> None:
+    ctx = context(name="<!channel> & co", error="<@U123> <https://evil|click>", destination="<!here>")
+    text = renderer().slack_message(ctx).mrkdwn
+    assert "&lt;!channel&gt; &amp; co" in text
+    assert "&lt;!here&gt;" in text
+    assert "&lt;@U123&gt; &lt;https://evil|click&gt;" in text
+    assert "<!channel>" not in text and "<!here>" not in text and "<@U123>" not in text
+
+
+def test_ten_thousand_character_error_is_cut_to_fit_a_section() -> None:
+    message = renderer().slack_message(context(error="x" * 10_000))
+    assert all(len(b["text"]["text"]) <= SLACK_SECTION_LIMIT for b in message.blocks)
+    assert "[cut: 8,500 more characters]" in message.mrkdwn
+    assert len(message.blocks) <= 50
+
+
+def test_error_full_of_ampersands_still_fits_every_section() -> None:
+    message = renderer().slack_message(context(error="&" * 10_000))
+    assert all(len(b["text"]["text"]) <= SLACK_SECTION_LIMIT for b in message.blocks)
+    assert all(not b["text"]["text"].endswith("&am") for b in message.blocks)
+
+
+def test_linear_issue_has_title_table_error_and_link() -> None:
+    issue = renderer().linear_issue(context(name="hubspot_deals|x"))
+    assert issue.title == "Hightouch sync hubspot_deals|x failing repeatedly"
+    assert "hubspot\\_deals\\|x" in issue.description
+    assert "[hubspot\\_deals\\|x](https://app.hightouch.com/acme/syncs/1)" in issue.description
+    assert "| Run | Status |" in issue.description
+    assert "| **4** | ✗ failed |" in issue.description
+    assert "```text\nSalesforce said: INVALID_EMAIL\n```" in issue.description
+    assert "Salesforce Production" in issue.description
+
+
+def test_markdown_helpers_keep_values_inert() -> None:
+    assert markdown_escape("a|b *c*\nd") == "a\\|b \\*c\\* d"
+    assert code_block("has ``` inside") == "````text\nhas ``` inside\n````"
+    assert slack_escape("a&b<c>") == "a&amp;b&lt;c&gt;"
+
+
+def test_template_override_beside_the_config_wins(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "linear_title.txt.j2").write_text("Sync {{ sync_name }} is on fire\n")
+    assert renderer(tmp_path).linear_issue(context()).title == "Sync salesforce-contacts is on fire"
+
+
+def test_broken_template_is_a_config_error_naming_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "slack_message.md.j2").write_text("fine\n{% if %}\n")
+    with pytest.raises(ConfigError, match=r"slack_message.md.j2:2: template error"):
+        renderer(tmp_path).check()
+
+
+def test_template_naming_an_unknown_value_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "linear_title.txt.j2").write_text("{{ sync_nmae }}\n")
+    with pytest.raises(ConfigError, match=r"linear_title\.txt\.j2.*sync_nmae"):
+        renderer(tmp_path).check()
+
+
+def test_missing_row_counts_show_as_not_available() -> None:
+    runs = [run(1, "success"), replace(run(2, "failed"), failed=replace(run(2).failed, added=None))]
+    decision = decide_sync(sync(), runs, known(1), steady(), config())
+    assert decision.alert is not None
+    ctx = build_context(decision.alert, destination="d", model="m", url="u", config=config())
+    assert ctx.run.rejected == "n/a"

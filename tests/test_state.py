@@ -1,0 +1,120 @@
+"""The state file and its journal: durable per sync, atomic per tick, never silently replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from triage.errors import StateError
+from triage.models import State, SyncState
+from triage.state import StateStore, dump_state
+
+
+def sample() -> State:
+    return State(
+        baseline_at="2026-11-23T06:45:00Z",
+        last_tick_at="2026-11-23T09:15:00Z",
+        syncs={
+            "1234": SyncState(
+                name="salesforce-contacts",
+                cursor_run_id="98765",
+                last_run_at="2026-11-23T09:02:11Z",
+                consecutive_failures=2,
+                linear_issue="DATA-42",
+            ),
+            "99": SyncState(name="hubspot", cursor_run_id="5", last_run_at="2026-11-23T08:00:00Z"),
+        },
+    )
+
+
+def test_round_trip_keeps_everything(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.yaml")
+    store.save(sample())
+    assert store.load() == sample()
+
+
+def test_file_matches_the_documented_format_sorted_and_compact(tmp_path: Path) -> None:
+    text = dump_state(sample())
+    doc = yaml.safe_load(text)
+    assert doc["version"] == 1
+    assert list(doc["syncs"]) == ["1234", "99"]
+    assert doc["syncs"]["1234"] == {
+        "name": "salesforce-contacts",
+        "cursor_run_id": "98765",
+        "last_run_at": "2026-11-23T09:02:11Z",
+        "consecutive_failures": 2,
+        "linear_issue": "DATA-42",
+    }
+    assert "linear_pending" not in text and "pending_run_id" not in text
+    assert "'1234':" in text  # ids stay strings
+
+
+def test_recorded_sync_survives_a_crash_before_the_final_save(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.yaml")
+    store.save(sample())
+    store.record("1234", SyncState(name="salesforce-contacts", cursor_run_id="98770", consecutive_failures=3))
+    # ... the process dies here; the next tick loads:
+    loaded = StateStore(tmp_path / "state.yaml").load()
+    assert loaded.syncs["1234"].cursor_run_id == "98770"
+    assert loaded.syncs["99"] == sample().syncs["99"]
+
+
+def test_save_folds_the_journal_away(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.yaml")
+    store.record("1", SyncState(name="a"))
+    assert store.journal_path.exists()
+    store.save(store.load())
+    assert not store.journal_path.exists()
+    assert store.load().syncs["1"].name == "a"
+
+
+def test_torn_last_journal_line_is_ignored(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.yaml")
+    store.record("1", SyncState(name="a", cursor_run_id="7"))
+    with open(store.journal_path, "a") as journal:
+        journal.write('{"sync_id": "2", "state": {"na')
+    assert store.load().syncs == {"1": SyncState(name="a", cursor_run_id="7")}
+
+
+def test_corrupt_journal_line_in_the_middle_is_an_error(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.yaml")
+    store.journal_path.write_text("garbage\n" + '{"sync_id": "1", "state": {"name": "a"}}\n')
+    with pytest.raises(StateError, match=r"state.journal:1"):
+        store.load()
+
+
+def test_no_state_file_means_baseline(tmp_path: Path) -> None:
+    assert StateStore(tmp_path / "state.yaml").load().is_baseline
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 1\nsyncs: [\n", "not valid YAML"),
+        ("version: 2\nsyncs: {}\n", "unknown state version 2"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("version: 1\nsyncs:\n  '1': {name: a, consecutive_failures: -1}\n", "consecutive_failures"),
+        ("version: 1\nsyncs:\n  '1': {name: a, colour: red}\n", "unknown keys"),
+    ],
+)
+def test_bad_state_file_is_an_error_and_stays_untouched(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text(text)
+    with pytest.raises(StateError, match=message):
+        StateStore(path).load()
+    assert path.read_text() == text
+
+
+def test_save_leaves_no_temp_files(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.yaml")
+    store.save(sample())
+    store.save(sample())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.yaml"]
+
+
+def test_unquoted_timestamps_written_by_hand_are_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text("version: 1\nlast_tick_at: 2026-11-23T09:15:00Z\nsyncs: {}\n")
+    assert StateStore(path).load().last_tick_at == "2026-11-23T09:15:00Z"
