@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TextIO
 
 from triage.config import Config, Environment, load_config, load_environment
+from triage.demo import run_demo
 from triage.errors import ConfigError, StateError, TriageError, UsageError
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
 from triage.render import Renderer
+from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
 from triage.slack import SlackClient
 from triage.state import StateStore
 from triage.tick import Services, Tick, format_summary
@@ -84,6 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 when both are valid, 2 otherwise. Needs no credentials.",
     )
     validate.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="play a scripted story against the built-in sandbox (no credentials needed)",
+        description="Start the sandbox on 127.0.0.1, run several ticks of a scripted story in a temporary "
+        "directory, and print what Slack and Linear received. Needs no credentials and no network.",
+    )
+    demo.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo story)")
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        parents=[common],
+        help="run the local emulator of Hightouch, Slack and Linear",
+        description="Serve the emulator on 127.0.0.1 until interrupted, and print the environment variables "
+        "that point `run` and `status` at it. POST /_sandbox/advance applies the next scenario step; "
+        "GET /_sandbox/state shows what Slack and Linear received.",
+    )
+    sandbox.add_argument("--port", type=int, default=8787, help="port on 127.0.0.1 (default: 8787; 0 for any)")
+    sandbox.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo story)")
+    sandbox.add_argument("--rate-limit", action="store_true", help="enforce 200 requests / 10 s like Hightouch")
+    sandbox.add_argument("--latency-ms", type=float, default=None, help="delay every answer by this much")
     return parser
 
 
@@ -107,6 +131,10 @@ def main(
     try:
         if args.command == "validate":
             return _validate(args.config, out)
+        if args.command == "demo":
+            return run_demo(out, main, args.scenario)
+        if args.command == "sandbox":
+            return _sandbox(args, out)
         return _run(args, environ, out, sleep, now())
     except (UsageError, ConfigError) as exc:
         _error(str(exc), secrets)
@@ -118,6 +146,33 @@ def main(
         logging.getLogger("triage").debug("unexpected error", exc_info=True)
         _error(f"unexpected error: {type(exc).__name__}: {exc}", secrets)
         return EXIT_ERROR
+
+
+def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
+    world = World()
+    try:
+        world.load_scenario(load_scenario_file(args.scenario or SCENARIOS / "demo.yaml"))
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    world.rate_limit = world.rate_limit or args.rate_limit
+    if args.latency_ms is not None:
+        world.latency = args.latency_ms / 1000
+    try:
+        server = SandboxServer(world, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    out.write(f"Sandbox listening on {server.base_url} (Ctrl-C to stop). Point the CLI at it with:\n")
+    for name, value in server.environment().items():
+        out.write(f"  export {name}={value}\n")
+    out.write(f"Advance the scenario: curl -X POST {server.base_url}/_sandbox/advance\n")
+    out.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK
 
 
 def _validate(config_path: Path, out: TextIO) -> int:

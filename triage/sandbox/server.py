@@ -1,0 +1,398 @@
+"""A local stand-in for the Hightouch, Slack and Linear APIs, on 127.0.0.1 only.
+
+One process serves all three under path prefixes, so pointing the CLI at it
+is a matter of the *_URL environment variables (see `Sandbox.environment`):
+
+    /hightouch/api/v1/...        Hightouch REST (syncs, runs, destinations, models, trigger)
+    /slack/api/chat.postMessage  Slack Web API
+    /linear/graphql              Linear GraphQL (teams, issues, issueCreate)
+    /_sandbox/...                control: state, advance, apply (for harnesses)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from triage.sandbox.world import PENDING, Fault, ScenarioError, World
+
+Answer = tuple[int, dict[str, str], bytes]
+
+HIGHTOUCH = "/hightouch/api/v1"
+SLACK = "/slack/api"
+LINEAR = "/linear/graphql"
+CONTROL = "/_sandbox"
+MAX_PAGE = 100
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
+    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode()
+
+
+class Sandbox:
+    """Routing and behaviour, independent of the HTTP server that carries it."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        url = urlparse(target)
+        path, query = url.path, {k: v[0] for k, v in parse_qs(url.query).items()}
+        if path.startswith(CONTROL):
+            return self._control(method, path.removeprefix(CONTROL), body)
+        if path.startswith(HIGHTOUCH):
+            api, sub = "hightouch", path.removeprefix(HIGHTOUCH)
+        elif path.startswith(SLACK):
+            api, sub = "slack", path.removeprefix(SLACK)
+        elif path.startswith(LINEAR):
+            api, sub = "linear", path.removeprefix(LINEAR)
+        else:
+            return _json(404, {"message": f"no such sandbox path {path}"})
+
+        with self.world.lock:
+            self.world.stats[api] += 1
+            fault = next((f for f in self.world.faults if f.matches(api, sub)), None)
+            if fault is not None:
+                fault.times -= 1
+            limited = api == "hightouch" and self._rate_limited()
+            latency = self.world.latency
+        if latency or (fault and fault.delay):
+            time.sleep(latency + (fault.delay if fault else 0.0))
+        if limited:
+            with self.world.lock:
+                self.world.stats["hightouch_429"] += 1
+            # Hightouch's observed 429s carry no Retry-After and no rate-limit headers.
+            return _json(429, {"error": "Too many requests"})
+        if fault is not None and (answer := self._fault(fault)) is not None:
+            return answer
+        if api == "hightouch":
+            return self._hightouch(method, sub, query, headers, body)
+        if api == "slack":
+            return self._slack(sub, headers, body)
+        return self._linear(headers, body)
+
+    # -- faults and limits ---------------------------------------------------
+
+    def _rate_limited(self) -> bool:
+        world = self.world
+        if not world.rate_limit:
+            return False
+        now = time.monotonic()
+        while world.recent_requests and now - world.recent_requests[0] >= world.rate_limit_window:
+            world.recent_requests.popleft()
+        if len(world.recent_requests) >= world.rate_limit_requests:
+            return True
+        world.recent_requests.append(now)
+        return False
+
+    def _fault(self, fault: Fault) -> Answer | None:
+        with self.world.lock:
+            self.world.stats[f"fault_{fault.api}"] += 1
+        if fault.malformed:
+            return 200, {"Content-Type": "application/json"}, b'{"data": [ {"id": 1, "stat'
+        if fault.slack_error:
+            return _json(200, {"ok": False, "error": fault.slack_error})
+        if fault.status:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            if fault.api == "linear" and fault.status == 429:
+                body: Any = {"errors": [{"message": "Rate limit exceeded", "extensions": {"type": "ratelimited"}}]}
+            elif fault.api == "slack":
+                body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"}
+            else:
+                body = {"error": "Too many requests"} if fault.status == 429 else {"message": "Internal error"}
+            return _json(fault.status, body, headers)
+        return None  # a pure delay
+
+    # -- Hightouch -------------------------------------------------------------
+
+    def _hightouch(
+        self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes
+    ) -> Answer:
+        world = self.world
+        if headers.get("Authorization") != f"Bearer {world.hightouch_key}":
+            return _json(401, {"message": "Authentication error", "details": "invalid API key"})
+        with world.lock:
+            if method == "GET" and path == "/syncs":
+                items = [s.to_json() for s in world.syncs.values()]
+                return self._page(items, query)
+            match = re.fullmatch(r"/syncs/([^/]+)/(runs|trigger)", path)
+            if match:
+                sync = world.syncs.get(match.group(1))
+                if sync is None:
+                    return _json(404, {"message": "Sync not found"})
+                if match.group(2) == "trigger" and method == "POST":
+                    return self._trigger(sync.id, body)
+                if method != "GET":
+                    return _json(405, {"message": "Method not allowed"})
+                runs = sorted(sync.runs, key=lambda r: r.id, reverse=world.newest_first)
+                if "runId" in query:
+                    runs = [r for r in runs if str(r.id) == query["runId"]]
+                    for run in runs:
+                        self._progress_triggered(sync.id, run.id)
+                return self._page([r.to_json() for r in runs], query)
+            match = re.fullmatch(r"/(destinations|models)/([^/]+)", path)
+            if match and method == "GET":
+                table = world.destinations if match.group(1) == "destinations" else world.models
+                name = table.get(match.group(2))
+                if name is None:
+                    return _json(404, {"message": "Not found"})
+                slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+                return _json(200, {"id": match.group(2), "name": name, "slug": slug, "workspaceId": "1"})
+        return _json(404, {"message": f"no such endpoint {method} {path}"})
+
+    def _page(self, items: list[dict[str, Any]], query: dict[str, str]) -> Answer:
+        try:
+            limit = min(max(int(query.get("limit", MAX_PAGE)), 1), MAX_PAGE)
+            offset = max(int(query.get("offset", 0)), 0)
+        except ValueError:
+            return _json(422, {"message": "Validation failed", "details": "limit and offset are numbers"})
+        page = items[offset : offset + limit]
+        return _json(200, {"data": page, "hasMore": offset + limit < len(items)})
+
+    def _trigger(self, sync_id: str, body: bytes) -> Answer:
+        world = self.world
+        if world.syncs[sync_id].disabled:
+            return _json(400, {"message": "Sync is disabled"})
+        run = world.add_run(sync_id, "queued")
+        world.polls[run.id] = 0
+        return _json(200, {"id": str(run.id)})
+
+    def _progress_triggered(self, sync_id: str, run_id: int) -> None:
+        """A triggered run moves queued → processing → its outcome over a few polls."""
+        world = self.world
+        if run_id not in world.polls:
+            return
+        world.polls[run_id] += 1
+        run = next(r for r in world.syncs[sync_id].runs if r.id == run_id)
+        if run.status not in PENDING:
+            return
+        if world.polls[run_id] == 2:
+            run.status = "processing"
+        elif world.polls[run_id] >= 3:
+            outcome = world.trigger_outcomes.get(sync_id, "success")
+            world.finish_run(sync_id, outcome)
+
+    # -- Slack ---------------------------------------------------------------
+
+    def _slack(self, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        world = self.world
+        if path != "/chat.postMessage":
+            return _json(200, {"ok": False, "error": "unknown_method"})
+        if headers.get("Authorization") != f"Bearer {world.slack_token}":
+            return _json(200, {"ok": False, "error": "invalid_auth"})
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            return _json(200, {"ok": False, "error": "invalid_json"})
+        channel = payload.get("channel")
+        if not channel:
+            return _json(200, {"ok": False, "error": "channel_not_found"})
+        with world.lock:
+            if channel not in world.channels:
+                return _json(200, {"ok": False, "error": "channel_not_found"})
+            if not payload.get("text") and not payload.get("blocks"):
+                return _json(200, {"ok": False, "error": "no_text"})
+            for block in payload.get("blocks") or []:
+                text = (block.get("text") or {}).get("text", "")
+                if len(text) > 3000:
+                    return _json(200, {"ok": False, "error": "invalid_blocks"})
+            ts = f"{time.time():.6f}"
+            world.slack_messages.append({**payload, "ts": ts})
+        return _json(200, {"ok": True, "channel": "C0DATAALERTS", "ts": ts, "message": {"text": payload.get("text")}})
+
+    # -- Linear --------------------------------------------------------------
+
+    def _linear(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        world = self.world
+        auth = headers.get("Authorization", "")
+        if auth not in (world.linear_key, f"Bearer {world.linear_key}"):
+            return _json(
+                400,
+                {
+                    "errors": [
+                        {
+                            "message": "Authentication required, not authenticated",
+                            "extensions": {
+                                "type": "authentication error",
+                                "userPresentableMessage": "You need to authenticate",
+                            },
+                        }
+                    ]
+                },
+            )
+        try:
+            request = json.loads(body or b"{}")
+            query, variables = str(request["query"]), dict(request.get("variables") or {})
+        except (ValueError, KeyError, TypeError):
+            return _json(
+                400,
+                {"errors": [{"message": "Body must be JSON with a query", "extensions": {"type": "invalid input"}}]},
+            )
+        with world.lock:
+            if "issueCreate" in query:
+                return self._linear_create(variables)
+            if re.search(r"\bissues\s*\(", query):
+                return self._linear_issues(variables)
+            if re.search(r"\bissue\s*\(", query):
+                found = next(
+                    (i for i in world.linear_issues if variables.get("id") in (i["id"], i["identifier"])), None
+                )
+                if found is None:
+                    return _json(
+                        200,
+                        {
+                            "errors": [{"message": "Entity not found", "extensions": {"type": "invalid input"}}],
+                            "data": None,
+                        },
+                    )
+                return _json(200, {"data": {"issue": found}})
+            if re.search(r"\bteams\s*\(", query):
+                key = str(variables.get("key") or variables.get("team") or "")
+                nodes = [t for t in world.teams if t["key"] == key or t["name"].lower() == key.lower()]
+                return _json(200, {"data": {"teams": {"nodes": nodes}}})
+        return _json(
+            400,
+            {"errors": [{"message": "Unsupported operation in the sandbox", "extensions": {"type": "invalid input"}}]},
+        )
+
+    def _linear_issues(self, variables: dict[str, Any]) -> Answer:
+        team_id = variables.get("teamId")
+        team_key = variables.get("team")
+        name = str(variables.get("name") or "").lower()
+        nodes = [
+            issue
+            for issue in self.world.linear_issues
+            if (team_id is None or issue["team"]["id"] == team_id)
+            and (team_key is None or issue["team"]["key"] == team_key)
+            and issue["state"]["type"] not in ("completed", "canceled", "duplicate")
+            and (name in issue["title"].lower() or name in (issue["description"] or "").lower())
+        ]
+        return _json(200, {"data": {"issues": {"nodes": nodes}}})
+
+    def _linear_create(self, variables: dict[str, Any]) -> Answer:
+        payload = variables.get("input") or {}
+        team = next((t for t in self.world.teams if t["id"] == payload.get("teamId")), None)
+        if team is None or not payload.get("title"):
+            return _json(
+                200,
+                {
+                    "errors": [
+                        {
+                            "message": "Argument Validation Error",
+                            "extensions": {
+                                "type": "invalid input",
+                                "userPresentableMessage": "teamId and title are required",
+                            },
+                        }
+                    ],
+                    "data": None,
+                },
+            )
+        number = sum(1 for i in self.world.linear_issues if i["team"]["id"] == team["id"]) + 1
+        issue = {
+            "id": f"issue-{team['key'].lower()}-{number}",
+            "identifier": f"{team['key']}-{number}",
+            "title": payload["title"],
+            "description": payload.get("description") or "",
+            "priority": payload.get("priority", 0),
+            "url": f"https://linear.app/sandbox/issue/{team['key']}-{number}",
+            "state": {"type": "triage", "name": "Triage"},
+            "team": team,
+        }
+        self.world.linear_issues.append(issue)
+        return _json(200, {"data": {"issueCreate": {"success": True, "issue": issue}}})
+
+    # -- control -------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body: bytes) -> Answer:
+        world = self.world
+        if method == "GET" and path == "/state":
+            return _json(200, world.snapshot())
+        if method == "POST" and path == "/advance":
+            try:
+                step = world.advance()
+            except ScenarioError as exc:
+                return _json(400, {"error": str(exc)})
+            return _json(200, {"advanced": step is not None, "note": step.note if step else None})
+        if method == "POST" and path == "/apply":
+            try:
+                world.apply(json.loads(body or b"{}"))
+            except (ScenarioError, ValueError, KeyError) as exc:
+                return _json(400, {"error": str(exc)})
+            return _json(200, {"ok": True})
+        return _json(404, {"error": f"no control endpoint {method} {path}"})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: SandboxServer
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, headers, payload = self.server.sandbox.handle(self.command, self.path, dict(self.headers), body)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = _answer
+    do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """The sandbox on 127.0.0.1 (port 0: any free port). Use as a context manager."""
+
+    daemon_threads = True
+
+    def __init__(self, world: World | None = None, port: int = 0, *, verbose: bool = False) -> None:
+        self.world = world or World()
+        self.sandbox = Sandbox(self.world)
+        self.verbose = verbose
+        self._thread: threading.Thread | None = None
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that point the CLI at this sandbox, credentials included."""
+        return {
+            "HIGHTOUCH_API_URL": self.base_url + HIGHTOUCH,
+            "HIGHTOUCH_APP_URL": self.base_url + "/app",
+            "SLACK_API_URL": self.base_url + SLACK,
+            "LINEAR_API_URL": self.base_url + LINEAR,
+            "HIGHTOUCH_API_KEY": self.world.hightouch_key,
+            "SLACK_BOT_TOKEN": self.world.slack_token,
+            "LINEAR_API_KEY": self.world.linear_key,
+        }
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,294 @@
+"""The sandbox's in-memory workspace: syncs, runs, Slack messages, Linear issues.
+
+A scenario (YAML) describes the workspace and how it changes step by step;
+`World.advance()` applies the next step. Everything is guarded by one lock,
+since the HTTP server answers requests from several threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PENDING = ("queued", "querying", "processing", "reporting")
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+
+
+class ScenarioError(ValueError):
+    """A scenario file that does not describe a workspace; the message names the file and step."""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class SandboxRun:
+    id: int
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None = None
+    rows: dict[str, int | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        added = self.rows.get("added", 100)
+        changed = self.rows.get("changed", 10)
+        removed = self.rows.get("removed", 0)
+        rejected = self.rows.get("rejected", 0 if self.status in ("success", "cancelled") else 5)
+        return {
+            "id": self.id,
+            "status": self.status,
+            "createdAt": _iso(self.created_at),
+            "startedAt": _iso(self.created_at),
+            "finishedAt": _iso(self.finished_at) if self.finished_at else None,
+            "error": self.error,
+            "completionRatio": 1 if self.finished_at else 0.5,
+            "querySize": (added or 0) + (changed or 0),
+            "plannedRows": {"addedCount": added, "changedCount": changed, "removedCount": removed},
+            "successfulRows": {"addedCount": added, "changedCount": changed, "removedCount": removed},
+            "failedRows": {"addedCount": rejected, "changedCount": None, "removedCount": None},
+        }
+
+
+@dataclass
+class SandboxSync:
+    id: str
+    slug: str
+    destination_id: str
+    model_id: str
+    disabled: bool = False
+    runs: list[SandboxRun] = field(default_factory=list)
+    last_run_at: datetime | None = None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def to_json(self) -> dict[str, Any]:
+        latest = self.runs[-1].status if self.runs else "pending"
+        return {
+            "id": self.id,
+            "slug": self.slug,
+            "workspaceId": "1",
+            "createdAt": _iso(self.created_at),
+            "updatedAt": _iso(self.created_at),
+            "destinationId": self.destination_id,
+            "modelId": self.model_id,
+            "configuration": {},
+            "schedule": {"type": "interval", "schedule": {"interval": {"quantity": 15, "unit": "minute"}}},
+            "status": "disabled" if self.disabled else latest,
+            "disabled": self.disabled,
+            "lastRunAt": _iso(self.last_run_at) if self.last_run_at else None,
+            "primaryKey": "id",
+            "referencedColumns": [],
+        }
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, answered `times` times to requests that match."""
+
+    api: str  # hightouch | slack | linear
+    path: str = ""  # prefix of the path within the API, e.g. /syncs/3/runs
+    status: int | None = None  # HTTP status to answer with
+    retry_after: str | None = None
+    malformed: bool = False  # HTTP 200 with a body that is not JSON
+    slack_error: str | None = None  # Slack ok:false error code
+    delay: float = 0.0  # seconds to wait before answering
+    times: int = 1
+
+    def matches(self, api: str, path: str) -> bool:
+        return self.times > 0 and self.api == api and path.startswith(self.path)
+
+
+@dataclass
+class Step:
+    note: str = ""
+    actions: dict[str, Any] = field(default_factory=dict)
+
+
+class World:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.syncs: dict[str, SandboxSync] = {}
+        self.destinations: dict[str, str] = {}
+        self.models: dict[str, str] = {}
+        self.slack_messages: list[dict[str, Any]] = []
+        self.linear_issues: list[dict[str, Any]] = []
+        self.teams = [{"id": "team-data", "key": "DATA", "name": "Data"}]
+        self.hightouch_key = "sandbox-hightouch-key"
+        self.slack_token = "xoxb-sandbox-token"
+        self.linear_key = "lin_api_sandbox_key"
+        self.channels = {"#data-alerts", "data-alerts", "C0DATAALERTS"}
+        self.newest_first = True
+        self.rate_limit = False
+        self.rate_limit_requests = 200
+        self.rate_limit_window = 10.0
+        self.recent_requests: deque[float] = deque()
+        self.latency = 0.0
+        self.faults: list[Fault] = []
+        self.stats: Counter[str] = Counter()
+        self.steps: list[Step] = []
+        self.step_index = 0
+        self.next_run_id = 1000
+        self.trigger_outcomes: dict[str, str] = {}
+        self.polls: Counter[int] = Counter()
+
+    # -- building ------------------------------------------------------------
+
+    def add_sync(
+        self,
+        sync_id: str,
+        slug: str,
+        *,
+        destination: str = "Salesforce",
+        model: str = "Contacts",
+        disabled: bool = False,
+    ) -> SandboxSync:
+        with self.lock:
+            dest_id = self._named(self.destinations, destination, 100)
+            model_id = self._named(self.models, model, 200)
+            sync = SandboxSync(id=sync_id, slug=slug, destination_id=dest_id, model_id=model_id, disabled=disabled)
+            self.syncs[sync_id] = sync
+            return sync
+
+    @staticmethod
+    def _named(table: dict[str, str], name: str, base: int) -> str:
+        for object_id, existing in table.items():
+            if existing == name:
+                return object_id
+        object_id = str(base + len(table) + 1)
+        table[object_id] = name
+        return object_id
+
+    def add_run(
+        self,
+        sync_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        rows: dict[str, int | None] | None = None,
+        at: datetime | None = None,
+    ) -> SandboxRun:
+        with self.lock:
+            sync = self.syncs[sync_id]
+            moment = at or datetime.now(UTC)
+            self.next_run_id += 1
+            run = SandboxRun(
+                id=self.next_run_id,
+                status=status,
+                created_at=moment,
+                finished_at=None if status in PENDING else moment + timedelta(seconds=1),
+                error=error if error or status != "failed" else "Destination rejected the batch",
+                rows=rows or {},
+            )
+            sync.runs.append(run)
+            sync.last_run_at = moment
+            return run
+
+    def finish_run(self, sync_id: str, status: str, error: str | None = None) -> None:
+        """Settle the oldest unfinished run of a sync (as Hightouch does when a run ends)."""
+        with self.lock:
+            sync = self.syncs[sync_id]
+            for run in sync.runs:
+                if run.finished_at is None:
+                    run.status = status
+                    run.finished_at = datetime.now(UTC)
+                    run.error = error or (run.error if status != "failed" else "Destination rejected the batch")
+                    return
+            raise ScenarioError(f"sync {sync_id} has no unfinished run to finish")
+
+    # -- scenario ------------------------------------------------------------
+
+    def load_scenario(self, data: dict[str, Any], source: str = "scenario") -> None:
+        with self.lock:
+            options = data.get("options") or {}
+            self.newest_first = options.get("runs_order", "newest_first") == "newest_first"
+            self.rate_limit = bool(options.get("rate_limit", False))
+            self.latency = float(options.get("latency_ms", 0)) / 1000
+            now = datetime.now(UTC)
+            for item in data.get("syncs") or []:
+                try:
+                    sync = self.add_sync(
+                        str(item["id"]),
+                        str(item["slug"]),
+                        destination=str(item.get("destination", "Salesforce")),
+                        model=str(item.get("model", "Contacts")),
+                        disabled=bool(item.get("disabled", False)),
+                    )
+                except KeyError as exc:
+                    raise ScenarioError(f"{source}: syncs: every sync needs {exc}") from None
+                history = item.get("history") or []
+                for index, status in enumerate(history):
+                    # Spread the history over the past hours, oldest first.
+                    self.add_run(sync.id, str(status), at=now - timedelta(minutes=15 * (len(history) - index)))
+            self.steps = [Step(note=str(s.get("note", "")), actions=s) for s in data.get("steps") or []]
+            self.step_index = 0
+
+    def advance(self) -> Step | None:
+        """Apply the next scenario step; None when there are no more."""
+        with self.lock:
+            if self.step_index >= len(self.steps):
+                return None
+            step = self.steps[self.step_index]
+            self.step_index += 1
+            self.apply(step.actions, where=f"step {self.step_index}")
+            return step
+
+    def apply(self, actions: dict[str, Any], where: str = "actions") -> None:
+        with self.lock:
+            for item in actions.get("add_syncs") or []:
+                self.add_sync(
+                    str(item["id"]),
+                    str(item["slug"]),
+                    destination=str(item.get("destination", "Salesforce")),
+                    model=str(item.get("model", "Contacts")),
+                )
+            for item in actions.get("runs") or []:
+                sync_id = str(item.get("sync"))
+                if sync_id not in self.syncs:
+                    raise ScenarioError(f"{where}: runs: unknown sync {sync_id!r}")
+                self.add_run(
+                    sync_id, str(item.get("status", "success")), error=item.get("error"), rows=item.get("rows")
+                )
+            for item in actions.get("finish") or []:
+                self.finish_run(str(item["sync"]), str(item.get("status", "success")), item.get("error"))
+            for sync_id in actions.get("disable") or []:
+                self.syncs[str(sync_id)].disabled = True
+            for sync_id in actions.get("enable") or []:
+                self.syncs[str(sync_id)].disabled = False
+            for item in actions.get("faults") or []:
+                try:
+                    self.faults.append(Fault(**item))
+                except TypeError as exc:
+                    raise ScenarioError(f"{where}: faults: {exc}") from None
+            if "rate_limit" in actions:
+                self.rate_limit = bool(actions["rate_limit"])
+
+    # -- what the sandbox received -------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "slack_messages": list(self.slack_messages),
+                "linear_issues": list(self.linear_issues),
+                "stats": dict(self.stats),
+                "step": self.step_index,
+                "steps": len(self.steps),
+            }
+
+
+def load_scenario_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: scenario file not found") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: a scenario is a mapping with 'syncs' and 'steps'")
+    return data
