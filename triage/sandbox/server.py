@@ -57,6 +57,7 @@ class Sandbox:
 
         with self.world.lock:
             self.world.stats[api] += 1
+            self.world.request_log.append(f"{api} {method} {sub}")
             fault = next((f for f in self.world.faults if f.matches(api, sub)), None)
             if fault is not None:
                 fault.times -= 1

@@ -132,6 +132,7 @@ class World:
         self.latency = 0.0
         self.faults: list[Fault] = []
         self.stats: Counter[str] = Counter()
+        self.request_log: list[str] = []  # "hightouch GET /syncs/7/runs", in arrival order
         self.steps: list[Step] = []
         self.step_index = 0
         self.next_run_id = 1000

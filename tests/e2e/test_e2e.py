@@ -1,0 +1,239 @@
+"""End to end: the real CLI, as a subprocess, against the sandbox on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from triage.sandbox import SandboxServer, World
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Deployment:
+    """One workspace in the sandbox, and the CLI run against it tick by tick."""
+
+    def __init__(self, server: SandboxServer, tmp_path: Path, config: str = "") -> None:
+        self.server = server
+        self.world: World = server.world
+        self.config = tmp_path / "config.yaml"
+        self.config.write_text("hightouch:\n  workspace_slug: acme\ntriage:\n  wait_budget_seconds: 5\n" + config)
+        self.state = tmp_path / "state" / "state.yaml"
+
+    def tick(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        self.world.request_log.clear()
+        env = {**os.environ, **self.server.environment(), "PYTHONPATH": str(ROOT)}
+        return subprocess.run(
+            [sys.executable, "-m", "triage", "run", "--config", str(self.config), "--state", str(self.state), *extra],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def ok_tick(self, *extra: str) -> str:
+        result = self.tick(*extra)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def saved(self, sync_id: str) -> dict[str, Any]:
+        return dict(yaml.safe_load(self.state.read_text())["syncs"][sync_id])
+
+    def messages(self) -> list[str]:
+        return ["\n\n".join(b["text"]["text"] for b in m["blocks"]) for m in self.world.slack_messages]
+
+    def runs_requests(self) -> list[str]:
+        return [r for r in self.world.request_log if r.endswith("/runs")]
+
+    def linear_titles(self) -> list[str]:
+        return [i["title"] for i in self.world.linear_issues]
+
+
+@pytest.fixture
+def deploy(tmp_path: Path) -> Iterator[Deployment]:
+    with SandboxServer() as server:
+        yield Deployment(server, tmp_path)
+
+
+def test_baseline_then_flake_then_escalation_then_existing_issue(deploy: Deployment) -> None:
+    world = deploy.world
+    world.add_sync("1", "salesforce-contacts", destination="Salesforce Production", model="Active contacts")
+    world.add_sync("2", "hubspot-deals", destination="HubSpot", model="Deals")
+    for _ in range(2):
+        world.add_run("1", "success")
+        world.add_run("2", "failed")
+
+    out = deploy.ok_tick()
+    assert "baseline" in out
+    assert world.slack_messages == [] and world.linear_issues == []
+    assert deploy.saved("2")["consecutive_failures"] == 2  # counted from history, not alerted
+
+    deploy.ok_tick()
+    assert world.slack_messages == []  # the same runs again: nothing
+
+    world.add_run("1", "failed", error="INVALID_EMAIL_ADDRESS on 3 rows")
+    deploy.ok_tick()
+    assert len(world.slack_messages) == 1
+    text = deploy.messages()[0]
+    for expected in ("salesforce-contacts", "Salesforce Production", "Active contacts", "INVALID_EMAIL_ADDRESS"):
+        assert expected in text
+    assert f"{deploy.server.base_url}/app/acme/syncs/1" in text
+    assert world.linear_issues == []  # one failure: Slack only
+
+    world.add_run("1", "failed")
+    world.add_run("1", "failed")
+    deploy.ok_tick()
+    assert len(world.slack_messages) == 2
+    assert "2 new failed runs" in deploy.messages()[1]
+    assert deploy.linear_titles() == ["Hightouch sync salesforce-contacts failing repeatedly"]
+    assert world.linear_issues[0]["priority"] == 2
+    assert deploy.saved("1")["linear_issue"] == "DATA-1"
+
+    world.add_run("1", "failed")
+    out = deploy.ok_tick()
+    assert len(world.slack_messages) == 3
+    assert len(world.linear_issues) == 1  # found, not duplicated
+    assert "DATA-1 already open" in out
+    assert deploy.saved("1")["consecutive_failures"] == 4
+
+
+def test_success_resets_and_cancelled_leaves_the_count(deploy: Deployment) -> None:
+    world = deploy.world
+    world.add_sync("1", "s1")
+    world.add_run("1", "failed")
+    world.add_run("1", "failed")
+    deploy.ok_tick()
+    world.add_run("1", "cancelled")
+    deploy.ok_tick()
+    assert deploy.saved("1")["consecutive_failures"] == 2
+    assert world.slack_messages == []
+    world.add_run("1", "success")
+    deploy.ok_tick()
+    assert deploy.saved("1")["consecutive_failures"] == 0
+    world.add_run("1", "failed")
+    deploy.ok_tick()
+    assert len(world.slack_messages) == 1 and world.linear_issues == []
+
+
+def test_disabled_and_unchanged_syncs_cost_no_runs_request(deploy: Deployment) -> None:
+    world = deploy.world
+    world.add_sync("1", "active")
+    world.add_sync("2", "paused", disabled=True)
+    world.add_run("1", "success")
+    world.add_run("2", "failed")
+    deploy.ok_tick()
+    assert deploy.runs_requests() == ["hightouch GET /syncs/1/runs"]
+
+    deploy.ok_tick()
+    assert deploy.runs_requests() == []  # lastRunAt unchanged
+
+    world.add_run("2", "failed")
+    deploy.ok_tick()
+    assert deploy.runs_requests() == []
+    assert world.slack_messages == []
+
+
+def test_run_still_processing_is_alerted_when_it_fails_exactly_once(deploy: Deployment) -> None:
+    world = deploy.world
+    world.add_sync("1", "s1")
+    world.add_run("1", "success")
+    deploy.ok_tick()
+    world.add_run("1", "processing")
+    deploy.ok_tick()
+    assert world.slack_messages == []
+    assert deploy.saved("1")["pending_run_id"]
+
+    world.finish_run("1", "failed", error="warehouse query timed out")
+    deploy.ok_tick()
+    assert len(world.slack_messages) == 1
+    assert "warehouse query timed out" in deploy.messages()[0]
+    deploy.ok_tick()
+    assert len(world.slack_messages) == 1
+
+
+def test_sync_created_after_the_baseline_is_alerted(deploy: Deployment) -> None:
+    world = deploy.world
+    world.add_sync("1", "old")
+    world.add_run("1", "success")
+    deploy.ok_tick()
+    world.add_sync("9", "brand-new")
+    world.add_run("9", "failed")
+    deploy.ok_tick()
+    assert len(world.slack_messages) == 1
+    assert "brand-new" in deploy.messages()[0]
+
+
+def test_rate_limited_tick_exits_0_and_the_next_tick_finishes(deploy: Deployment) -> None:
+    world = deploy.world
+    for sync_id in ("1", "2", "3"):
+        world.add_sync(sync_id, f"sync-{sync_id}")
+        world.add_run(sync_id, "success")
+    deploy.ok_tick()
+    for sync_id in ("1", "2", "3"):
+        world.add_run(sync_id, "failed")
+    world.apply({"faults": [{"api": "hightouch", "path": "/syncs/2/runs", "status": 429, "retry_after": "120"}]})
+
+    out = deploy.ok_tick()
+    assert "deferred by rate limits: 2" in out
+    assert len(world.slack_messages) == 1
+
+    deploy.ok_tick()
+    assert deploy.runs_requests()[0] == "hightouch GET /syncs/2/runs"  # deferred syncs go first
+    alerted = sorted(m.split("|", 1)[1].split(">", 1)[0] for m in deploy.messages())
+    assert alerted == ["sync-1", "sync-2", "sync-3"]
+
+
+def test_dry_run_sends_nothing_and_writes_nothing(deploy: Deployment) -> None:
+    world = deploy.world
+    world.add_sync("1", "s1")
+    world.add_run("1", "success")
+    deploy.ok_tick()
+    before = deploy.state.read_text()
+    world.add_run("1", "failed")
+    out = deploy.ok_tick("--dry-run")
+    assert "[dry run] Slack message to #data-alerts" in out
+    assert world.slack_messages == []
+    assert deploy.state.read_text() == before
+
+
+def test_wrong_channel_exits_2_and_the_alert_waits(tmp_path: Path) -> None:
+    with SandboxServer() as server:
+        deploy = Deployment(server, tmp_path, 'slack:\n  channel: "#typo"\n')
+        server.world.add_sync("1", "s1")
+        server.world.add_run("1", "success")
+        deploy.ok_tick()
+        server.world.add_run("1", "failed")
+        result = deploy.tick()
+        assert result.returncode == 2
+        assert "'#typo'" in result.stderr and "channel_not_found" in result.stderr
+        assert deploy.saved("1")["consecutive_failures"] == 0
+
+
+def test_demo_tells_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "triage", "demo"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "baseline recorded" in out
+    assert out.count("Slack message in #data-alerts") == 6
+    assert "Linear issue DATA-1 (priority High): Hightouch sync salesforce-contacts failing repeatedly" in out
+    assert "DATA-1 already open" in out
+    assert "deferred by rate limits: 1 (104)" in out
+    assert "iterable-users" not in out.split("state file after")[1].split("Slack messages:")[0]
+    assert list(tmp_path.iterdir()) == []
