@@ -261,3 +261,45 @@ def test_issue_search_is_retried_on_a_server_error(linear: LinearClient) -> None
 def test_reply_helper_round_trips() -> None:
     status, headers, body = reply(201, {"a": 1})
     assert (status, headers["Content-Type"], json.loads(body)) == (201, "application/json", {"a": 1})
+
+
+def test_parallel_sync_pages_cost_exactly_one_request_per_page(world: World) -> None:
+    client = HightouchClient(http(), HT, ENV["HIGHTOUCH_API_KEY"], concurrency=4)
+    for i in range(450):
+        world.hightouch.add_sync(str(i), f"sync-{i}")
+    syncs = client.list_syncs(expected=450)
+    assert [s.id for s in syncs] == [str(i) for i in range(450)]
+    assert sorted(world.hightouch.requests) == sorted(f"GET /syncs?offset={o}" for o in (0, 100, 200, 300, 400))
+
+
+def test_parallel_sync_pages_follow_a_workspace_that_grew(world: World) -> None:
+    client = HightouchClient(http(), HT, ENV["HIGHTOUCH_API_KEY"], concurrency=4)
+    for i in range(320):
+        world.hightouch.add_sync(str(i), f"sync-{i}")
+    assert len(client.list_syncs(expected=150)) == 320
+    assert len(world.hightouch.requests) == 4
+
+
+def test_sync_pages_smaller_than_asked_fall_back_to_sequential_offsets(hightouch: HightouchClient) -> None:
+    items = [{"id": str(i), "slug": f"s{i}"} for i in range(120)]
+    with responses.RequestsMock() as rsps:
+        for start in (0, 50, 100):
+            chunk = items[start : start + 50]
+            rsps.get(
+                f"{HT}/syncs",
+                match=[responses.matchers.query_param_matcher({"limit": "100", "offset": str(start)})],
+                json={"data": chunk, "hasMore": start + 50 < 120},
+            )
+        syncs = hightouch.list_syncs()
+    assert [s.id for s in syncs] == [str(i) for i in range(120)]
+
+
+def test_names_are_fetched_once_even_when_threads_race(world: World) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = HightouchClient(http(), HT, ENV["HIGHTOUCH_API_KEY"], concurrency=8)
+    world.hightouch.add_sync("1", "s")
+    with ThreadPoolExecutor(8) as pool:
+        names = list(pool.map(lambda _: client.destination_name("10"), range(32)))
+    assert set(names) == {"Salesforce Production"}
+    assert world.hightouch.requests == ["GET /destinations/10"]

@@ -94,3 +94,25 @@ def test_read_timeout_on_a_post_is_not_retried() -> None:
 
 def test_redact_hides_every_secret() -> None:
     assert redact("token s3cret and s3cret", ["s3cret", ""]) == "token [redacted] and [redacted]"
+
+
+def test_hightouch_throttle_never_lets_more_than_the_limit_into_any_10_second_window() -> None:
+    from triage.cli import hightouch_throttle
+
+    now = [0.0]
+    sent: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    throttle = hightouch_throttle(190, sleep)
+    assert throttle is not None
+    throttle._clock = lambda: now[0]
+    throttle._updated = 0.0
+    for _ in range(1000):
+        throttle.acquire()
+        sent.append(now[0])
+    worst = max(sum(1 for t in sent if start <= t < start + 10) for start in sent)
+    assert worst <= 190
+    assert sent[-1] == pytest.approx((1000 - 10) / 18, rel=0.01)  # still close to the limit
+    assert hightouch_throttle(0, sleep) is None

@@ -191,7 +191,7 @@ def test_rate_limit_past_the_budget_defers_the_rest_and_the_next_tick_finishes(t
 
     code, out = h.tick()
     assert code == 0, out
-    assert "deferred by rate limits: 2 (2, 3)" in out
+    assert "deferred to the next tick: 2 (2, 3)" in out
     assert [m["blocks"][0]["text"]["text"] for m in world.slack.messages] == [
         world.slack.messages[0]["blocks"][0]["text"]["text"]
     ]
@@ -343,3 +343,16 @@ def test_secrets_never_appear_in_output_logs_or_state(
     assert "error" in everything  # the failures were reported...
     for secret in (ENV["HIGHTOUCH_API_KEY"], ENV["SLACK_BOT_TOKEN"], ENV["LINEAR_API_KEY"], "ht-wrong-secret-value"):
         assert secret not in everything  # ...without the secrets
+
+
+def test_tick_time_limit_defers_everything_left_and_exits_0(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    for sync_id in ("1", "2"):
+        ht.add_sync(sync_id, f"sync-{sync_id}")
+        ht.add_run(sync_id, int(sync_id) * 100, "success")
+    h = Harness(tmp_path, world, "triage:\n  tick_time_limit_seconds: 0\n")
+    code, out = h.tick()
+    assert code == 0, out
+    assert "deferred to the next tick: 2" in out
+    assert h.saved()["deferred"] == ["1", "2"]
+    assert ht.runs_requests() == []

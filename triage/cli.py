@@ -33,9 +33,6 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
-# Hightouch allows 200 requests per 10 s per workspace; stay under it with room to spare.
-HIGHTOUCH_RATE = 18.0
-HIGHTOUCH_BURST = 10
 
 DESCRIPTION = """\
 Watch Hightouch syncs: alert Slack when a sync run fails, open a Linear issue
@@ -212,9 +209,10 @@ def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Ca
         return HttpClient(name=name, secrets=env.secrets, budget=budget, throttle=throttle, sleep=sleep)
 
     hightouch = HightouchClient(
-        http("Hightouch", Throttle(HIGHTOUCH_RATE, HIGHTOUCH_BURST, sleep=sleep)),
+        http("Hightouch", hightouch_throttle(config.hightouch.max_requests_per_10s, sleep)),
         env.hightouch_api_url,
         env.hightouch_api_key,
+        concurrency=config.hightouch.concurrency,
     )
     if dry_run:
         return Services(hightouch=hightouch, slack=None, linear=None, app_url=env.hightouch_app_url)
@@ -224,6 +222,14 @@ def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Ca
         linear=LinearClient(http("Linear"), env.linear_api_url, env.linear_api_key),
         app_url=env.hightouch_app_url,
     )
+
+
+def hightouch_throttle(per_10s: int, sleep: Callable[[float], None]) -> Throttle | None:
+    """A token bucket that never lets more than `per_10s` requests into any 10 s window."""
+    if per_10s <= 0:
+        return None
+    burst = max(1, min(10, per_10s // 2))
+    return Throttle(rate=(per_10s - burst) / 10, burst=burst, sleep=sleep)
 
 
 def _secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -28,6 +28,11 @@ DEFAULT_LINEAR_API_URL = "https://api.linear.app/graphql"
 class HightouchConfig:
     workspace_slug: str = "my-workspace"
     sync_url: str = "{app_url}/{workspace_slug}/syncs/{sync_id}"
+    # Hightouch allows 200 requests per 10 s per workspace; stay under it on our side.
+    # 0 turns client-side throttling off (for a sandbox, or a plan with another limit).
+    max_requests_per_10s: int = 190
+    # How many Hightouch reads may be in flight at once.
+    concurrency: int = 8
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,9 @@ class TriageConfig:
     # Seconds a tick may spend waiting out rate limits and back-offs before it
     # defers the rest of its work to the next tick.
     wait_budget_seconds: float = 120.0
+    # Past this, a tick starts no new sync and defers the rest (a first tick of a
+    # big workspace spreads over several ticks); keep it under the cron interval.
+    tick_time_limit_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -139,18 +147,24 @@ def parse_config(text: str, path: Path) -> Config:
     reader.reject_unknown(sections, allowed, "")
 
     ht = reader.mapping(sections.get("hightouch"), "hightouch")
-    reader.reject_unknown(ht, {"workspace_slug", "sync_url"}, "hightouch")
+    reader.reject_unknown(ht, {"workspace_slug", "sync_url", "max_requests_per_10s", "concurrency"}, "hightouch")
     sl = reader.mapping(sections.get("slack"), "slack")
     reader.reject_unknown(sl, {"channel"}, "slack")
     li = reader.mapping(sections.get("linear"), "linear")
     reader.reject_unknown(li, {"team", "escalation_threshold", "priority"}, "linear")
     tr = reader.mapping(sections.get("triage"), "triage")
-    reader.reject_unknown(tr, {"failure_statuses", "history_window", "wait_budget_seconds"}, "triage")
+    reader.reject_unknown(
+        tr, {"failure_statuses", "history_window", "wait_budget_seconds", "tick_time_limit_seconds"}, "triage"
+    )
 
     d_ht, d_sl, d_li, d_tr = HightouchConfig(), SlackConfig(), LinearConfig(), TriageConfig()
     hightouch = HightouchConfig(
         workspace_slug=reader.string(ht, "workspace_slug", "hightouch", d_ht.workspace_slug),
         sync_url=reader.string(ht, "sync_url", "hightouch", d_ht.sync_url),
+        max_requests_per_10s=reader.integer(
+            ht, "max_requests_per_10s", "hightouch", d_ht.max_requests_per_10s, minimum=0
+        ),
+        concurrency=reader.integer(ht, "concurrency", "hightouch", d_ht.concurrency),
     )
     _check_sync_url(reader, ht, hightouch.sync_url)
     priority = reader.string(li, "priority", "linear", d_li.priority).lower()
@@ -165,6 +179,7 @@ def parse_config(text: str, path: Path) -> Config:
         failure_statuses=reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses),
         history_window=reader.integer(tr, "history_window", "triage", d_tr.history_window),
         wait_budget_seconds=reader.number(tr, "wait_budget_seconds", "triage", d_tr.wait_budget_seconds),
+        tick_time_limit_seconds=reader.number(tr, "tick_time_limit_seconds", "triage", d_tr.tick_time_limit_seconds),
     )
     return Config(
         hightouch=hightouch,
@@ -228,13 +243,13 @@ class _Reader:
             self.fail_at(node, _dotted(prefix, name), f"expected a non-empty string, got {value!r}")
         return str(value)
 
-    def integer(self, section: dict[str, yaml.Node], name: str, prefix: str, default: int) -> int:
+    def integer(self, section: dict[str, yaml.Node], name: str, prefix: str, default: int, minimum: int = 1) -> int:
         node = section.get(name)
         if node is None:
             return default
         value = self._value(node)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.fail_at(node, _dotted(prefix, name), f"expected a whole number of at least 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail_at(node, _dotted(prefix, name), f"expected a whole number of at least {minimum}, got {value!r}")
         return int(value)
 
     def number(self, section: dict[str, yaml.Node], name: str, prefix: str, default: float) -> float:

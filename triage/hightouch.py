@@ -9,7 +9,9 @@ status is dropped rather than guessed at).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,25 +28,46 @@ PAGE_SIZE = 100  # no maximum is documented; 100 is the documented default of Li
 
 
 class HightouchClient:
-    def __init__(self, http: HttpClient, base_url: str, api_key: str) -> None:
+    def __init__(self, http: HttpClient, base_url: str, api_key: str, *, concurrency: int = 1) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
+        self.concurrency = max(1, concurrency)
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._names: dict[tuple[str, str], str] = {}
+        self._names_lock = threading.Lock()
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
 
     # -- syncs -------------------------------------------------------------
 
-    def list_syncs(self) -> list[Sync]:
-        """Every sync of the workspace, all pages."""
+    def list_syncs(self, expected: int = 0) -> list[Sync]:
+        """Every sync of the workspace, all pages.
+
+        `expected` (how many syncs the last tick saw) lets the pages be read
+        in parallel; if the workspace grew, the rest is read page by page.
+        """
+        guess = max(1, -(-expected // PAGE_SIZE))
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, guess)) as pool:
+            bodies = list(pool.map(self._syncs_page, [i * PAGE_SIZE for i in range(guess)]))
         syncs: list[Sync] = []
         offset = 0
+        for body in bodies:
+            page = _data(body, "/syncs")
+            syncs.extend(s for s in (parse_sync(item) for item in page) if s is not None)
+            offset += len(page)
+            if not body.get("hasMore") or not page:
+                return syncs
+            if len(page) < PAGE_SIZE:
+                break  # the server pages smaller than asked: the parallel offsets are off
         while True:
-            body = self._get("/syncs", params={"limit": PAGE_SIZE, "offset": offset})
+            body = self._syncs_page(offset)
             page = _data(body, "/syncs")
             syncs.extend(s for s in (parse_sync(item) for item in page) if s is not None)
             if not body.get("hasMore") or not page:
                 return syncs
             offset += len(page)
+
+    def _syncs_page(self, offset: int) -> dict[str, Any]:
+        return self._get("/syncs", params={"limit": PAGE_SIZE, "offset": offset})
 
     # -- runs ----------------------------------------------------------------
 
@@ -88,13 +111,18 @@ class HightouchClient:
         if not object_id:
             return "unknown"
         key = (kind, object_id)
-        if key not in self._names:
-            try:
-                body = self._get(f"/{kind}/{object_id}")
-                self._names[key] = str(body.get("name") or body.get("slug") or f"{kind[:-1]} {object_id}")
-            except NotFoundError:
-                self._names[key] = f"{kind[:-1]} {object_id} (not found)"
-        return self._names[key]
+        with self._names_lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        # One request per id even when several threads ask at once.
+        with key_lock:
+            if key not in self._names:
+                try:
+                    body = self._get(f"/{kind}/{object_id}")
+                    name = str(body.get("name") or body.get("slug") or f"{kind[:-1]} {object_id}")
+                except NotFoundError:
+                    name = f"{kind[:-1]} {object_id} (not found)"
+                self._names[key] = name
+            return self._names[key]
 
     # -- plumbing ------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 
 from triage.errors import ApiError, RateLimited
 
@@ -148,7 +149,13 @@ class HttpClient:
         self.policy = policy or RetryPolicy()
         self.throttle = throttle
         self._sleep = sleep
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # Room for every worker thread to keep its connection open.
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
 
     def request(
         self,

@@ -14,6 +14,10 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TextIO
@@ -68,6 +72,18 @@ class TickSummary:
     listing_deferred: bool = False
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    sync: Sync
+    decision: SyncDecision
+    alert: TriageContext | None
+    escalation: TriageContext | None
+
+
+def _remaining(iterator: Iterator[object]) -> int:
+    return sum(1 for _ in iterator)
+
+
 @dataclass
 class Tick:
     config: Config
@@ -77,6 +93,7 @@ class Tick:
     now: datetime
     out: TextIO
     dry_run: bool = False
+    clock: Callable[[], float] = time.monotonic
     _team: Team | None = None
     _unknown_logged: set[str] = field(default_factory=set)
 
@@ -85,7 +102,7 @@ class Tick:
         summary = TickSummary(baseline=state.is_baseline)
         ctx = TickContext(baseline=state.is_baseline, previous_tick_at=_parse_time(state.last_tick_at))
         try:
-            syncs = self.services.hightouch.list_syncs()
+            syncs = self.services.hightouch.list_syncs(expected=len(state.syncs))
         except RateLimited as exc:
             # Nothing was done: the state stays as it is and the next tick starts over.
             log.warning("%s", exc)
@@ -108,19 +125,7 @@ class Tick:
 
         deferred: list[str] = []
         try:
-            for index, sync in enumerate(plan.to_check):
-                try:
-                    self._handle(sync, state, ctx, summary)
-                except RateLimited as exc:
-                    log.warning("%s", exc)
-                    deferred = [s.id for s in plan.to_check[index:]]
-                    break
-                except AuthError:
-                    raise
-                except ApiError as exc:
-                    # This sync keeps its recorded state and is tried again next tick.
-                    summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
-                    log.error("sync %s (%s): %s", sync.name, sync.id, exc)
+            deferred = self._handle_all(plan.to_check, state, ctx, summary)
         finally:
             summary.deferred = deferred
             if not self.dry_run:
@@ -131,23 +136,77 @@ class Tick:
                 self.store.save(state)
         return summary
 
-    def _handle(self, sync: Sync, state: State, ctx: TickContext, summary: TickSummary) -> None:
-        known = state.syncs.get(sync.id)
+    def _handle_all(self, to_check: list[Sync], state: State, ctx: TickContext, summary: TickSummary) -> list[str]:
+        """Read ahead in parallel (runs, names), act in order; return the ids deferred.
+
+        Reads for a bounded window of syncs run on worker threads; Slack,
+        Linear and state writes happen here, one sync at a time, in plan order.
+        """
+        deadline = self.clock() + self.config.triage.tick_time_limit_seconds
+        workers = self.config.hightouch.concurrency
+        window: deque[tuple[int, Future[_Prepared]]] = deque()
+        upcoming = iter(enumerate(to_check))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hightouch") as pool:
+
+            def fill() -> None:
+                while len(window) < 2 * workers and self.clock() < deadline:
+                    item = next(upcoming, None)
+                    if item is None:
+                        return
+                    index, sync = item
+                    window.append((index, pool.submit(self._prepare, sync, state.syncs.get(sync.id), ctx)))
+
+            try:
+                fill()
+                while window:
+                    index, future = window.popleft()
+                    sync = to_check[index]
+                    if self.clock() >= deadline:
+                        log.warning("tick time limit reached: deferring %d syncs", len(to_check) - index)
+                        return [s.id for s in to_check[index:]]
+                    try:
+                        self._act(future.result(), state, summary)
+                    except RateLimited as exc:
+                        log.warning("%s", exc)
+                        return [s.id for s in to_check[index:]]
+                    except AuthError:
+                        raise
+                    except ApiError as exc:
+                        # This sync keeps its recorded state and is tried again next tick.
+                        summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
+                        log.error("sync %s (%s): %s", sync.name, sync.id, exc)
+                    fill()
+                # The time limit stopped the read-ahead before every sync was started.
+                return [s.id for s in to_check[len(to_check) - _remaining(upcoming) :]]
+            finally:
+                for _, future in window:
+                    future.cancel()
+
+    def _prepare(self, sync: Sync, known: SyncState | None, ctx: TickContext) -> _Prepared:
+        """The read-only part of handling a sync: safe to run on a worker thread."""
         runs = self.services.hightouch.list_runs(
             sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
         )
-        summary.checked += 1
         decision = decide_sync(sync, runs, known, ctx, self.config)
-        self._log_unknown(sync, decision)
+        return _Prepared(
+            sync=sync,
+            decision=decision,
+            alert=self._context(decision.alert) if decision.alert else None,
+            escalation=self._context(decision.escalation) if decision.escalation else None,
+        )
 
-        if decision.alert is not None:
+    def _act(self, prepared: _Prepared, state: State, summary: TickSummary) -> None:
+        sync, decision = prepared.sync, prepared.decision
+        summary.checked += 1
+        self._log_unknown(sync, decision)
+        if decision.alert is not None and prepared.alert is not None:
             summary.new_failures += decision.alert.new_failures
-            self._send_slack(self._context(decision.alert))
+            self._send_slack(prepared.alert)
             summary.slack_sent += 1
         self._record(state, sync.id, decision.state)
 
-        if decision.escalation is not None:
-            identifier = self._escalate(self._context(decision.escalation), summary)
+        if prepared.escalation is not None:
+            identifier = self._escalate(prepared.escalation, summary)
             if identifier is not None:
                 self._record(state, sync.id, linear_done(decision.state, identifier))
 
@@ -226,7 +285,7 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
         f"{summary.unchanged} unchanged, {summary.checked} checked",
         f"  new failures: {summary.new_failures}; Slack messages sent: {summary.slack_sent}; "
         f"Linear issues found: {summary.linear_found}, created: {summary.linear_created}",
-        f"  deferred by rate limits: {len(summary.deferred)}"
+        f"  deferred to the next tick: {len(summary.deferred)}"
         + (
             f" ({', '.join(summary.deferred[:20])}{' …' if len(summary.deferred) > 20 else ''})"
             if summary.deferred

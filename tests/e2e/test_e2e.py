@@ -183,7 +183,7 @@ def test_rate_limited_tick_exits_0_and_the_next_tick_finishes(deploy: Deployment
     world.apply({"faults": [{"api": "hightouch", "path": "/syncs/2/runs", "status": 429, "retry_after": "120"}]})
 
     out = deploy.ok_tick()
-    assert "deferred by rate limits: 2" in out
+    assert "deferred to the next tick: 2" in out
     assert len(world.slack_messages) == 1
 
     deploy.ok_tick()
@@ -234,6 +234,6 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) ->
     assert out.count("Slack message in #data-alerts") == 6
     assert "Linear issue DATA-1 (priority High): Hightouch sync salesforce-contacts failing repeatedly" in out
     assert "DATA-1 already open" in out
-    assert "deferred by rate limits: 1 (104)" in out
+    assert "deferred to the next tick: 1 (104)" in out
     assert "iterable-users" not in out.split("state file after")[1].split("Slack messages:")[0]
     assert list(tmp_path.iterdir()) == []
