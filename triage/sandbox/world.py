@@ -267,6 +267,11 @@ class World:
                     self.faults.append(Fault(**item))
                 except TypeError as exc:
                     raise ScenarioError(f"{where}: faults: {exc}") from None
+            for identifier, state_type in (actions.get("linear_state") or {}).items():
+                issue = next((i for i in self.linear_issues if i["identifier"] == identifier), None)
+                if issue is None:
+                    raise ScenarioError(f"{where}: linear_state: no issue {identifier!r}")
+                issue["state"] = {"type": str(state_type), "name": str(state_type).title()}
             if "rate_limit" in actions:
                 self.rate_limit = bool(actions["rate_limit"])
 
