@@ -19,6 +19,7 @@ extrapolated (marked ~), since 10,000 sequential calls take minutes.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import subprocess
@@ -94,19 +95,17 @@ def run_tick(server: SandboxServer, state: State, rate_limited: bool, workdir: P
     StateStore(state_path).save(state)
     env = {**os.environ, **server.environment(), "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "triage", "run", "--config", str(config), "--state", str(state_path)],
+    result = subprocess.run(
+        [sys.executable, __file__, "--peak", "run", "--config", str(config), "--state", str(state_path)],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    out = (process.stdout.read() if process.stdout else b"").decode()
-    err = (process.stderr.read() if process.stderr else b"").decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the tick failed:\n{out}\n{err}")
+    if result.returncode != 0:
+        raise SystemExit(f"the tick failed:\n{result.stdout}\n{result.stderr}")
     stats = server.world.stats
     return Figures(
         hightouch=stats["hightouch"],
@@ -114,20 +113,21 @@ def run_tick(server: SandboxServer, state: State, rate_limited: bool, workdir: P
         linear=stats["linear"],
         throttled=stats["hightouch_429"],
         wall=wall,
-        peak_mb=usage.ru_maxrss / 1024,
+        peak_mb=_reported_peak(result.stderr),
     )
 
 
 def run_naive(server: SandboxServer, sample: int) -> Figures:
     """One request per sync, sequentially, in a subprocess (for its own peak memory)."""
     env = server.environment()
-    process = subprocess.Popen(
+    process = subprocess.run(
         [sys.executable, __file__, "--naive", env["HIGHTOUCH_API_URL"], env["HIGHTOUCH_API_KEY"], str(sample)],
-        stdout=subprocess.PIPE,
+        capture_output=True,
+        text=True,
         cwd=ROOT,
+        check=True,
     )
-    _, _, usage = os.wait4(process.pid, 0)
-    result = json.loads((process.stdout.read() if process.stdout else b"{}").decode())
+    result = json.loads(process.stdout)
     stats = server.world.stats
     return Figures(
         hightouch=result["requests"],
@@ -135,7 +135,7 @@ def run_naive(server: SandboxServer, sample: int) -> Figures:
         linear=0,
         throttled=stats["hightouch_429"],
         wall=result["wall"],
-        peak_mb=usage.ru_maxrss / 1024,
+        peak_mb=_reported_peak(process.stderr),
         estimated=result["estimated"],
     )
 
@@ -177,6 +177,23 @@ def naive_loop(base_url: str, key: str, sample: int) -> None:
     scale = len(enabled) / max(1, len(measured))
     total_requests = before_runs + round((requests_made - before_runs) * scale)
     print(json.dumps({"requests": total_requests, "wall": listing + runs_wall * scale, "estimated": estimated}))
+
+
+def _peak_kb() -> int:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _report_peak() -> None:
+    sys.stderr.write(f"\nPEAK_KB {_peak_kb()}\n")
+
+
+def _reported_peak(stderr: str) -> float:
+    values = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith("PEAK_KB ")]
+    return values[-1] / 1024 if values else float("nan")
 
 
 def _iso(moment: datetime) -> str:
@@ -241,6 +258,13 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--naive":
+        atexit.register(_report_peak)
         naive_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--peak":
+        # The CLI, reporting its own peak memory on the way out.
+        from triage.cli import main as cli_main
+
+        atexit.register(_report_peak)
+        sys.exit(cli_main(sys.argv[2:]))
     else:
         main()
