@@ -27,9 +27,9 @@ class Harness:
         self.ticks = 0
         self.sleeps: list[float] = []
 
-    def tick(self, *extra: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    def tick(self, *extra: str, env: dict[str, str] | None = None, now: datetime | None = None) -> tuple[int, str]:
         out = io.StringIO()
-        now = START + timedelta(minutes=15 * self.ticks)
+        now = now or START + timedelta(minutes=15 * self.ticks)
         self.ticks += 1
         code = main(
             ["run", "--config", str(self.config), "--state", str(self.state), *extra],
@@ -356,3 +356,40 @@ def test_tick_time_limit_defers_everything_left_and_exits_0(tmp_path: Path, worl
     assert "deferred to the next tick: 2" in out
     assert h.saved()["deferred"] == ["1", "2"]
     assert ht.runs_requests() == []
+
+
+def test_quiet_tick_leaves_the_state_file_alone_until_the_weekly_heartbeat(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.add_run("1", 100, "success")
+    h = Harness(tmp_path, world)
+    h.tick()
+    first, inode = h.state.read_text(), h.state.stat().st_ino
+    code, out = h.tick()
+    assert code == 0, out
+    assert h.state.read_text() == first  # last_tick_at was not moved on
+    assert h.state.stat().st_ino == inode  # and the file was not replaced
+
+    code, _ = h.tick(now=START + timedelta(days=7, minutes=1))
+    assert code == 0
+    assert h.saved()["last_tick_at"] == "2026-11-30T09:01:00Z"
+    assert h.saved()["syncs"] == yaml.safe_load(first)["syncs"]
+
+
+def test_job_summary_is_written_as_a_markdown_table(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    ht.add_run("1", 100, "success")
+    h = Harness(tmp_path, world)
+    h.tick()
+    ht.add_run("1", 101, "failed", minute=20)
+    summary = tmp_path / "summary.md"
+    code, _ = h.tick(env={**ENV, "GITHUB_STEP_SUMMARY": str(summary)})
+    assert code == 0
+    text = summary.read_text()
+    assert "| --- | ---: |" in text
+    assert "| Syncs checked | 1 |" in text
+    assert "| New failures | 1 |" in text
+    assert "| Slack messages | 1 |" in text
+    assert "| Linear issues created | 0 |" in text
+    assert "| Deferred (rate or time limit) | 0 |" in text

@@ -27,7 +27,7 @@ from triage.render import Renderer
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
 from triage.slack import SlackClient
 from triage.state import StateStore
-from triage.tick import Services, Tick, format_summary
+from triage.tick import Services, Tick, format_summary, summary_markdown
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -198,6 +198,10 @@ def _run(
     )
     summary = tick.run()
     out.write(format_summary(summary, args.dry_run))
+    step_summary = environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(summary_markdown(summary, args.dry_run))
     return EXIT_ERROR if summary.errors else EXIT_OK
 
 

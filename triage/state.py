@@ -47,6 +47,9 @@ class StateStore:
             state.syncs[sync_id] = sync_state
         return state
 
+    def has_journal(self) -> bool:
+        return self.journal_path.exists()
+
     def record(self, sync_id: str, sync_state: SyncState) -> None:
         """Make one sync's new state durable now (append to the journal, fsync)."""
         line = json.dumps({"sync_id": sync_id, "state": asdict(sync_state)}, sort_keys=True)

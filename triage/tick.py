@@ -13,13 +13,14 @@ Guarantees:
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from dateutil import parser as dateparser
@@ -39,11 +40,14 @@ from triage.errors import ApiError, AuthError, RateLimited
 from triage.hightouch import HightouchClient
 from triage.linear import LinearClient, Team
 from triage.models import State, Sync, SyncState
-from triage.render import Renderer, TriageContext, build_context, sync_url
+from triage.render import Renderer, TriageContext, build_context, markdown_escape, sync_url
 from triage.slack import SlackClient
 from triage.state import StateStore
 
 log = logging.getLogger(__name__)
+
+# GitHub disables the schedule of a public repository after 60 days without a commit.
+HEARTBEAT = timedelta(days=7)
 
 
 @dataclass
@@ -99,6 +103,7 @@ class Tick:
 
     def run(self) -> TickSummary:
         state = self.store.load()
+        loaded = copy.deepcopy(state)
         summary = TickSummary(baseline=state.is_baseline)
         ctx = TickContext(baseline=state.is_baseline, previous_tick_at=_parse_time(state.last_tick_at))
         try:
@@ -128,13 +133,25 @@ class Tick:
             deferred = self._handle_all(plan.to_check, state, ctx, summary)
         finally:
             summary.deferred = deferred
+            state.deferred = deferred
             if not self.dry_run:
-                state.last_tick_at = _iso(self.now)
-                if state.baseline_at is None:
-                    state.baseline_at = state.last_tick_at
-                state.deferred = deferred
-                self.store.save(state)
+                self._save(state, loaded)
         return summary
+
+    def _save(self, state: State, loaded: State) -> None:
+        """Write state.yaml only when something changed, or as the weekly heartbeat.
+
+        A quiet tick leaves the file untouched, so the workflow has nothing to
+        commit; the heartbeat keeps a quiet repository's schedule alive.
+        """
+        previous = _parse_time(state.last_tick_at)
+        heartbeat_due = previous is None or self.now - previous >= HEARTBEAT
+        if state == loaded and not heartbeat_due and not self.store.has_journal():
+            return
+        state.last_tick_at = _iso(self.now)
+        if state.baseline_at is None:
+            state.baseline_at = state.last_tick_at
+        self.store.save(state)
 
     def _handle_all(self, to_check: list[Sync], state: State, ctx: TickContext, summary: TickSummary) -> list[str]:
         """Read ahead in parallel (runs, names), act in order; return the ids deferred.
@@ -297,6 +314,31 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
     if summary.errors:
         lines.append(f"  errors: {len(summary.errors)} (those syncs are retried next tick)")
         lines.extend(f"    - {e}" for e in summary.errors)
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(summary: TickSummary, dry_run: bool) -> str:
+    """The tick's summary as a Markdown table, for a GitHub Actions job summary."""
+    if summary.listing_deferred:
+        return "### hightouch-triage tick\n\nDeferred: Hightouch rate-limited the sync listing.\n"
+    title = "### hightouch-triage tick" + (" (dry run: nothing sent)" if dry_run else "")
+    if summary.baseline:
+        title += " (first tick: baseline recorded)"
+    rows = [
+        ("Syncs listed", summary.listed),
+        ("Skipped: disabled", summary.disabled),
+        ("Skipped: unchanged", summary.unchanged),
+        ("Syncs checked", summary.checked),
+        ("New failures", summary.new_failures),
+        ("Slack messages", summary.slack_sent),
+        ("Linear issues found", summary.linear_found),
+        ("Linear issues created", summary.linear_created),
+        ("Deferred (rate or time limit)", len(summary.deferred)),
+        ("Errors", len(summary.errors)),
+    ]
+    lines = [title, "", "| | |", "| --- | ---: |", *(f"| {label} | {value} |" for label, value in rows)]
+    if summary.errors:
+        lines += ["", "Errors (retried next tick):", *(f"- {markdown_escape(e)}" for e in summary.errors)]
     return "\n".join(lines) + "\n"
 
 
