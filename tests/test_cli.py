@@ -104,3 +104,20 @@ def test_unknown_state_version_exits_1(tmp_path: Path, capsys: pytest.CaptureFix
 def test_unknown_command_is_a_usage_error() -> None:
     code, _ = run_cli("explode")
     assert code == 2
+
+
+def test_validate_names_the_key_of_a_broken_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("linear:\n  team: DATA\n  priority: sky-high\n")
+    code, _ = run_cli("validate", "--config", str(path), env={})
+    assert code == 2
+    assert "config.yaml:3: linear.priority: expected one of urgent | high | medium | low" in capsys.readouterr().err
+
+
+def test_validate_names_the_line_of_a_broken_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config.yaml").write_text("")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "linear_description.md.j2").write_text("line one\nline two\n{{ sync_name | nope }}\n")
+    code, _ = run_cli("validate", "--config", str(tmp_path / "config.yaml"), env={})
+    assert code == 2
+    assert "linear_description.md.j2:3: template error" in capsys.readouterr().err

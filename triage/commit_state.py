@@ -1,0 +1,218 @@
+"""Commit state/ back to the repository after a tick (the workflow's last step).
+
+    python -m triage.commit_state save [--branch BRANCH]     after a tick
+    python -m triage.commit_state restore --branch BRANCH    before a tick, when state lives on its own branch
+
+`save` commits only state/, and only when it changed, with a message that says
+how many syncs changed; it pushes with a bounded `git pull --rebase` retry
+loop, so a pull request merged while the tick ran never costs the state.
+Without --branch, state is committed to the checked-out branch; with it, to
+that branch alone (created on first use), for repositories whose default
+branch is protected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BOT_NAME = "github-actions[bot]"
+BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+
+
+class GitError(RuntimeError):
+    pass
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise GitError(f"git {' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+def changed_syncs(old_text: str | None, new_text: str | None) -> int:
+    """How many syncs differ between two versions of state.yaml."""
+    old, new = _syncs(old_text), _syncs(new_text)
+    return sum(1 for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+
+def _syncs(text: str | None) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(text or "") or {}
+    except yaml.YAMLError:
+        return {}
+    syncs = doc.get("syncs") if isinstance(doc, dict) else None
+    return syncs if isinstance(syncs, dict) else {}
+
+
+def commit_message(old_text: str | None, new_text: str | None) -> str:
+    count = changed_syncs(old_text, new_text)
+    if not old_text:
+        what = f"baseline of {count} sync{'s' if count != 1 else ''}"
+    elif count:
+        what = f"{count} sync{'s' if count != 1 else ''} changed"
+    else:
+        what = "heartbeat, no sync changed"
+    # [skip ci]: a state commit every 15 minutes must not run the test workflow.
+    return f"state: {what} [skip ci]"
+
+
+def save(
+    repo: Path,
+    *,
+    state_dir: str = "state",
+    branch: str | None = None,
+    remote: str = "origin",
+    attempts: int = 5,
+    sleep: Callable[[float], None] = time.sleep,
+    out: Callable[[str], None] = print,
+) -> bool:
+    """Commit and push state/; True when a commit was pushed, False when nothing changed."""
+    if branch is None:
+        target = git(repo, "symbolic-ref", "--short", "HEAD").stdout.strip()
+        return _commit_and_push(repo, state_dir, target, remote, attempts, sleep, out)
+    worktree = Path(tempfile.mkdtemp(prefix="triage-state-"))
+    try:
+        exists = _fetch(repo, remote, branch)
+        if exists:
+            git(repo, "worktree", "add", "--detach", str(worktree), "FETCH_HEAD")
+        else:
+            git(repo, "worktree", "add", "--detach", str(worktree), "HEAD")
+            git(worktree, "checkout", "--orphan", branch)
+            git(worktree, "rm", "-r", "-q", "--cached", ".")
+            for child in worktree.iterdir():
+                if child.name != ".git":
+                    _remove(child)
+        _mirror(repo / state_dir, worktree / state_dir)
+        return _commit_and_push(worktree, state_dir, branch, remote, attempts, sleep, out)
+    finally:
+        git(repo, "worktree", "remove", "--force", str(worktree), check=False)
+        shutil.rmtree(worktree, ignore_errors=True)
+
+
+def restore(repo: Path, *, branch: str, state_dir: str = "state", remote: str = "origin") -> bool:
+    """Put the state branch's state/ into the working tree; False when the branch does not exist yet."""
+    if not _fetch(repo, remote, branch):
+        return False
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", "FETCH_HEAD", state_dir], cwd=repo, capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        return False  # the branch exists but holds no state/ yet
+    with tempfile.TemporaryDirectory(prefix="triage-state-") as tmp:
+        tar_path = Path(tmp) / "state.tar"
+        tar_path.write_bytes(archive.stdout)
+        extracted = Path(tmp) / "x"
+        shutil.unpack_archive(str(tar_path), str(extracted), format="tar")
+        _mirror(extracted / state_dir, repo / state_dir)
+    return True
+
+
+def _commit_and_push(
+    worktree: Path,
+    state_dir: str,
+    branch: str,
+    remote: str,
+    attempts: int,
+    sleep: Callable[[float], None],
+    out: Callable[[str], None],
+) -> bool:
+    if not git(worktree, "status", "--porcelain", "--untracked-files=all", "--", state_dir).stdout.strip():
+        out("state unchanged: nothing to commit")
+        return False
+    state_file = f"{state_dir}/state.yaml"
+    old = git(worktree, "show", f"HEAD:{state_file}", check=False)
+    new_path = worktree / state_file
+    message = commit_message(
+        old.stdout if old.returncode == 0 else None, new_path.read_text() if new_path.exists() else None
+    )
+    git(worktree, "add", "-A", "--", state_dir)
+    git(worktree, "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}", "commit", "-q", "-m", message)
+    for attempt in range(1, attempts + 1):
+        if git(worktree, "push", "-q", remote, f"HEAD:refs/heads/{branch}", check=False).returncode == 0:
+            out(f"pushed to {branch}: {message}")
+            return True
+        if attempt == attempts:
+            break
+        # Someone pushed meanwhile (a merged config PR): replay the state commit on top.
+        out(f"push to {branch} rejected (attempt {attempt}/{attempts}); rebasing on {remote}/{branch}")
+        if _fetch(worktree, remote, branch):
+            rebase = git(
+                worktree,
+                "-c",
+                f"user.name={BOT_NAME}",
+                "-c",
+                f"user.email={BOT_EMAIL}",
+                "rebase",
+                "-q",
+                "FETCH_HEAD",
+                check=False,
+            )
+            if rebase.returncode != 0:
+                git(worktree, "rebase", "--abort", check=False)
+                raise GitError(f"rebasing the state commit on {remote}/{branch} conflicted: {rebase.stderr.strip()}")
+        sleep(min(30.0, 2.0**attempt) * (0.5 + random.random() / 2))
+    raise GitError(f"could not push the state commit to {branch} after {attempts} attempts")
+
+
+def _fetch(repo: Path, remote: str, branch: str) -> bool:
+    return git(repo, "fetch", "-q", remote, f"refs/heads/{branch}", check=False).returncode == 0
+
+
+def _mirror(source: Path, target: Path) -> None:
+    """Make `target` hold exactly the files of `source`."""
+    if target.exists():
+        shutil.rmtree(target)
+    if source.exists():
+        shutil.copytree(source, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m triage.commit_state", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    save_cmd = commands.add_parser("save", help="commit and push state/ if it changed")
+    save_cmd.add_argument("--branch", default=None, help="commit to this branch instead of the checked-out one")
+    save_cmd.add_argument("--attempts", type=int, default=5, help="push attempts (default: 5)")
+    restore_cmd = commands.add_parser("restore", help="check out state/ from the state branch")
+    restore_cmd.add_argument("--branch", required=True)
+    for sub in (save_cmd, restore_cmd):
+        sub.add_argument("--state-dir", default="state")
+        sub.add_argument("--remote", default="origin")
+        sub.add_argument("--repo", type=Path, default=Path("."))
+    args = parser.parse_args(argv)
+    branch = args.branch or None
+    try:
+        if args.command == "save":
+            save(args.repo, state_dir=args.state_dir, branch=branch, remote=args.remote, attempts=args.attempts)
+        elif restore(args.repo, branch=args.branch, state_dir=args.state_dir, remote=args.remote):
+            print(f"state/ restored from {args.branch}")
+        else:
+            print(f"no state on {args.branch} yet: this tick starts from a baseline")
+    except GitError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
