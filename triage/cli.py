@@ -210,7 +210,14 @@ def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Ca
     budget = WaitBudget(config.triage.wait_budget_seconds)
 
     def http(name: str, throttle: Throttle | None = None) -> HttpClient:
-        return HttpClient(name=name, secrets=env.secrets, budget=budget, throttle=throttle, sleep=sleep)
+        return HttpClient(
+            name=name,
+            secrets=env.secrets,
+            budget=budget,
+            throttle=throttle,
+            sleep=sleep,
+            read_timeout=config.triage.request_timeout_seconds,
+        )
 
     hightouch = HightouchClient(
         http("Hightouch", hightouch_throttle(config.hightouch.max_requests_per_10s, sleep)),

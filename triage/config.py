@@ -62,6 +62,8 @@ class TriageConfig:
     # Past this, a tick starts no new sync and defers the rest (a first tick of a
     # big workspace spreads over several ticks); keep it under the cron interval.
     tick_time_limit_seconds: float = 600.0
+    # Seconds to wait for an API's answer before counting the request as failed.
+    request_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,15 @@ def parse_config(text: str, path: Path) -> Config:
     reader.reject_unknown(li, {"team", "escalation_threshold", "priority"}, "linear")
     tr = reader.mapping(sections.get("triage"), "triage")
     reader.reject_unknown(
-        tr, {"failure_statuses", "history_window", "wait_budget_seconds", "tick_time_limit_seconds"}, "triage"
+        tr,
+        {
+            "failure_statuses",
+            "history_window",
+            "wait_budget_seconds",
+            "tick_time_limit_seconds",
+            "request_timeout_seconds",
+        },
+        "triage",
     )
 
     d_ht, d_sl, d_li, d_tr = HightouchConfig(), SlackConfig(), LinearConfig(), TriageConfig()

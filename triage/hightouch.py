@@ -19,7 +19,7 @@ import requests
 from dateutil import parser as dateparser
 
 from triage.errors import ApiError, AuthError, BadRequestError, NotFoundError
-from triage.http import HttpClient
+from triage.http import HttpClient, json_verdict
 from triage.models import RowCounts, Run, Sync
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,13 @@ class HightouchClient:
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self.http.request(
-            "GET", self.base_url + path, endpoint=f"GET {path}", idempotent=True, headers=self._headers, params=params
+            "GET",
+            self.base_url + path,
+            endpoint=f"GET {path}",
+            idempotent=True,
+            headers=self._headers,
+            params=params,
+            classify=json_verdict,
         )
         return _json_object(response, f"GET {path}")
 

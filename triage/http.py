@@ -117,6 +117,40 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What a response means for retrying: done, rate limited, or a transient failure."""
+
+    retry: str | None = None  # None | "rate_limited" | "transient"
+    retry_after: float | None = None
+    reason: str = ""
+
+
+DONE = Verdict()
+
+
+def default_verdict(response: requests.Response) -> Verdict:
+    """HTTP 429 is a rate limit (Retry-After honoured when sent); 5xx is transient."""
+    if response.status_code == 429:
+        return Verdict(
+            "rate_limited", parse_retry_after(response.headers.get("Retry-After")), "rate limited (HTTP 429)"
+        )
+    if response.status_code >= 500:
+        return Verdict("transient", reason=f"HTTP {response.status_code}")
+    return DONE
+
+
+def json_verdict(response: requests.Response) -> Verdict:
+    """As `default_verdict`, and a success whose body is not JSON is transient (a torn answer)."""
+    verdict = default_verdict(response)
+    if verdict.retry is None and response.status_code < 400:
+        try:
+            response.json()
+        except ValueError:
+            return Verdict("transient", reason="the response is not valid JSON")
+    return verdict
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
@@ -142,8 +176,10 @@ class HttpClient:
         throttle: Throttle | None = None,
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.name = name
+        self.read_timeout = read_timeout
         self.secrets = tuple(s for s in secrets if s)
         self.budget = budget
         self.policy = policy or RetryPolicy()
@@ -167,11 +203,15 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        classify: Callable[[requests.Response], Verdict] = default_verdict,
     ) -> requests.Response:
         """Send with retries. Returns the last response that is not retried (any status).
 
-        Raises RateLimited when waiting out a 429 would overrun the budget, and
-        ApiError when the service stayed unreachable or kept failing.
+        `classify` says what a response means for retrying; rate limits are
+        always retried (they prove nothing was done), transient failures only
+        when the request is idempotent. Raises RateLimited when waiting out a
+        rate limit would overrun the budget, and ApiError when the service
+        stayed unreachable or kept failing.
         """
         attempt = 0
         while True:
@@ -185,7 +225,7 @@ class HttpClient:
                     headers=dict(headers or {}),
                     params=params,
                     json=json,
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    timeout=(CONNECT_TIMEOUT, self.read_timeout),
                 )
             except requests.RequestException as exc:
                 problem = f"{self.name} {endpoint}: {_describe(exc)}"
@@ -194,15 +234,14 @@ class HttpClient:
                 self._wait(self.policy.delay(attempt, None), problem, endpoint, rate_limited=False)
                 continue
 
-            if response.status_code == 429:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                problem = f"{self.name} {endpoint}: rate limited (HTTP 429)"
+            verdict = classify(response)
+            problem = f"{self.name} {endpoint}: {verdict.reason}"
+            if verdict.retry == "rate_limited":
                 if attempt >= self.policy.max_rate_limit_attempts:
-                    raise RateLimited(problem, endpoint=endpoint, retry_after=retry_after)
-                self._wait(self.policy.delay(attempt, retry_after), problem, endpoint, rate_limited=True)
+                    raise RateLimited(problem, endpoint=endpoint, retry_after=verdict.retry_after)
+                self._wait(self.policy.delay(attempt, verdict.retry_after), problem, endpoint, rate_limited=True)
                 continue
-            if response.status_code >= 500 and idempotent and attempt < self.policy.max_attempts:
-                problem = f"{self.name} {endpoint}: HTTP {response.status_code}"
+            if verdict.retry == "transient" and idempotent and attempt < self.policy.max_attempts:
                 self._wait(self.policy.delay(attempt, None), problem, endpoint, rate_limited=False)
                 continue
             return response

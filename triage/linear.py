@@ -7,11 +7,14 @@ every response is inspected for it whatever its status.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
+import requests
+
 from triage.errors import ApiError, AuthError, ConfigError, RateLimited
-from triage.http import HttpClient
+from triage.http import HttpClient, Verdict, default_verdict, parse_retry_after
 
 TEAM_QUERY = """
 query Team($key: String!) {
@@ -33,6 +36,14 @@ query OpenIssues($teamId: ID!, $name: String!) {
   }
 }
 """
+
+ISSUE_QUERY = """
+query Issue($id: String!) {
+  issue(id: $id) { id identifier title url state { type } }
+}
+"""
+
+CLOSED_STATES = ("completed", "canceled", "duplicate")
 
 CREATE_MUTATION = """
 mutation CreateIssue($input: IssueCreateInput!) {
@@ -91,6 +102,19 @@ class LinearClient:
                 return _issue(node)
         return None
 
+    def open_issue(self, identifier: str) -> Issue | None:
+        """The issue with this identifier (e.g. DATA-42) if it exists and is still open."""
+        try:
+            data = self._graphql("issue", ISSUE_QUERY, {"id": identifier}, idempotent=True)
+        except ApiError as exc:
+            if "not found" in str(exc).lower():
+                return None
+            raise
+        node = data.get("issue")
+        if not isinstance(node, dict) or (node.get("state") or {}).get("type") in CLOSED_STATES:
+            return None
+        return _issue(node)
+
     def create_issue(self, team: Team, title: str, description: str, priority: int) -> Issue:
         variables = {"input": {"teamId": team.id, "title": title, "description": description, "priority": priority}}
         data = self._graphql("issueCreate", CREATE_MUTATION, variables, idempotent=False)
@@ -107,6 +131,7 @@ class LinearClient:
             idempotent=idempotent,
             headers=self._headers,
             json={"query": query, "variables": variables},
+            classify=linear_verdict,
         )
         try:
             body = response.json()
@@ -131,6 +156,41 @@ class LinearClient:
         if not isinstance(data, dict):
             raise ApiError(f"Linear {operation}: response has no data", endpoint=operation)
         return data
+
+
+def linear_verdict(response: requests.Response) -> Verdict:
+    """Linear signals rate limits as HTTP 429 or as a GraphQL error of type RATELIMITED
+    (on HTTP 200 or 400); either proves the request was not carried out."""
+    verdict = default_verdict(response)
+    if verdict.retry is not None:
+        return replace(verdict, retry_after=verdict.retry_after or _reset_after(response))
+    try:
+        body = response.json()
+    except ValueError:
+        return verdict
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for error in errors if isinstance(errors, list) else []:
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        kind = str((extensions or {}).get("type") or (extensions or {}).get("code") or "")
+        if kind.lower().replace(" ", "").replace("_", "") == "ratelimited":
+            return Verdict("rate_limited", _reset_after(response), "rate limited (GraphQL RATELIMITED)")
+    return verdict
+
+
+def _reset_after(response: requests.Response) -> float | None:
+    """Seconds until Linear's rate-limit window resets (Retry-After, or the reset timestamp)."""
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if retry_after is not None:
+        return retry_after
+    for header in ("X-RateLimit-Requests-Reset", "X-RateLimit-Complexity-Reset"):
+        try:
+            reset = float(response.headers.get(header, ""))
+        except ValueError:
+            continue
+        if reset > 1e11:  # epoch milliseconds (Linear's documented unit); else seconds
+            reset /= 1000
+        return max(0.0, reset - time.time())
+    return None
 
 
 def _classify(operation: str, errors: Any, status: int) -> ApiError:

@@ -38,9 +38,9 @@ from triage.decide import (
 )
 from triage.errors import ApiError, AuthError, RateLimited
 from triage.hightouch import HightouchClient
-from triage.linear import LinearClient, Team
+from triage.linear import Issue, LinearClient, Team
 from triage.models import State, Sync, SyncState
-from triage.render import Renderer, TriageContext, build_context, markdown_escape, sync_url
+from triage.render import LinearIssueText, Renderer, TriageContext, build_context, markdown_escape, sync_url
 from triage.slack import SlackClient
 from triage.state import StateStore
 
@@ -223,7 +223,7 @@ class Tick:
         self._record(state, sync.id, decision.state)
 
         if prepared.escalation is not None:
-            identifier = self._escalate(prepared.escalation, summary)
+            identifier = self._escalate(prepared.escalation, decision.state.linear_issue, summary)
             if identifier is not None:
                 self._record(state, sync.id, linear_done(decision.state, identifier))
 
@@ -253,8 +253,11 @@ class Tick:
         self.services.slack.post_message(channel, message.text, message.blocks)
         self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {channel}\n")
 
-    def _escalate(self, ctx: TriageContext, summary: TickSummary) -> str | None:
-        """Search first, every time; create only when no open issue names the sync."""
+    def _escalate(self, ctx: TriageContext, remembered: str | None, summary: TickSummary) -> str | None:
+        """Search first, every time; create only when no open issue names the sync.
+
+        Returns the identifier of the issue found or created (None in a dry run).
+        """
         issue_text = self.renderer.linear_issue(ctx)
         team_key = self.config.linear.team
         linear = self.services.linear
@@ -266,17 +269,45 @@ class Tick:
             return None
         if self._team is None:
             self._team = linear.find_team(team_key)
-        existing = linear.find_open_issue(self._team, ctx.sync_name)
-        if existing is not None:
+        existing = self._find_existing(linear, self._team, ctx.sync_name, remembered)
+        created = False
+        if existing is None:
+            existing, created = self._create(linear, self._team, issue_text, ctx.sync_name, remembered)
+        if created:
+            summary.linear_created += 1
+        else:
             summary.linear_found += 1
-            self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {existing.identifier} already open\n")
-            return existing.identifier
-        created = linear.create_issue(
-            self._team, issue_text.title, issue_text.description, self.config.linear.priority_value
-        )
-        summary.linear_created += 1
-        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {created.identifier} created\n")
-        return created.identifier
+        verdict = "created" if created else "already open"
+        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {existing.identifier} {verdict}\n")
+        return existing.identifier
+
+    def _create(
+        self, linear: LinearClient, team: Team, text: LinearIssueText, name: str, remembered: str | None
+    ) -> tuple[Issue, bool]:
+        """Create the issue. After a failure that may have created it anyway (a timeout,
+        a 5xx), search again and create once more only if it is still not there."""
+        priority = self.config.linear.priority_value
+        try:
+            return linear.create_issue(team, text.title, text.description, priority), True
+        except RateLimited:
+            raise
+        except ApiError as exc:
+            if not exc.retryable:
+                raise
+            log.warning("%s; searching again before retrying the create", exc)
+        existing = self._find_existing(linear, team, name, remembered)
+        if existing is not None:
+            return existing, False
+        return linear.create_issue(team, text.title, text.description, priority), True
+
+    @staticmethod
+    def _find_existing(linear: LinearClient, team: Team, name: str, remembered: str | None) -> Issue | None:
+        """An open issue naming the sync; else the one remembered from an earlier tick,
+        if still open (a just-created issue may not be searchable yet)."""
+        existing = linear.find_open_issue(team, name)
+        if existing is None and remembered:
+            existing = linear.open_issue(remembered)
+        return existing
 
     def _show(self, heading: str, body: str) -> None:
         self.out.write(f"\n--- [dry run] {heading} ---\n{body}\n")
