@@ -156,6 +156,7 @@ class FakeLinear:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     team: dict[str, str] = field(default_factory=lambda: {"id": "team-1", "key": "DATA", "name": "Data"})
     fail_next: list[Reply] = field(default_factory=list)
+    create_then_fail: Reply | None = None  # carry out the next create, then answer with this
 
     def open_issue(self, title: str, description: str = "", state: str = "started") -> None:
         number = len(self.issues) + 1
@@ -174,7 +175,14 @@ class FakeLinear:
     def handle(self, request: requests.PreparedRequest) -> Reply:
         body = json.loads(request.body or b"{}")
         query, variables = body["query"], body.get("variables", {})
-        operation = "issueCreate" if "issueCreate" in query else ("issues" if "issues(" in query else "teams")
+        if "issueCreate" in query:
+            operation = "issueCreate"
+        elif "issues(" in query:
+            operation = "issues"
+        elif "issue(" in query:
+            operation = "issue"
+        else:
+            operation = "teams"
         self.calls.append((operation, variables))
         if self.fail_next:
             return self.fail_next.pop(0)
@@ -198,9 +206,19 @@ class FakeLinear:
                 and (name in i["title"].lower() or name in i["description"].lower())
             ]
             return reply(200, {"data": {"issues": {"nodes": nodes}}})
+        if operation == "issue":
+            found = [i for i in self.issues if variables["id"] in (i["id"], i["identifier"])]
+            if not found:
+                return reply(
+                    200, {"errors": [{"message": "Entity not found", "extensions": {"type": "invalid input"}}]}
+                )
+            return reply(200, {"data": {"issue": found[0]}})
         payload = variables["input"]
         self.open_issue(payload["title"], payload["description"], state="triage")
         self.issues[-1]["priority"] = payload["priority"]
+        if self.create_then_fail is not None:
+            answer, self.create_then_fail = self.create_then_fail, None
+            return answer
         return reply(200, {"data": {"issueCreate": {"success": True, "issue": self.issues[-1]}}})
 
     def operations(self) -> list[str]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import responses
 
 from tests.fakes import ENV, HT, LINEAR, SLACK, World, reply
-from triage.errors import ApiError, AuthError, BadRequestError, ConfigError, NotFoundError
+from triage.errors import ApiError, AuthError, BadRequestError, ConfigError, NotFoundError, RateLimited
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, RetryPolicy, WaitBudget
 from triage.linear import LinearClient, Team
@@ -295,11 +297,53 @@ def test_sync_pages_smaller_than_asked_fall_back_to_sequential_offsets(hightouch
 
 
 def test_names_are_fetched_once_even_when_threads_race(world: World) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     client = HightouchClient(http(), HT, ENV["HIGHTOUCH_API_KEY"], concurrency=8)
     world.hightouch.add_sync("1", "s")
     with ThreadPoolExecutor(8) as pool:
         names = list(pool.map(lambda _: client.destination_name("10"), range(32)))
     assert set(names) == {"Salesforce Production"}
     assert world.hightouch.requests == ["GET /destinations/10"]
+
+
+def test_linear_ratelimited_error_on_http_200_is_waited_out_and_retried(linear: LinearClient) -> None:
+    sleeps: list[float] = []
+    linear.http._sleep = sleeps.append
+    limited = {"errors": [{"message": "Rate limit exceeded", "extensions": {"type": "RATELIMITED"}}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(LINEAR, json=limited, headers={"X-RateLimit-Requests-Reset": "0"})
+        rsps.post(LINEAR, json={"data": {"issues": {"nodes": []}}})
+        assert linear.find_open_issue(TEAM, "s") is None
+    assert len(sleeps) == 1
+
+
+def test_linear_rate_limit_past_the_budget_raises_rate_limited(linear: LinearClient) -> None:
+    far = str(int((time.time() + 3600) * 1000))  # reset in an hour, epoch ms
+    limited = {"errors": [{"message": "Rate limit exceeded", "extensions": {"type": "ratelimited"}}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(LINEAR, status=400, json=limited, headers={"X-RateLimit-Requests-Reset": far})
+        with pytest.raises(RateLimited):
+            linear.create_issue(TEAM, "t", "d", 2)
+        assert len(rsps.calls) == 1
+
+
+def test_torn_json_from_hightouch_is_retried(hightouch: HightouchClient) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{HT}/syncs", body='{"data": [{"id": 1, "sl')
+        rsps.get(f"{HT}/syncs", json={"data": [{"id": 1, "slug": "a"}], "hasMore": False})
+        assert [s.name for s in hightouch.list_syncs()] == ["a"]
+
+
+def test_open_issue_by_identifier_ignores_closed_and_missing_issues(linear: LinearClient) -> None:
+    def issue(state: str) -> dict[str, object]:
+        return {
+            "data": {"issue": {"id": "i", "identifier": "DATA-7", "title": "t", "url": "u", "state": {"type": state}}}
+        }
+
+    not_found = {"errors": [{"message": "Entity not found: Issue", "extensions": {"type": "invalid input"}}]}
+    with responses.RequestsMock() as rsps:
+        rsps.post(LINEAR, json=issue("started"))
+        rsps.post(LINEAR, json=issue("completed"))
+        rsps.post(LINEAR, json=not_found)
+        assert linear.open_issue("DATA-7") is not None
+        assert linear.open_issue("DATA-7") is None
+        assert linear.open_issue("DATA-7") is None

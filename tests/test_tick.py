@@ -393,3 +393,40 @@ def test_job_summary_is_written_as_a_markdown_table(tmp_path: Path, world: World
     assert "| Slack messages | 1 |" in text
     assert "| Linear issues created | 0 |" in text
     assert "| Deferred (rate or time limit) | 0 |" in text
+
+
+def test_remembered_open_issue_is_reused_when_search_misses_it(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    for run_id in (100, 101, 102):
+        ht.add_run("1", run_id, "failed", minute=run_id - 100)
+    h = Harness(tmp_path, world)
+    h.tick()
+    # The tick before recorded DATA-1, but its title no longer names the sync (someone renamed it).
+    world.linear.open_issue("Salesforce pipeline broken")
+    state = h.saved()
+    state["syncs"]["1"]["linear_issue"] = "DATA-1"
+    h.state.write_text(yaml.safe_dump(state))
+    world.linear.calls.clear()
+    ht.add_run("1", 103, "failed", minute=20)
+    code, out = h.tick()
+    assert code == 0, out
+    assert world.linear.operations() == ["teams", "issues", "issue"]
+    assert len(world.linear.issues) == 1
+
+
+def test_create_that_failed_ambiguously_searches_again_before_retrying(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    ht.add_sync("1", "sync-1")
+    for run_id in (100, 101):
+        ht.add_run("1", run_id, "failed", minute=run_id - 100)
+    h = Harness(tmp_path, world)
+    h.tick()
+    ht.add_run("1", 102, "failed", minute=20)
+    # teams, issues answer normally; the create times out at the gateway after creating the issue.
+    world.linear.create_then_fail = reply(504, {"message": "gateway timeout"})
+    code, out = h.tick()
+    assert code == 0, out
+    assert world.linear.operations() == ["teams", "issues", "issueCreate", "issues"]
+    assert len(world.linear.issues) == 1
+    assert "DATA-1 already open" in out

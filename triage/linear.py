@@ -151,7 +151,11 @@ class LinearClient:
         if errors:
             raise _classify(operation, errors, response.status_code)
         if response.status_code >= 400:
-            raise ApiError(f"Linear {operation}: HTTP {response.status_code}", endpoint=operation)
+            raise ApiError(
+                f"Linear {operation}: HTTP {response.status_code}",
+                endpoint=operation,
+                retryable=response.status_code >= 500,
+            )
         data = body.get("data")
         if not isinstance(data, dict):
             raise ApiError(f"Linear {operation}: response has no data", endpoint=operation)
