@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakes import ENV
 from triage.cli import main
-from triage.config import load_config
+from triage.config import load_config, parse_config
 
 GOOD = Path(__file__).resolve().parent.parent / "config.yaml"
 
@@ -121,3 +121,16 @@ def test_validate_names_the_line_of_a_broken_template(tmp_path: Path, capsys: py
     code, _ = run_cli("validate", "--config", str(tmp_path / "config.yaml"), env={})
     assert code == 2
     assert "linear_description.md.j2:3: template error" in capsys.readouterr().err
+
+
+def test_every_documented_key_of_the_shipped_config_is_read() -> None:
+    text = GOOD.read_text().replace("request_timeout_seconds: 30", "request_timeout_seconds: 7")
+    text = text.replace("tick_time_limit_seconds: 600", "tick_time_limit_seconds: 9")
+    text = text.replace("max_requests_per_10s: 190", "max_requests_per_10s: 0").replace(
+        "concurrency: 8", "concurrency: 3"
+    )
+    config = parse_config(text, GOOD)
+    assert config.triage.request_timeout_seconds == 7
+    assert config.triage.tick_time_limit_seconds == 9
+    assert config.hightouch.max_requests_per_10s == 0
+    assert config.hightouch.concurrency == 3

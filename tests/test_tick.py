@@ -415,7 +415,7 @@ def test_remembered_open_issue_is_reused_when_search_misses_it(tmp_path: Path, w
     assert len(world.linear.issues) == 1
 
 
-def test_create_that_failed_ambiguously_searches_again_before_retrying(tmp_path: Path, world: World) -> None:
+def test_create_that_failed_ambiguously_is_retried_next_tick_after_a_new_search(tmp_path: Path, world: World) -> None:
     ht = world.hightouch
     ht.add_sync("1", "sync-1")
     for run_id in (100, 101):
@@ -423,10 +423,16 @@ def test_create_that_failed_ambiguously_searches_again_before_retrying(tmp_path:
     h = Harness(tmp_path, world)
     h.tick()
     ht.add_run("1", 102, "failed", minute=20)
-    # teams, issues answer normally; the create times out at the gateway after creating the issue.
+    # The gateway times out after Linear created the issue: did it land? Only a later search can say.
     world.linear.create_then_fail = reply(504, {"message": "gateway timeout"})
+    code, _ = h.tick()
+    assert code == 1
+    assert world.linear.operations() == ["teams", "issues", "issueCreate"]
+    assert h.saved()["syncs"]["1"]["linear_pending"] is True
+
     code, out = h.tick()
     assert code == 0, out
-    assert world.linear.operations() == ["teams", "issues", "issueCreate", "issues"]
+    assert world.linear.operations()[3:] == ["teams", "issues"]
     assert len(world.linear.issues) == 1
+    assert len(world.slack.messages) == 1
     assert "DATA-1 already open" in out

@@ -190,6 +190,7 @@ def parse_config(text: str, path: Path) -> Config:
         history_window=reader.integer(tr, "history_window", "triage", d_tr.history_window),
         wait_budget_seconds=reader.number(tr, "wait_budget_seconds", "triage", d_tr.wait_budget_seconds),
         tick_time_limit_seconds=reader.number(tr, "tick_time_limit_seconds", "triage", d_tr.tick_time_limit_seconds),
+        request_timeout_seconds=reader.number(tr, "request_timeout_seconds", "triage", d_tr.request_timeout_seconds),
     )
     return Config(
         hightouch=hightouch,

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from triage.errors import ApiError, AuthError, ConfigError, RateLimited
-from triage.http import HttpClient, Verdict, default_verdict, parse_retry_after
+from triage.http import HttpClient, Verdict, json_verdict, parse_retry_after
 
 TEAM_QUERY = """
 query Team($key: String!) {
@@ -165,9 +165,11 @@ class LinearClient:
 def linear_verdict(response: requests.Response) -> Verdict:
     """Linear signals rate limits as HTTP 429 or as a GraphQL error of type RATELIMITED
     (on HTTP 200 or 400); either proves the request was not carried out."""
-    verdict = default_verdict(response)
-    if verdict.retry is not None:
+    verdict = json_verdict(response)
+    if verdict.retry == "rate_limited":
         return replace(verdict, retry_after=verdict.retry_after or _reset_after(response))
+    if verdict.retry is not None:
+        return verdict
     try:
         body = response.json()
     except ValueError:

@@ -40,7 +40,7 @@ from triage.errors import ApiError, AuthError, RateLimited
 from triage.hightouch import HightouchClient
 from triage.linear import Issue, LinearClient, Team
 from triage.models import State, Sync, SyncState
-from triage.render import LinearIssueText, Renderer, TriageContext, build_context, markdown_escape, sync_url
+from triage.render import Renderer, TriageContext, build_context, markdown_escape, sync_url
 from triage.slack import SlackClient
 from triage.state import StateStore
 
@@ -272,7 +272,12 @@ class Tick:
         existing = self._find_existing(linear, self._team, ctx.sync_name, remembered)
         created = False
         if existing is None:
-            existing, created = self._create(linear, self._team, issue_text, ctx.sync_name, remembered)
+            # Not retried here when it fails: a create that timed out may still land, so the
+            # retry waits for the next tick, which searches again first.
+            existing = linear.create_issue(
+                self._team, issue_text.title, issue_text.description, self.config.linear.priority_value
+            )
+            created = True
         if created:
             summary.linear_created += 1
         else:
@@ -280,25 +285,6 @@ class Tick:
         verdict = "created" if created else "already open"
         self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {existing.identifier} {verdict}\n")
         return existing.identifier
-
-    def _create(
-        self, linear: LinearClient, team: Team, text: LinearIssueText, name: str, remembered: str | None
-    ) -> tuple[Issue, bool]:
-        """Create the issue. After a failure that may have created it anyway (a timeout,
-        a 5xx), search again and create once more only if it is still not there."""
-        priority = self.config.linear.priority_value
-        try:
-            return linear.create_issue(team, text.title, text.description, priority), True
-        except RateLimited:
-            raise
-        except ApiError as exc:
-            if not exc.retryable:
-                raise
-            log.warning("%s; searching again before retrying the create", exc)
-        existing = self._find_existing(linear, team, name, remembered)
-        if existing is not None:
-            return existing, False
-        return linear.create_issue(team, text.title, text.description, priority), True
 
     @staticmethod
     def _find_existing(linear: LinearClient, team: Team, name: str, remembered: str | None) -> Issue | None:

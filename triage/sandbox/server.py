@@ -43,6 +43,16 @@ class Sandbox:
         self.world = world
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        with self.world.lock:
+            self.world.in_flight += 1
+        try:
+            return self._handle(method, target, headers, body)
+        finally:
+            with self.world.idle:
+                self.world.in_flight -= 1
+                self.world.idle.notify_all()
+
+    def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         url = urlparse(target)
         path, query = url.path, {k: v[0] for k, v in parse_qs(url.query).items()}
         if path.startswith(CONTROL):
@@ -59,9 +69,10 @@ class Sandbox:
         with self.world.lock:
             self.world.stats[api] += 1
             self.world.request_log.append(f"{api} {method} {sub}")
-            fault = next((f for f in self.world.faults if f.matches(api, sub)), None)
+            fault = next((f for f in self.world.faults if f.matches(api, sub, body)), None)
             if fault is not None:
                 fault.times -= 1
+                self.world.stats[f"fault_{fault.api}"] += 1
             limited = api == "hightouch" and self._rate_limited()
             latency = self.world.latency
         if latency or (fault and fault.delay):
@@ -74,10 +85,16 @@ class Sandbox:
         if fault is not None and (answer := self._fault(fault)) is not None:
             return answer
         if api == "hightouch":
-            return self._hightouch(method, sub, query, headers, body)
-        if api == "slack":
-            return self._slack(sub, headers, body)
-        return self._linear(headers, body)
+            answer = self._hightouch(method, sub, query, headers, body)
+        elif api == "slack":
+            answer = self._slack(sub, headers, body)
+        else:
+            answer = self._linear(headers, body)
+        if self.world.on_request is not None:
+            # After the request took effect, before its answer leaves: a harness can kill
+            # the client here to test a crash between "done remotely" and "recorded locally".
+            self.world.on_request(api, method, sub, body)
+        return answer
 
     # -- faults and limits ---------------------------------------------------
 
@@ -94,8 +111,6 @@ class Sandbox:
         return False
 
     def _fault(self, fault: Fault) -> Answer | None:
-        with self.world.lock:
-            self.world.stats[f"fault_{fault.api}"] += 1
         if fault.malformed:
             return 200, {"Content-Type": "application/json"}, b'{"data": [ {"id": 1, "stat'
         if fault.slack_error:
@@ -345,12 +360,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         status, headers, payload = self.server.sandbox.handle(self.command, self.path, dict(self.headers), body)
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (timed out, or was killed)
 
     do_GET = _answer
     do_POST = _answer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,6 +95,7 @@ class Fault:
 
     api: str  # hightouch | slack | linear
     path: str = ""  # prefix of the path within the API, e.g. /syncs/3/runs
+    body: str = ""  # text the request body must contain, e.g. issueCreate (Linear's operations share a path)
     status: int | None = None  # HTTP status to answer with
     retry_after: str | None = None
     malformed: bool = False  # HTTP 200 with a body that is not JSON
@@ -101,8 +103,8 @@ class Fault:
     delay: float = 0.0  # seconds to wait before answering
     times: int = 1
 
-    def matches(self, api: str, path: str) -> bool:
-        return self.times > 0 and self.api == api and path.startswith(self.path)
+    def matches(self, api: str, path: str, body: bytes = b"") -> bool:
+        return self.times > 0 and self.api == api and path.startswith(self.path) and self.body.encode() in body
 
 
 @dataclass
@@ -137,6 +139,10 @@ class World:
         self.step_index = 0
         self.next_run_id = 1000
         self.trigger_outcomes: dict[str, str] = {}
+        self.in_flight = 0
+        self.idle = threading.Condition(self.lock)
+        # Called as on_request(api, method, path, body) once a request took effect.
+        self.on_request: Callable[[str, str, str, bytes], None] | None = None
         self.polls: Counter[int] = Counter()
 
     # -- building ------------------------------------------------------------
@@ -274,6 +280,11 @@ class World:
                 issue["state"] = {"type": str(state_type), "name": str(state_type).title()}
             if "rate_limit" in actions:
                 self.rate_limit = bool(actions["rate_limit"])
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no request is being answered (a slow answer may still change the world)."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.in_flight == 0, timeout=timeout)
 
     # -- what the sandbox received -------------------------------------------
 
