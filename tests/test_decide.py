@@ -261,3 +261,13 @@ def test_enough_runs_needs_the_cursor_and_the_history_window() -> None:
 
 def test_enough_runs_never_stops_early_when_nothing_was_settled_before() -> None:
     assert not enough_runs([run(2), run(1)], SyncState(name="x"), steady(), config(window=1))
+
+
+def test_run_still_running_at_the_baseline_is_looked_at_again_and_alerted() -> None:
+    # Found by the property test: the pending run was forgotten, and lastRunAt never moves.
+    first = decide_sync(sync(), [run(1, "success"), run(2, "processing")], None, BASELINE, config())
+    assert first.state.pending_run_id == "2"
+    plan = plan_tick([sync()], State(baseline_at="x", syncs={"1": first.state}))
+    assert [s.id for s in plan.to_check] == ["1"]
+    second = decide_sync(sync(), [run(1, "success"), run(2, "failed")], first.state, steady(), config())
+    assert second.alert is not None and second.alert.run.id == "2"

@@ -217,7 +217,11 @@ class _Walk:
 
 
 def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) -> _Walk:
-    """Apply settled runs in order, stopping at the first unsettled one."""
+    """Apply settled runs in order, stopping at the first unsettled one (recorded as pending).
+
+    `start.pending_run_id` is kept when no run is walked: a run still running at the
+    baseline must be looked at again even if the sync's lastRunAt never moves.
+    """
     state = start
     failures: list[Run] = []
     for run in runs:
@@ -231,7 +235,7 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
         elif result is Outcome.SUCCEEDED:
             count = 0
         state = replace(state, cursor_run_id=run.id, consecutive_failures=count)
-    return _Walk(replace(state, pending_run_id=None), failures)
+    return _Walk(state, failures)
 
 
 def _after_cursor(ordered: list[Run], cursor_run_id: str | None) -> list[Run]:

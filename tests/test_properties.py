@@ -1,0 +1,162 @@
+"""Properties of the decision core over random run histories and tick boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.factories import at, config, iso
+from triage.decide import TickContext, decide_sync, linear_done, plan_tick
+from triage.models import Run, State, Sync, SyncState, sort_runs
+
+THRESHOLD = 3
+SETTLED = ["success", "failed", "failed", "failed", "cancelled", "warning", "interrupted"]
+FAILED = {"failed", "interrupted"}
+
+
+@dataclass(frozen=True)
+class NewRun:
+    status: str  # the final status
+    pending_ticks: int  # ticks it stays `processing` before it settles
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    runs: list[NewRun]  # runs that appear before this tick
+
+
+new_run = st.builds(NewRun, st.sampled_from(SETTLED), st.integers(0, 2))
+tick_plan = st.builds(TickPlan, st.lists(new_run, max_size=4))
+
+
+class Workspace:
+    """One sync whose runs appear and settle over time, as Hightouch would show them."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Run, str, int]] = []  # run as now, final status, tick it settles
+        self.clock = 0
+
+    def add(self, status: str, settles_at: int, tick: int) -> None:
+        self.clock += 1
+        run = Run(id=str(1000 + self.clock), status="processing", created_at=at(self.clock))
+        self.runs.append((run, status, settles_at))
+        self.settle(tick)
+
+    def settle(self, tick: int) -> None:
+        self.runs = [
+            (replace(run, status=final, finished_at=run.created_at + timedelta(seconds=1)), final, when)
+            if when <= tick and run.finished_at is None
+            else (run, final, when)
+            for run, final, when in self.runs
+        ]
+
+    def listed(self) -> list[Run]:
+        return [run for run, _, _ in self.runs]
+
+    def sync(self) -> Sync:
+        newest = max((r.created_at for r in self.listed() if r.created_at), default=None)
+        return Sync(id="1", name="s", last_run_at=iso(newest) if newest else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(history=st.lists(new_run, max_size=6), ticks=st.lists(tick_plan, min_size=1, max_size=8))
+def test_every_failed_run_after_the_baseline_is_alerted_exactly_once(
+    history: list[NewRun], ticks: list[TickPlan]
+) -> None:
+    cfg = config(threshold=THRESHOLD, window=5)
+    world = Workspace()
+    for item in history:
+        world.add(item.status, item.pending_ticks, 0)
+
+    # The baseline tick: what it judges is never alerted.
+    baseline = decide_sync(world.sync(), world.listed(), None, TickContext(True, None), cfg)
+    assert baseline.alert is None and baseline.escalation is None
+    state = baseline.state
+    judged_at_baseline = _handled(world.listed(), None, state.cursor_run_id)
+
+    alerted: list[str] = []
+    all_ticks = [*ticks, TickPlan([]), TickPlan([]), TickPlan([])]  # let everything settle
+    for number, plan in enumerate(all_ticks, start=1):
+        for item in plan.runs:
+            world.add(item.status, number + item.pending_ticks, number)
+        world.settle(number)
+        sync = world.sync()
+        if not plan_tick([sync], State(baseline_at="x", syncs={"1": state})).to_check:
+            continue  # nothing new: no runs request, nothing to decide
+
+        decision = decide_sync(sync, world.listed(), state, TickContext(False, at(0)), cfg)
+        covered = _handled(world.listed(), state.cursor_run_id, decision.state.cursor_run_id)
+        new_failures = [r.id for r in covered if r.status in FAILED]
+        if new_failures:
+            assert decision.alert is not None
+            assert decision.alert.new_failures == len(new_failures)
+            assert decision.alert.run.id == new_failures[-1]
+        else:
+            assert decision.alert is None
+        alerted += new_failures
+
+        count = _consecutive(_handled(world.listed(), None, decision.state.cursor_run_id))
+        assert decision.state.consecutive_failures == count
+        assert (decision.escalation is not None) == (bool(new_failures) and count >= THRESHOLD)
+        state = decision.state
+        if decision.escalation is not None:
+            state = linear_done(state, "DATA-1")
+
+    failed_after_baseline = [
+        run.id for run in sort_runs(world.listed()) if run.status in FAILED and run not in judged_at_baseline
+    ]
+    assert sorted(alerted) == sorted(failed_after_baseline)
+    assert len(alerted) == len(set(alerted))
+
+
+def _handled(runs: list[Run], after: str | None, through: str | None) -> list[Run]:
+    """Runs after cursor `after` up to and including cursor `through`, oldest first."""
+    ordered = sort_runs(runs)
+    ids = [r.id for r in ordered]
+    start = ids.index(after) + 1 if after is not None else 0
+    end = ids.index(through) + 1 if through is not None else 0
+    return ordered[start:end]
+
+
+def _consecutive(handled: list[Run]) -> int:
+    count = 0
+    for run in handled:
+        if run.status in FAILED:
+            count += 1
+        elif run.status in ("success", "warning"):
+            count = 0
+    return count
+
+
+@settings(max_examples=200, deadline=None)
+@given(ticks=st.lists(st.lists(st.sampled_from(SETTLED), max_size=3), min_size=1, max_size=10), data=st.data())
+def test_linear_creates_exactly_when_due_and_no_issue_is_open(ticks: list[list[str]], data: st.DataObject) -> None:
+    cfg = config(threshold=THRESHOLD)
+    world = Workspace()
+    state = decide_sync(world.sync(), [], None, TickContext(True, None), cfg).state
+    open_issue: str | None = None
+    issues_created = 0
+    for number, statuses in enumerate(ticks, start=1):
+        for status in statuses:
+            world.add(status, 0, number)
+        if open_issue and data.draw(st.booleans(), label=f"close before tick {number}"):
+            open_issue = None
+        sync = world.sync()
+        if not plan_tick([sync], State(baseline_at="x", syncs={"1": state})).to_check:
+            continue
+        decision = decide_sync(sync, world.listed(), state, TickContext(False, at(0)), cfg)
+        count = decision.state.consecutive_failures
+        new_failure = decision.alert is not None
+        expected_create = new_failure and count >= THRESHOLD and open_issue is None
+        created = decision.escalation is not None and open_issue is None
+        assert created == expected_create
+        state = decision.state
+        if decision.escalation is not None:
+            if open_issue is None:
+                issues_created += 1
+                open_issue = f"DATA-{issues_created}"
+            state = linear_done(state, open_issue)
+        assert isinstance(state, SyncState) and not state.linear_pending
