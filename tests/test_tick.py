@@ -338,8 +338,11 @@ def test_secrets_never_appear_in_output_logs_or_state(
     ht.faults["/syncs"] = [reply(500, {"message": "down"})] * 10
     outputs.append(h.tick("--log-level", "debug")[1])
     outputs.append(h.tick("--log-level", "debug", env={**ENV, "HIGHTOUCH_API_KEY": "ht-wrong-secret-value"})[1])
+    summary = tmp_path / "summary.md"
+    ht.faults["/syncs"] = [reply(500, {"message": "down"})] * 10
+    outputs.append(h.tick("--log-level", "debug", env={**ENV, "GITHUB_STEP_SUMMARY": str(summary)})[1])
     captured = capsys.readouterr()
-    everything = "\n".join([*outputs, captured.out, captured.err, h.state.read_text()])
+    everything = "\n".join([*outputs, captured.out, captured.err, h.state.read_text(), summary.read_text()])
     assert "error" in everything  # the failures were reported...
     for secret in (ENV["HIGHTOUCH_API_KEY"], ENV["SLACK_BOT_TOKEN"], ENV["LINEAR_API_KEY"], "ht-wrong-secret-value"):
         assert secret not in everything  # ...without the secrets
@@ -436,3 +439,25 @@ def test_create_that_failed_ambiguously_is_retried_next_tick_after_a_new_search(
     assert len(world.linear.issues) == 1
     assert len(world.slack.messages) == 1
     assert "DATA-1 already open" in out
+
+
+def test_hostile_names_and_huge_errors_neither_crash_nor_break_the_message(tmp_path: Path, world: World) -> None:
+    ht = world.hightouch
+    name = "<!channel> ünïcødé 🚨 <b>bold</b> " + "x" * 5000
+    ht.add_sync("1", name)
+    ht.add_run("1", 100, "success")
+    h = Harness(tmp_path, world)
+    h.tick()
+    ht.add_run("1", 101, "failed", minute=20, error="<!here> " + "é" * 1_000_000)
+    ht.runs["1"][-1]["failedRows"] = None  # counts missing altogether
+    ht.runs["1"][-1]["successfulRows"] = {"addedCount": None}
+    code, out = h.tick()
+    assert code == 0, out
+    (message,) = world.slack.messages
+    assert all(len(block["text"]["text"]) <= 3000 for block in message["blocks"])
+    assert len(message["text"]) <= 400
+    text = world.slack.texts()[0]
+    assert "<!channel>" not in text and "<!here>" not in text and "<b>" not in text
+    assert "&lt;!channel&gt; ünïcødé 🚨 &lt;b&gt;bold&lt;/b&gt;" in text
+    assert "n/a rejected" in text
+    assert yaml.safe_load(h.state.read_text())["syncs"]["1"]["name"] == name

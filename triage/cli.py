@@ -23,7 +23,7 @@ from triage.errors import ConfigError, StateError, TriageError, UsageError
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
-from triage.render import Renderer
+from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
 from triage.slack import SlackClient
 from triage.state import StateStore
@@ -196,13 +196,23 @@ def _run(
         out=out,
         dry_run=args.dry_run,
     )
-    summary = tick.run()
-    out.write(format_summary(summary, args.dry_run))
     step_summary = environ.get("GITHUB_STEP_SUMMARY")
+    try:
+        summary = tick.run()
+    except TriageError as exc:
+        if step_summary:
+            message = redact(str(exc), env.secrets)
+            _append(step_summary, f"### hightouch-triage tick\n\nThe tick stopped: {markdown_escape(message)}\n")
+        raise
+    out.write(format_summary(summary, args.dry_run))
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(summary_markdown(summary, args.dry_run))
+        _append(step_summary, summary_markdown(summary, args.dry_run))
     return EXIT_ERROR if summary.errors else EXIT_OK
+
+
+def _append(path: str, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Callable[[float], None]) -> Services:
