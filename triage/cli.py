@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from triage.config import Config, Environment, load_config, load_environment
+from triage.config import Config, Environment, HightouchConfig, load_config, load_environment
 from triage.demo import run_demo
-from triage.errors import ConfigError, StateError, TriageError, UsageError
+from triage.errors import AuthError, BadRequestError, ConfigError, NotFoundError, StateError, TriageError, UsageError
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
@@ -27,6 +27,17 @@ from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
 from triage.slack import SlackClient
 from triage.state import StateStore
+from triage.status import (
+    DEFAULT_ARTIFACTS_DIR,
+    EXIT_BAD_CREDENTIALS,
+    EXIT_BAD_REQUEST,
+    EXIT_NOT_FOUND,
+    EXIT_OTHER_ERROR,
+    check,
+    describe,
+    parse_duration,
+    wait_for,
+)
 from triage.tick import Services, Tick, format_summary, summary_markdown
 
 EXIT_OK = 0
@@ -84,6 +95,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
 
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="check one sync run and exit 0 / 210 / 211 (succeeded / failed / not finished)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check a sync's latest run (or --run-id), print one line about it, save the raw API "
+        "response as JSON, and exit with a code other schedulers can chain on.",
+        epilog=SHIPYARD_CODES,
+    )
+    status.add_argument("--sync-id", help="the sync (default: $HIGHTOUCH_SYNC_ID)")
+    status.add_argument("--run-id", help="the run (default: $HIGHTOUCH_SYNC_RUN_ID, else the latest run)")
+    add_artifact_options(status)
+
+    trigger = commands.add_parser(
+        "trigger",
+        parents=[common],
+        help="start a sync run; with --wait, exit like `status` once it settles",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Start a run of a sync and print its run id. With --wait, poll until the run settles "
+        "(or --timeout passes: exit 211) and exit like `status`.",
+        epilog=SHIPYARD_CODES,
+    )
+    trigger.add_argument("--sync-id", help="the sync (default: $HIGHTOUCH_SYNC_ID)")
+    trigger.add_argument("--full-resync", action="store_true", help="resync every row, not just changes")
+    trigger.add_argument("--wait", action="store_true", help="wait for the run to settle")
+    trigger.add_argument("--timeout", default="1h", help="with --wait: give up after this long (default: 1h)")
+    trigger.add_argument("--poll-interval", default="30s", help="with --wait: time between checks (default: 30s)")
+    add_artifact_options(trigger)
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -108,6 +148,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SHIPYARD_CODES = """\
+exit codes (Shipyard's):
+  0    the run succeeded (also `warning`, unless --warning-is-error)
+  210  the run finished with an error (failed, interrupted, cancelled)
+  211  the run has not finished (or --wait timed out)
+  212  the run has a status this tool does not know
+  200  bad credentials (HIGHTOUCH_API_KEY refused)
+  201  unknown sync or run
+  202  bad request
+  3    any other error
+  2    usage error (e.g. no sync id)"""
+
+
+def add_artifact_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--artifacts-dir",
+        type=Path,
+        default=DEFAULT_ARTIFACTS_DIR,
+        help=f"where the raw response is saved, under responses/ (default: {DEFAULT_ARTIFACTS_DIR})",
+    )
+    parser.add_argument("--warning-is-error", action="store_true", help="a run ending in `warning` exits 210")
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -125,6 +188,8 @@ def main(
         return int(exc.code or 0)
     secrets = _secret_values(environ)
     _configure_logging(args.log_level, secrets)
+    if args.command in ("status", "trigger"):
+        return _run_status_command(args, environ, out, sleep, now, secrets)
     try:
         if args.command == "validate":
             return _validate(args.config, out)
@@ -143,6 +208,72 @@ def main(
         logging.getLogger("triage").debug("unexpected error", exc_info=True)
         _error(f"unexpected error: {type(exc).__name__}: {exc}", secrets)
         return EXIT_ERROR
+
+
+def _run_status_command(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    out: TextIO,
+    sleep: Callable[[float], None],
+    now: Callable[[], datetime],
+    secrets: tuple[str, ...],
+) -> int:
+    """`status` and `trigger`, with Shipyard's exit codes for every outcome and error."""
+    try:
+        sync_id = args.sync_id or environ.get("HIGHTOUCH_SYNC_ID", "").strip()
+        if not sync_id:
+            raise UsageError("no sync id: pass --sync-id or set HIGHTOUCH_SYNC_ID")
+        env = load_environment(environ, need_senders=False)
+        wait = args.command == "trigger" and args.wait
+        timeout = parse_duration(args.timeout, "--timeout") if wait else 0.0
+        interval = parse_duration(args.poll_interval, "--poll-interval") if wait else 0.0
+        budget = WaitBudget(max(timeout, 120.0))
+        http = HttpClient(
+            name="Hightouch",
+            secrets=env.secrets,
+            budget=budget,
+            throttle=hightouch_throttle(HightouchConfig().max_requests_per_10s, sleep),
+            sleep=sleep,
+        )
+        client = HightouchClient(http, env.hightouch_api_url, env.hightouch_api_key)
+        if args.command == "status":
+            run_id = args.run_id or environ.get("HIGHTOUCH_SYNC_RUN_ID", "").strip() or None
+            checked = check(client, sync_id, run_id, args.artifacts_dir, warning_is_error=args.warning_is_error)
+        else:
+            run_id = client.trigger(sync_id, full_resync=args.full_resync)
+            out.write(f"triggered sync {sync_id}: run {run_id}\n")
+            if not wait:
+                return EXIT_OK
+            out.flush()
+            checked = wait_for(
+                client,
+                sync_id,
+                run_id,
+                args.artifacts_dir,
+                timeout=timeout,
+                poll_interval=interval,
+                sleep=sleep,
+                now=now,
+                out=out,
+                warning_is_error=args.warning_is_error,
+            )
+        out.write(describe(sync_id, checked.run) + "\n")
+        return checked.exit_code
+    except UsageError as exc:
+        _error(str(exc), secrets)
+        return EXIT_USAGE
+    except AuthError as exc:
+        _error(str(exc), secrets)
+        return EXIT_BAD_CREDENTIALS
+    except NotFoundError as exc:
+        _error(str(exc), secrets)
+        return EXIT_NOT_FOUND
+    except BadRequestError as exc:
+        _error(str(exc), secrets)
+        return EXIT_BAD_REQUEST
+    except Exception as exc:  # rate limits past the budget, outages, anything else
+        _error(f"{type(exc).__name__}: {exc}" if not isinstance(exc, TriageError) else str(exc), secrets)
+        return EXIT_OTHER_ERROR
 
 
 def _sandbox(args: argparse.Namespace, out: TextIO) -> int:

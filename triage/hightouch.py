@@ -98,6 +98,28 @@ class HightouchClient:
         match = next((r for r in runs if r.id == str(run_id)), None)
         return match, body
 
+    def latest_run_id(self, sync_id: str) -> str | None:
+        """The id of the sync's newest run (by createdAt, then id), if it has run at all."""
+        runs = self.list_runs(sync_id, enough=lambda runs: True)
+        return max(runs, key=lambda r: r.sort_key).id if runs else None
+
+    def trigger(self, sync_id: str, *, full_resync: bool = False) -> str:
+        """Start a run; returns its id. Not idempotent: retried only when nothing was started."""
+        path = f"/syncs/{sync_id}/trigger"
+        response = self.http.request(
+            "POST",
+            self.base_url + path,
+            endpoint=f"POST {path}",
+            idempotent=False,
+            headers=self._headers,
+            json={"fullResync": full_resync},
+        )
+        body = _json_object(response, f"POST {path}")
+        run_id = _id(body.get("id"))
+        if run_id is None:
+            raise ApiError(f"Hightouch POST {path}: the answer carries no run id", endpoint=f"POST {path}")
+        return run_id
+
     # -- names ---------------------------------------------------------------
 
     def destination_name(self, destination_id: str | None) -> str:
