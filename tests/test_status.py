@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ class FakeClock:
     """now() moves only when the code sleeps: waiting is instant and exact."""
 
     def __init__(self) -> None:
-        self.moment = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+        self.moment = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
         self.sleeps: list[float] = []
 
     def now(self) -> datetime:
