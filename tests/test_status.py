@@ -178,7 +178,9 @@ def test_trigger_without_wait_prints_the_run_id(rsps: responses.RequestsMock) ->
     assert json.loads(rsps.calls[0].request.body) == {"fullResync": True}
 
 
-@pytest.mark.parametrize(("outcome", "code"), [("success", 0), ("failed", 210)])
+@pytest.mark.parametrize(
+    ("outcome", "code"), [("success", 0), ("warning", 0), ("failed", 210), ("completed_with_surprises", 212)]
+)
 def test_trigger_wait_polls_until_the_run_settles(
     rsps: responses.RequestsMock, tmp_path: Path, outcome: str, code: int
 ) -> None:
@@ -221,7 +223,7 @@ def test_trigger_wait_rides_out_a_429_while_polling(rsps: responses.RequestsMock
     assert any(5 <= s < 6 for s in clock.sleeps)  # honoured Retry-After
 
 
-@pytest.mark.parametrize(("status", "code"), [(401, 200), (404, 201), (400, 202)])
+@pytest.mark.parametrize(("status", "code"), [(401, 200), (404, 201), (400, 202), (422, 202), (503, 3)])
 def test_trigger_error_codes(rsps: responses.RequestsMock, status: int, code: int) -> None:
     rsps.post(f"{HT}/syncs/7/trigger", status=status, json={"message": "nope"})
     assert cli("trigger", "--sync-id", "7")[0] == code
