@@ -106,15 +106,7 @@ class HightouchClient:
     def trigger(self, sync_id: str, *, full_resync: bool = False) -> str:
         """Start a run; returns its id. Not idempotent: retried only when nothing was started."""
         path = f"/syncs/{sync_id}/trigger"
-        response = self.http.request(
-            "POST",
-            self.base_url + path,
-            endpoint=f"POST {path}",
-            idempotent=False,
-            headers=self._headers,
-            json={"fullResync": full_resync},
-        )
-        body = _json_object(response, f"POST {path}")
+        body = self._call("POST", path, json={"fullResync": full_resync})
         run_id = _id(body.get("id"))
         if run_id is None:
             raise ApiError(f"Hightouch POST {path}: the answer carries no run id", endpoint=f"POST {path}")
@@ -149,16 +141,23 @@ class HightouchClient:
     # -- plumbing ------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._call("GET", path, params=params)
+
+    def _call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> dict[str, Any]:
+        endpoint = f"{method} {path}"
         response = self.http.request(
-            "GET",
+            method,
             self.base_url + path,
-            endpoint=f"GET {path}",
-            idempotent=True,
+            endpoint=endpoint,
+            idempotent=method == "GET",
             headers=self._headers,
             params=params,
+            json=json,
             classify=json_verdict,
         )
-        return _json_object(response, f"GET {path}")
+        return _json_object(response, endpoint)
 
 
 def _json_object(response: requests.Response, endpoint: str) -> dict[str, Any]:
