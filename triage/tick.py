@@ -1,4 +1,7 @@
-"""One tick: fetch → decide → act → record, one sync at a time.
+"""One tick: fetch → decide → act → record, per sync.
+
+Reads (runs, names) run ahead on a few threads; everything that sends or
+records happens on the main thread, one sync at a time, in plan order.
 
 Guarantees:
 - a sync's new state is recorded only after its Slack message went out, so
@@ -17,7 +20,7 @@ import copy
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -82,10 +85,6 @@ class _Prepared:
     decision: SyncDecision
     alert: TriageContext | None
     escalation: TriageContext | None
-
-
-def _remaining(iterator: Iterator[object]) -> int:
-    return sum(1 for _ in iterator)
 
 
 @dataclass
@@ -161,43 +160,43 @@ class Tick:
         """
         deadline = self.clock() + self.config.triage.tick_time_limit_seconds
         workers = self.config.hightouch.concurrency
-        window: deque[tuple[int, Future[_Prepared]]] = deque()
-        upcoming = iter(enumerate(to_check))
+        window: deque[Future[_Prepared]] = deque()
+        submitted = handled = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hightouch") as pool:
 
-            def fill() -> None:
-                while len(window) < 2 * workers and self.clock() < deadline:
-                    item = next(upcoming, None)
-                    if item is None:
-                        return
-                    index, sync = item
-                    window.append((index, pool.submit(self._prepare, sync, state.syncs.get(sync.id), ctx)))
+            def read_ahead() -> None:
+                nonlocal submitted
+                while submitted < len(to_check) and len(window) < 2 * workers and self.clock() < deadline:
+                    sync = to_check[submitted]
+                    window.append(pool.submit(self._prepare, sync, state.syncs.get(sync.id), ctx))
+                    submitted += 1
 
             try:
-                fill()
+                read_ahead()
                 while window:
-                    index, future = window.popleft()
-                    sync = to_check[index]
+                    future = window.popleft()
+                    sync = to_check[handled]
                     if self.clock() >= deadline:
-                        log.warning("tick time limit reached: deferring %d syncs", len(to_check) - index)
-                        return [s.id for s in to_check[index:]]
+                        log.warning("tick time limit reached: deferring %d syncs", len(to_check) - handled)
+                        break
                     try:
                         self._act(future.result(), state, summary)
                     except RateLimited as exc:
                         log.warning("%s", exc)
-                        return [s.id for s in to_check[index:]]
+                        break
                     except AuthError:
                         raise
                     except ApiError as exc:
                         # This sync keeps its recorded state and is tried again next tick.
                         summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
                         log.error("sync %s (%s): %s", sync.name, sync.id, exc)
-                    fill()
-                # The time limit stopped the read-ahead before every sync was started.
-                return [s.id for s in to_check[len(to_check) - _remaining(upcoming) :]]
+                    handled += 1
+                    read_ahead()
             finally:
-                for _, future in window:
+                for future in window:
                     future.cancel()
+        # Whatever was not handled (rate limit, time limit) goes first next tick.
+        return [s.id for s in to_check[handled:]]
 
     def _prepare(self, sync: Sync, known: SyncState | None, ctx: TickContext) -> _Prepared:
         """The read-only part of handling a sync: safe to run on a worker thread."""
