@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import ENV
-from triage.cli import main
+from triage.cli import _configure_logging, main
 from triage.config import load_config, parse_config
 
 GOOD = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -134,3 +135,14 @@ def test_every_documented_key_of_the_shipped_config_is_read() -> None:
     assert config.triage.tick_time_limit_seconds == 9
     assert config.hightouch.max_requests_per_10s == 0
     assert config.hightouch.concurrency == 3
+
+
+def test_tracebacks_in_debug_logs_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    _configure_logging("debug", ("s3cret-token",))
+    try:
+        raise RuntimeError("failed with header Bearer s3cret-token")
+    except RuntimeError:
+        logging.getLogger("triage").debug("unexpected error", exc_info=True)
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err and "Traceback" in err
+    assert "s3cret-token" not in err

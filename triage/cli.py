@@ -54,14 +54,14 @@ LINEAR_API_KEY. HIGHTOUCH_API_URL, HIGHTOUCH_APP_URL, SLACK_API_URL and
 LINEAR_API_URL point the tool at other endpoints (a sandbox, a proxy)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m triage", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--log-level",
-        default=os.environ.get("TRIAGE_LOG_LEVEL", "warning"),
+        default=(os.environ if environ is None else environ).get("TRIAGE_LOG_LEVEL", "warning"),
         choices=["debug", "info", "warning", "error"],
         help="how much to log on stderr (default: warning, or $TRIAGE_LOG_LEVEL)",
     )
@@ -181,7 +181,7 @@ def main(
 ) -> int:
     environ = os.environ if environ is None else environ
     out = stdout or sys.stdout
-    parser = build_parser()
+    parser = build_parser(environ)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
@@ -397,6 +397,10 @@ class _RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage(), self.secrets)
         record.args = None
+        if record.exc_info:
+            # A traceback is text too: format it here, redacted, instead of in the handler.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.secrets)
+            record.exc_info = None
         return True
 
 
