@@ -34,7 +34,7 @@ linear:
   escalation_threshold: 3
 triage:
   wait_budget_seconds: 3
-  request_timeout_seconds: 1
+  request_timeout_seconds: 2
 """
 SYNCS = {"1": "alpha", "2": "beta", "3": "gamma"}
 NEW_FAILURES = {"alpha": 3, "beta": 1}
@@ -70,7 +70,7 @@ def fault_cases() -> list[Case]:
             Case(
                 f"{api}-timeout",
                 api,
-                {**target, "delay": 1.5},
+                {**target, "delay": 3.0},
                 duplicate_allowed=api == "slack",  # Slack posted it; the answer never came
             ),
             Case(f"{api}-malformed-json", api, {**target, "malformed": True, "times": 2}),
