@@ -306,6 +306,7 @@ def test_dry_run_prints_what_it_would_send_and_writes_nothing(tmp_path: Path, wo
     assert code == 0, out
     assert "[dry run] Slack message to #data-alerts" in out
     assert "Hightouch sync sync-1 failing repeatedly" in out
+    assert "Slack messages that would be sent: 1; Linear escalations due: 1" in out
     assert world.slack.messages == [] and world.linear.calls == []
     assert h.state.read_text() == before
     assert not h.state.with_suffix(".journal").exists()

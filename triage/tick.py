@@ -74,6 +74,7 @@ class TickSummary:
     slack_sent: int = 0
     linear_found: int = 0
     linear_created: int = 0
+    escalations: int = 0  # Linear steps due (found + created, or what a dry run would do)
     deferred: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     listing_deferred: bool = False
@@ -222,6 +223,7 @@ class Tick:
         self._record(state, sync.id, decision.state)
 
         if prepared.escalation is not None:
+            summary.escalations += 1
             identifier = self._escalate(prepared.escalation, decision.state.linear_issue, summary)
             if identifier is not None:
                 self._record(state, sync.id, linear_done(decision.state, identifier))
@@ -316,8 +318,13 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
         "Tick finished" + (" (dry run: nothing sent, no state written)" if dry_run else "") + ".",
         f"  syncs: {summary.listed} listed, {summary.disabled} disabled (skipped), "
         f"{summary.unchanged} unchanged, {summary.checked} checked",
-        f"  new failures: {summary.new_failures}; Slack messages sent: {summary.slack_sent}; "
-        f"Linear issues found: {summary.linear_found}, created: {summary.linear_created}",
+        (
+            f"  new failures: {summary.new_failures}; Slack messages that would be sent: {summary.slack_sent}; "
+            f"Linear escalations due: {summary.escalations}"
+            if dry_run
+            else f"  new failures: {summary.new_failures}; Slack messages sent: {summary.slack_sent}; "
+            f"Linear issues found: {summary.linear_found}, created: {summary.linear_created}"
+        ),
         f"  deferred to the next tick: {len(summary.deferred)}"
         + (
             f" ({', '.join(summary.deferred[:20])}{' …' if len(summary.deferred) > 20 else ''})"
