@@ -72,7 +72,7 @@ class TickPlan:
 def plan_tick(syncs: list[Sync], state: State) -> TickPlan:
     """Skip disabled syncs and syncs with nothing new, with no runs request for them.
 
-    Syncs deferred by rate limits last tick go first, so none starves.
+    Syncs deferred last tick (by a rate or time limit) go first, so none starves.
     """
     disabled = [s for s in syncs if s.disabled]
     enabled = [s for s in syncs if not s.disabled]
