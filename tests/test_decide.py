@@ -271,3 +271,19 @@ def test_run_still_running_at_the_baseline_is_looked_at_again_and_alerted() -> N
     assert [s.id for s in plan.to_check] == ["1"]
     second = decide_sync(sync(), [run(1, "success"), run(2, "failed")], first.state, steady(), config())
     assert second.alert is not None and second.alert.run.id == "2"
+
+
+def test_run_left_unfinished_while_later_runs_settle_is_passed_over() -> None:
+    # A zombie run (never finished) must not silence the sync forever.
+    runs = [run(1, "success"), run(2, "processing"), run(3, "success"), run(4, "success"), run(5, "failed")]
+    decision = decide_sync(sync(), runs, known(1), steady(), config())
+    assert decision.alert is not None and decision.alert.run.id == "5"
+    assert decision.state.pending_run_id is None
+    assert decision.state.cursor_run_id == "5"
+
+
+def test_run_followed_by_fewer_settled_runs_is_still_waited_for() -> None:
+    runs = [run(1, "success"), run(2, "processing"), run(3, "success"), run(4, "failed")]
+    decision = decide_sync(sync(), runs, known(1), steady(), config())
+    assert decision.alert is None
+    assert decision.state.pending_run_id == "2"

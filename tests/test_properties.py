@@ -40,6 +40,8 @@ class Workspace:
         self.clock = 0
 
     def add(self, status: str, settles_at: int, tick: int) -> None:
+        # Hightouch runs a sync's runs one after another: none finishes before an earlier one.
+        settles_at = max([settles_at, *(when for _, _, when in self.runs)])
         self.clock += 1
         run = Run(id=str(1000 + self.clock), status="processing", created_at=at(self.clock))
         self.runs.append((run, status, settles_at))

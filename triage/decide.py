@@ -4,7 +4,8 @@ alert and what to remember. No I/O here, so every rule is a unit test on data.
 Guarantees:
 - a settled run is judged exactly once: it is handled only when it lies after
   the sync's cursor, and the cursor moves past it in the same decision;
-- handling stops at the first unsettled run, which is judged at a later tick;
+- handling stops at the first unsettled run, which is judged at a later tick
+  (unless 3 later runs have settled: then it was abandoned and is passed over);
 - the first tick (no state) and a sync first seen later record a baseline and
   alert on nothing that happened before the tool was watching.
 """
@@ -27,6 +28,10 @@ SUCCESS_STATUSES = frozenset({"success", "warning", "completed", "completed_with
 CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})
 # Finished, and failures unless configured otherwise.
 FAILURE_LIKE_STATUSES = frozenset({"failed", "interrupted", "aborted"})
+
+
+# Later runs that must have settled before an unfinished run is taken as abandoned.
+ABANDONED_AFTER = 3
 
 
 class Outcome(Enum):
@@ -224,10 +229,13 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
     """
     state = start
     failures: list[Run] = []
-    for run in runs:
+    for index, run in enumerate(runs):
         result = outcome(run, failure_statuses)
         if result is Outcome.UNSETTLED:
-            return _Walk(replace(state, pending_run_id=run.id), failures)
+            if not _abandoned(runs[index + 1 :], failure_statuses):
+                return _Walk(replace(state, pending_run_id=run.id), failures)
+            # Passed over, neither failure nor success, so one zombie run cannot silence a sync.
+            result = Outcome.OTHER
         count = state.consecutive_failures
         if result is Outcome.FAILED:
             count += 1
@@ -236,6 +244,13 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
             count = 0
         state = replace(state, cursor_run_id=run.id, consecutive_failures=count)
     return _Walk(state, failures)
+
+
+def _abandoned(later: list[Run], failure_statuses: tuple[str, ...]) -> bool:
+    """An unfinished run is taken as abandoned once ABANDONED_AFTER later runs have settled:
+    Hightouch queues a sync's runs one after another, so they would not finish first."""
+    settled = sum(1 for run in later if outcome(run, failure_statuses) is not Outcome.UNSETTLED)
+    return settled >= ABANDONED_AFTER
 
 
 def _after_cursor(ordered: list[Run], cursor_run_id: str | None) -> list[Run]:
