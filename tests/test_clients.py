@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -23,14 +22,6 @@ def http(name: str = "test") -> HttpClient:
     return HttpClient(
         name=name, secrets=[], budget=WaitBudget(60), policy=RetryPolicy(base_delay=0.01), sleep=lambda s: None
     )
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    w = World()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        w.register(rsps)
-        yield w
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 import yaml
 
 from tests.fakes import ENV, World, reply
@@ -44,12 +42,13 @@ class Harness:
         return dict(yaml.safe_load(self.state.read_text()))
 
 
-@pytest.fixture
-def world() -> Iterator[World]:
-    w = World()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        w.register(rsps)
-        yield w
+def after_baseline(tmp_path: Path, world: World, config_extra: str = "") -> Harness:
+    """Sync 1 ("sync-1") with one successful run, and the baseline tick done."""
+    world.hightouch.add_sync("1", "sync-1")
+    world.hightouch.add_run("1", 100, "success")
+    h = Harness(tmp_path, world, config_extra)
+    h.tick()
+    return h
 
 
 def test_four_ticks_baseline_flake_escalation_then_existing_issue(tmp_path: Path, world: World) -> None:
@@ -236,10 +235,7 @@ def test_rate_limited_sync_listing_defers_the_whole_tick_and_writes_nothing(tmp_
 
 def test_slack_failure_keeps_the_cursor_so_the_alert_is_sent_next_tick(tmp_path: Path, world: World) -> None:
     ht = world.hightouch
-    ht.add_sync("1", "sync-1")
-    ht.add_run("1", 100, "success")
-    h = Harness(tmp_path, world)
-    h.tick()
+    h = after_baseline(tmp_path, world)
     ht.add_run("1", 101, "failed", minute=20)
     world.slack.errors = ["fatal_error"]
     code, out = h.tick()
@@ -280,10 +276,7 @@ def test_slack_channel_error_stops_the_tick_naming_the_channel(
     tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ht = world.hightouch
-    ht.add_sync("1", "sync-1")
-    ht.add_run("1", 100, "success")
-    h = Harness(tmp_path, world, 'slack:\n  channel: "#nowhere"\n')
-    h.tick()
+    h = after_baseline(tmp_path, world, 'slack:\n  channel: "#nowhere"\n')
     ht.add_run("1", 101, "failed", minute=20)
     world.slack.errors = ["channel_not_found"]
     code, _ = h.tick()
@@ -363,11 +356,7 @@ def test_tick_time_limit_defers_everything_left_and_exits_0(tmp_path: Path, worl
 
 
 def test_quiet_tick_leaves_the_state_file_alone_until_the_weekly_heartbeat(tmp_path: Path, world: World) -> None:
-    ht = world.hightouch
-    ht.add_sync("1", "sync-1")
-    ht.add_run("1", 100, "success")
-    h = Harness(tmp_path, world)
-    h.tick()
+    h = after_baseline(tmp_path, world)
     first, inode = h.state.read_text(), h.state.stat().st_ino
     code, out = h.tick()
     assert code == 0, out
@@ -382,10 +371,7 @@ def test_quiet_tick_leaves_the_state_file_alone_until_the_weekly_heartbeat(tmp_p
 
 def test_job_summary_is_written_as_a_markdown_table(tmp_path: Path, world: World) -> None:
     ht = world.hightouch
-    ht.add_sync("1", "sync-1")
-    ht.add_run("1", 100, "success")
-    h = Harness(tmp_path, world)
-    h.tick()
+    h = after_baseline(tmp_path, world)
     ht.add_run("1", 101, "failed", minute=20)
     summary = tmp_path / "summary.md"
     code, _ = h.tick(env={**ENV, "GITHUB_STEP_SUMMARY": str(summary)})
