@@ -20,10 +20,6 @@ class RowCounts:
     changed: int | None = None
     removed: int | None = None
 
-    @property
-    def total(self) -> int:
-        return sum(n or 0 for n in (self.added, self.changed, self.removed))
-
 
 @dataclass(frozen=True)
 class Sync:

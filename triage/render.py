@@ -25,7 +25,6 @@ SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SLACK_TEMPLATE = "slack_message.md.j2"
 LINEAR_TITLE_TEMPLATE = "linear_title.txt.j2"
 LINEAR_DESCRIPTION_TEMPLATE = "linear_description.md.j2"
-TEMPLATES = (SLACK_TEMPLATE, LINEAR_TITLE_TEMPLATE, LINEAR_DESCRIPTION_TEMPLATE)
 
 SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
 SLACK_MAX_BLOCKS = 50
