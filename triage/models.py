@@ -20,6 +20,12 @@ class RowCounts:
     changed: int | None = None
     removed: int | None = None
 
+    @property
+    def total(self) -> int | None:
+        """The sum of the counts Hightouch sent; None when it sent none."""
+        known = [n for n in (self.added, self.changed, self.removed) if n is not None]
+        return sum(known) if known else None
+
 
 @dataclass(frozen=True)
 class Sync:

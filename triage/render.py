@@ -137,19 +137,15 @@ def _view(run: Run, failed: bool) -> RunView:
         created_at=_when(run.created_at),
         finished_at=_when(run.finished_at),
         error=run.error or "(no error message)",
-        rejected=_number(_total(run.failed.added, run.failed.changed, run.failed.removed)),
-        added=_number(run.successful.added),
-        changed=_number(run.successful.changed),
-        removed=_number(run.successful.removed),
+        rejected=count_text(run.failed.total),
+        added=count_text(run.successful.added),
+        changed=count_text(run.successful.changed),
+        removed=count_text(run.successful.removed),
     )
 
 
-def _total(*counts: int | None) -> int | None:
-    known = [c for c in counts if c is not None]
-    return sum(known) if known else None
-
-
-def _number(value: int | None) -> str:
+def count_text(value: int | None) -> str:
+    """A row count for people: 1,200, or n/a when Hightouch sent none."""
     return "n/a" if value is None else f"{value:,}"
 
 

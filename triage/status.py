@@ -20,6 +20,7 @@ from triage.decide import CANCELLED_STATUSES, FAILURE_LIKE_STATUSES, PENDING_STA
 from triage.errors import NotFoundError, UsageError
 from triage.hightouch import HightouchClient
 from triage.models import Run
+from triage.render import count_text
 
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 210
@@ -50,23 +51,14 @@ def run_exit_code(run: Run, *, warning_is_error: bool = False) -> int:
 def describe(sync_id: str, run: Run) -> str:
     """One line a person can read in a scheduler's log."""
     rows = (
-        f"{_n(run.successful.added)} added, {_n(run.successful.changed)} changed, "
-        f"{_n(run.successful.removed)} removed, {_n(_rejected(run))} rejected"
+        f"{count_text(run.successful.added)} added, {count_text(run.successful.changed)} changed, "
+        f"{count_text(run.successful.removed)} removed, {count_text(run.failed.total)} rejected"
     )
     line = f"sync {sync_id} run {run.id}: {run.status} · {rows}"
     if run.error:
         error = " ".join(run.error.split())
         line += f" · error: {error[:300]}{'…' if len(error) > 300 else ''}"
     return line
-
-
-def _rejected(run: Run) -> int | None:
-    counts = [c for c in (run.failed.added, run.failed.changed, run.failed.removed) if c is not None]
-    return sum(counts) if counts else None
-
-
-def _n(value: int | None) -> str:
-    return "n/a" if value is None else f"{value:,}"
 
 
 def save_artifact(artifacts_dir: Path, run_id: str, body: dict[str, Any]) -> Path:
