@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from triage.errors import ApiError, AuthError, ConfigError, RateLimited
+from triage.errors import ApiError, AuthError, ConfigError
 from triage.http import HttpClient, Verdict, json_verdict, parse_retry_after
 
 TEAM_QUERY = """
@@ -176,11 +176,16 @@ def linear_verdict(response: requests.Response) -> Verdict:
         return verdict
     errors = body.get("errors") if isinstance(body, dict) else None
     for error in errors if isinstance(errors, list) else []:
-        extensions = error.get("extensions") if isinstance(error, dict) else None
-        kind = str((extensions or {}).get("type") or (extensions or {}).get("code") or "")
-        if kind.lower().replace(" ", "").replace("_", "") == "ratelimited":
+        if _error_kind(error) == "ratelimited":
             return Verdict("rate_limited", _reset_after(response), "rate limited (GraphQL RATELIMITED)")
     return verdict
+
+
+def _error_kind(error: Any) -> str:
+    """A GraphQL error's extensions.type (or code), normalised: "authentication error" → "authenticationerror"."""
+    extensions = (error.get("extensions") if isinstance(error, dict) else None) or {}
+    kind = str(extensions.get("type") or extensions.get("code") or "")
+    return kind.lower().replace(" ", "").replace("_", "")
 
 
 def _reset_after(response: requests.Response) -> float | None:
@@ -200,15 +205,15 @@ def _reset_after(response: requests.Response) -> float | None:
 
 
 def _classify(operation: str, errors: Any, status: int) -> ApiError:
+    """The error a GraphQL `errors` answer stands for (rate limits never get here: the
+    HTTP policy waits them out or raises RateLimited)."""
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
     extensions = first.get("extensions") or {}
-    kind = str(extensions.get("type") or extensions.get("code") or "").lower()
+    kind = _error_kind(first)
     message = str(extensions.get("userPresentableMessage") or first.get("message") or errors)[:300]
     text = f"Linear {operation}: {message}"
     if "authentication" in kind or status == 401:
         return AuthError(f"{text} (LINEAR_API_KEY)", endpoint=operation)
-    if "ratelimit" in kind.replace(" ", "").replace("_", ""):
-        return RateLimited(text, endpoint=operation)
     return ApiError(text, endpoint=operation, retryable="internal" in kind)
 
 

@@ -143,7 +143,7 @@ class Sandbox:
                 if sync is None:
                     return _json(404, {"message": "Sync not found"})
                 if match.group(2) == "trigger" and method == "POST":
-                    return self._trigger(sync.id, body)
+                    return self._trigger(sync.id)
                 if method != "GET":
                     return _json(405, {"message": "Method not allowed"})
                 runs = sorted(sync.runs, key=lambda r: r.id, reverse=world.newest_first)
@@ -172,7 +172,7 @@ class Sandbox:
         page = [item.to_json() for item in items[offset : offset + limit]]
         return _json(200, {"data": page, "hasMore": offset + limit < len(items)})
 
-    def _trigger(self, sync_id: str, body: bytes) -> Answer:
+    def _trigger(self, sync_id: str) -> Answer:
         world = self.world
         if world.syncs[sync_id].disabled:
             return _json(400, {"message": "Sync is disabled"})
