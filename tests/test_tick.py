@@ -42,10 +42,13 @@ class Harness:
         return dict(yaml.safe_load(self.state.read_text()))
 
 
-def after_baseline(tmp_path: Path, world: World, config_extra: str = "") -> Harness:
-    """Sync 1 ("sync-1") with one successful run, and the baseline tick done."""
+def after_baseline(
+    tmp_path: Path, world: World, config_extra: str = "", history: tuple[str, ...] = ("success",)
+) -> Harness:
+    """Sync 1 ("sync-1") with runs 100, 101, … of these statuses, and the baseline tick done."""
     world.hightouch.add_sync("1", "sync-1")
-    world.hightouch.add_run("1", 100, "success")
+    for offset, status in enumerate(history):
+        world.hightouch.add_run("1", 100 + offset, status, minute=offset)
     h = Harness(tmp_path, world, config_extra)
     h.tick()
     return h
@@ -251,11 +254,7 @@ def test_slack_failure_keeps_the_cursor_so_the_alert_is_sent_next_tick(tmp_path:
 
 def test_failed_linear_step_is_retried_next_tick_without_a_second_slack_message(tmp_path: Path, world: World) -> None:
     ht = world.hightouch
-    ht.add_sync("1", "sync-1")
-    ht.add_run("1", 100, "failed")
-    ht.add_run("1", 101, "failed", minute=1)
-    h = Harness(tmp_path, world)
-    h.tick()
+    h = after_baseline(tmp_path, world, history=("failed", "failed"))
     ht.add_run("1", 102, "failed", minute=20)
     world.linear.fail_next = [reply(200, {"errors": [{"message": "boom", "extensions": {"type": "internal error"}}]})]
     code, _ = h.tick()
@@ -287,11 +286,7 @@ def test_slack_channel_error_stops_the_tick_naming_the_channel(
 
 def test_dry_run_prints_what_it_would_send_and_writes_nothing(tmp_path: Path, world: World) -> None:
     ht = world.hightouch
-    ht.add_sync("1", "sync-1")
-    ht.add_run("1", 100, "failed")
-    ht.add_run("1", 101, "failed", minute=1)
-    h = Harness(tmp_path, world)
-    h.tick()
+    h = after_baseline(tmp_path, world, history=("failed", "failed"))
     before = h.state.read_text()
     ht.add_run("1", 102, "failed", minute=20)
     env = {k: v for k, v in ENV.items() if k not in ("SLACK_BOT_TOKEN", "LINEAR_API_KEY")}
@@ -387,11 +382,7 @@ def test_job_summary_is_written_as_a_markdown_table(tmp_path: Path, world: World
 
 def test_remembered_open_issue_is_reused_when_search_misses_it(tmp_path: Path, world: World) -> None:
     ht = world.hightouch
-    ht.add_sync("1", "sync-1")
-    for run_id in (100, 101, 102):
-        ht.add_run("1", run_id, "failed", minute=run_id - 100)
-    h = Harness(tmp_path, world)
-    h.tick()
+    h = after_baseline(tmp_path, world, history=("failed", "failed", "failed"))
     # The tick before recorded DATA-1, but its title no longer names the sync (someone renamed it).
     world.linear.open_issue("Salesforce pipeline broken")
     state = h.saved()
@@ -407,11 +398,7 @@ def test_remembered_open_issue_is_reused_when_search_misses_it(tmp_path: Path, w
 
 def test_create_that_failed_ambiguously_is_retried_next_tick_after_a_new_search(tmp_path: Path, world: World) -> None:
     ht = world.hightouch
-    ht.add_sync("1", "sync-1")
-    for run_id in (100, 101):
-        ht.add_run("1", run_id, "failed", minute=run_id - 100)
-    h = Harness(tmp_path, world)
-    h.tick()
+    h = after_baseline(tmp_path, world, history=("failed", "failed"))
     ht.add_run("1", 102, "failed", minute=20)
     # The gateway times out after Linear created the issue: did it land? Only a later search can say.
     world.linear.create_then_fail = reply(504, {"message": "gateway timeout"})
