@@ -118,3 +118,28 @@ def test_unquoted_timestamps_written_by_hand_are_read_as_text(tmp_path: Path) ->
     path = tmp_path / "state.yaml"
     path.write_text("version: 1\nlast_tick_at: 2026-11-23T09:15:00Z\nsyncs: {}\n")
     assert StateStore(path).load().last_tick_at == "2026-11-23T09:15:00Z"
+
+
+def test_torn_journal_line_is_cut_before_the_next_record_so_no_record_is_lost(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.yaml")
+    store.save(sample())
+    store.record("1234", SyncState(name="salesforce-contacts", cursor_run_id="98770"))
+    with open(store.journal_path, "a", encoding="utf-8") as journal:
+        journal.write('{"state": {"name": "hubspot", "cursor_')  # the process died mid-write
+    # The next tick records two syncs, then dies before folding the journal.
+    next_tick = StateStore(tmp_path / "state.yaml")
+    next_tick.load()
+    next_tick.record("99", SyncState(name="hubspot", cursor_run_id="7"))
+    next_tick.record("1234", SyncState(name="salesforce-contacts", cursor_run_id="98771"))
+    loaded = StateStore(tmp_path / "state.yaml").load()
+    assert loaded.syncs["99"].cursor_run_id == "7"
+    assert loaded.syncs["1234"].cursor_run_id == "98771"
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# emptied by hand\n", "---\n"])
+def test_empty_or_comment_only_state_file_stops_the_tick_and_is_left_alone(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text(text)
+    with pytest.raises(StateError, match="empty"):
+        StateStore(path).load()
+    assert path.read_text() == text

@@ -18,17 +18,18 @@ from datetime import datetime
 from enum import Enum
 
 from triage.config import Config
-from triage.models import Run, State, Sync, SyncState, run_number, sort_runs
-
-# Statuses of a run that has not finished yet.
-PENDING_STATUSES = frozenset({"queued", "querying", "processing", "reporting", "pending"})
-# Finished without failing: the consecutive-failure count starts again.
-SUCCESS_STATUSES = frozenset({"success", "warning", "completed", "completed_with_errors"})
-# Stopped by a person: says nothing about the sync's health.
-CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})
-# Finished, and failures unless configured otherwise.
-FAILURE_LIKE_STATUSES = frozenset({"failed", "interrupted", "aborted"})
-
+from triage.models import (
+    CANCELLED_STATUSES,
+    FAILURE_LIKE_STATUSES,
+    SUCCESS_STATUSES,
+    Run,
+    State,
+    Sync,
+    SyncState,
+    is_known_status,
+    run_number,
+    sort_runs,
+)
 
 # Later runs that must have settled before an unfinished run is taken as abandoned.
 ABANDONED_AFTER = 3
@@ -57,10 +58,6 @@ def outcome(run: Run, failure_statuses: Iterable[str]) -> Outcome:
     if run.finished_at is not None:
         return Outcome.OTHER
     return Outcome.UNSETTLED
-
-
-def is_known_status(status: str) -> bool:
-    return status in PENDING_STATUSES | SUCCESS_STATUSES | CANCELLED_STATUSES | FAILURE_LIKE_STATUSES
 
 
 @dataclass(frozen=True)

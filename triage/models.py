@@ -11,6 +11,20 @@ from datetime import UTC, datetime
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# Statuses of a run that has not finished yet.
+PENDING_STATUSES = frozenset({"queued", "querying", "processing", "reporting", "pending"})
+# Finished without failing: the consecutive-failure count starts again.
+SUCCESS_STATUSES = frozenset({"success", "warning", "completed", "completed_with_errors"})
+# Stopped by a person: says nothing about the sync's health.
+CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})
+# Finished, and failures unless configured otherwise.
+FAILURE_LIKE_STATUSES = frozenset({"failed", "interrupted", "aborted"})
+KNOWN_STATUSES = PENDING_STATUSES | SUCCESS_STATUSES | CANCELLED_STATUSES | FAILURE_LIKE_STATUSES
+
+
+def is_known_status(status: str) -> bool:
+    return status in KNOWN_STATUSES
+
 
 @dataclass(frozen=True)
 class RowCounts:

@@ -17,9 +17,9 @@ from typing import Any
 import jinja2
 
 from triage.config import Config
-from triage.decide import SUCCESS_STATUSES, Alert
+from triage.decide import Alert
 from triage.errors import ConfigError
-from triage.models import Run
+from triage.models import SUCCESS_STATUSES, Run
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SLACK_TEMPLATE = "slack_message.md.j2"

@@ -39,6 +39,7 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.journal_path = path.with_suffix(".journal")
+        self._tail_checked = False
 
     def load(self) -> State:
         """The state as the last tick left it, journal replayed on top."""
@@ -54,8 +55,12 @@ class StateStore:
         """Make one sync's new state durable now (append to the journal, fsync)."""
         line = json.dumps({"sync_id": sync_id, "state": asdict(sync_state)}, sort_keys=True)
         self.journal_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.journal_path, "a", encoding="utf-8") as journal:
-            journal.write(line + "\n")
+        if not self._tail_checked:
+            # Once per tick is enough: every line this process appends is whole.
+            _cut_torn_tail(self.journal_path)
+            self._tail_checked = True
+        with open(self.journal_path, "ab") as journal:
+            journal.write(line.encode("utf-8") + b"\n")
             journal.flush()
             os.fsync(journal.fileno())
 
@@ -116,6 +121,22 @@ class StateStore:
         return entries
 
 
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line left without its newline by a crash, so the next record starts a
+    line of its own instead of merging into the torn one (which would lose both)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    if not data or data.endswith(b"\n"):
+        return
+    log.warning("%s: cutting off an incomplete last line left by a crash", path)
+    with open(path, "r+b") as journal:
+        journal.truncate(data.rfind(b"\n") + 1)
+        journal.flush()
+        os.fsync(journal.fileno())
+
+
 def dump_state(state: State) -> str:
     doc: dict[str, Any] = {
         "version": VERSION,
@@ -141,7 +162,12 @@ def _compact(sync_state: SyncState) -> dict[str, Any]:
 
 def parse_state(raw: Any, where: str) -> State:
     if raw is None:
-        return State()
+        # Only an absent file means "first tick": an emptied file (a bad merge, a truncated
+        # write by hand) would otherwise start a new baseline and swallow pending alerts.
+        raise StateError(
+            f"{where}: state file is empty; restore it from history, or delete it to start a new baseline "
+            "(it was left untouched)"
+        )
     if not isinstance(raw, dict):
         raise StateError(f"{where}: state file must be a mapping (it was left untouched)")
     version = raw.get("version")

@@ -16,10 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from triage.decide import CANCELLED_STATUSES, FAILURE_LIKE_STATUSES, PENDING_STATUSES, SUCCESS_STATUSES
 from triage.errors import NotFoundError, UsageError
 from triage.hightouch import HightouchClient
-from triage.models import Run
+from triage.models import CANCELLED_STATUSES, FAILURE_LIKE_STATUSES, PENDING_STATUSES, SUCCESS_STATUSES, Run
 from triage.render import count_text
 
 EXIT_SUCCEEDED = 0
