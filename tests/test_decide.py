@@ -287,3 +287,24 @@ def test_run_followed_by_fewer_settled_runs_is_still_waited_for() -> None:
     decision = decide_sync(sync(), runs, known(1), steady(), config())
     assert decision.alert is None
     assert decision.state.pending_run_id == "2"
+
+
+def test_failed_run_without_any_timestamp_is_ordered_by_its_id_and_alerted() -> None:
+    undated = replace(run(102, "failed"), created_at=None, started_at=None, finished_at=None)
+    decision = decide_sync(sync(), [run(100), run(101, "failed"), undated], known(101, failures=1), steady(), config())
+    assert decision.alert is not None and decision.alert.run.id == "102"
+    assert decision.state.cursor_run_id == "102"
+    assert decision.state.consecutive_failures == 2
+
+
+def test_opaque_run_ids_are_placed_after_a_vanished_cursor_by_its_time() -> None:
+    def opaque(run_id: str, minute: int, status: str = "success") -> Run:
+        return replace(run(minute, status), id=run_id)
+
+    first = decide_sync(sync(), [opaque("b-run", 1), opaque("z-run", 2)], None, BASELINE, config())
+    assert first.state.cursor_run_id == "z-run" and first.state.cursor_at is not None
+    # Hightouch no longer lists the cursor run; a newer run with a "smaller" id failed.
+    later = decide_sync(sync(), [opaque("a-run", 30, "failed")], first.state, steady(), config())
+    assert later.alert is not None and later.alert.run.id == "a-run"
+    again = decide_sync(sync(), [opaque("a-run", 30, "failed")], later.state, steady(), config())
+    assert again.alert is None

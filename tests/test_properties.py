@@ -162,3 +162,91 @@ def test_linear_creates_exactly_when_due_and_no_issue_is_open(ticks: list[list[s
                 open_issue = f"DATA-{issues_created}"
             state = linear_done(state, open_issue)
         assert isinstance(state, SyncState) and not state.linear_pending
+
+
+@dataclass(frozen=True)
+class OddRun:
+    status: str
+    pending_ticks: int
+    missing_times: bool  # createdAt null (numeric ids: every timestamp null)
+
+
+odd_run = st.builds(OddRun, st.sampled_from(SETTLED), st.integers(0, 2), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    numeric_ids=st.booleans(),
+    history=st.lists(odd_run, max_size=5),
+    ticks=st.lists(st.tuples(st.lists(odd_run, max_size=3), st.booleans()), min_size=1, max_size=8),
+)
+def test_odd_run_ids_and_missing_times_still_alert_every_failure_exactly_once(
+    numeric_ids: bool, history: list[OddRun], ticks: list[tuple[list[OddRun], bool]]
+) -> None:
+    """Whatever the id shape, however many timestamps are null, and even when the cursor's
+    run has vanished from the listing, every failed run after the baseline is alerted once."""
+    cfg = config(threshold=THRESHOLD, window=5)
+    runs: list[tuple[Run, str, int]] = []  # as listed now, final status, tick it settles; in creation order
+    created_count = iter(range(1, 1000))
+
+    def add(item: OddRun, tick: int) -> None:
+        n = next(created_count)
+        settles_at = max([tick + item.pending_ticks, *(when for _, _, when in runs)])
+        created = at(n)
+        if numeric_ids:
+            # Ids grow; with missing times, nothing else tells the order.
+            run_id, times = str(1000 + n), (None, None) if item.missing_times else (created, created)
+        else:
+            # Opaque ids that sort neither by text nor by number; startedAt stands in for a null createdAt.
+            run_id = f"run-{(n * 7919) % 10007:05x}"
+            times = (None, created) if item.missing_times else (created, created)
+        run = Run(id=run_id, status="processing", created_at=times[0], started_at=times[1])
+        runs.append((run, item.status, settles_at))
+
+    def settle(tick: int) -> None:
+        runs[:] = [
+            (replace(run, status=final, finished_at=run.started_at), final, when)
+            if when <= tick and run.finished_at is None
+            else (run, final, when)
+            for run, final, when in runs
+        ]
+
+    for item in history:
+        add(item, 0)
+    settle(0)
+    sync = Sync(id="1", name="s")
+    state = decide_sync(sync, [r for r, _, _ in runs], None, TickContext(True, None), cfg).state
+    seen_at_baseline = {r.id for r, _, _ in runs if r.status != "processing"}
+
+    alerted: list[str] = []
+    for number, (new_runs, drop_handled) in enumerate([*ticks, ([], False), ([], False), ([], False)], start=1):
+        for item in new_runs:
+            add(item, number)
+        settle(number)
+        if drop_handled and state.cursor_run_id is not None:
+            # Hightouch keeps recent runs only: everything up to the cursor is gone.
+            ids = [r.id for r, _, _ in runs]
+            if state.cursor_run_id in ids:
+                del runs[: ids.index(state.cursor_run_id) + 1]
+        decision = decide_sync(sync, [r for r, _, _ in runs], state, TickContext(False, at(0)), cfg)
+        handled_now = _newly_handled(runs, state, decision.state)
+        alerted += [r.id for r in handled_now if r.status in FAILED]
+        assert (decision.alert is None) == (not any(r.status in FAILED for r in handled_now))
+        state = decision.state
+
+    expected = [r.id for r, final, _ in runs if final in FAILED and r.id not in seen_at_baseline]
+    assert len(alerted) == len(set(alerted))
+    assert set(expected) <= set(alerted)
+    assert not set(alerted) & seen_at_baseline
+
+
+def _newly_handled(runs: list[tuple[Run, str, int]], before: SyncState, after: SyncState) -> list[Run]:
+    """Runs (in creation order) past `before`'s cursor up to and including `after`'s cursor."""
+    ids = [r.id for r, _, _ in runs]
+    if after.cursor_run_id is None or after.cursor_run_id == before.cursor_run_id:
+        return []
+    end = ids.index(after.cursor_run_id) + 1
+    start = ids.index(before.cursor_run_id) + 1 if before.cursor_run_id in ids else 0
+    if before.cursor_run_id is not None and before.cursor_run_id not in ids:
+        start = 0  # the old cursor and everything before it are gone
+    return [r for r, _, _ in runs[start:end]]

@@ -26,8 +26,10 @@ from triage.models import (
     State,
     Sync,
     SyncState,
+    is_after,
     is_known_status,
-    run_number,
+    iso_time,
+    parse_iso_time,
     sort_runs,
 )
 
@@ -116,15 +118,14 @@ def enough_runs(runs: list[Run], known: SyncState | None, ctx: TickContext, conf
     """
     wanted = config.triage.history_window
     if known is not None and known.cursor_run_id is not None:
-        cursor = run_number(known.cursor_run_id)
-        old = [r for r in runs if r.id == known.cursor_run_id or 0 <= r.number <= cursor]
+        old = _up_to_cursor(sort_runs(runs), known)
     elif known is not None:
         return False  # remembered but never had a settled run: everything is new
     elif ctx.baseline or ctx.previous_tick_at is None:
         old = runs
     else:
         boundary = ctx.previous_tick_at
-        old = [r for r in runs if r.created_at is not None and r.created_at < boundary]
+        old = [r for r in runs if r.time is not None and r.time < boundary]
     return len(old) >= wanted
 
 
@@ -171,15 +172,15 @@ def decide_sync(sync: Sync, runs: list[Run], known: SyncState | None, ctx: TickC
             baseline, new = ordered, []
         else:
             boundary = ctx.previous_tick_at
-            baseline = [r for r in ordered if r.created_at is None or r.created_at < boundary]
-            new = [r for r in ordered if r.created_at is not None and r.created_at >= boundary]
+            baseline = [r for r in ordered if r.time is None or r.time < boundary]
+            new = [r for r in ordered if r.time is not None and r.time >= boundary]
         start = _walk(SyncState(name=sync.name), baseline, failure_statuses).state
         if start.pending_run_id is not None:
             # A baseline run still running: judge it, and all after it, later.
             new = []
     else:
         start = replace(known, name=sync.name, pending_run_id=None)
-        new = _after_cursor(ordered, known.cursor_run_id)
+        new = _after_cursor(ordered, known)
 
     walked = _walk(start, new, failure_statuses)
     state = replace(walked.state, last_run_at=sync.last_run_at)
@@ -196,7 +197,7 @@ def decide_sync(sync: Sync, runs: list[Run], known: SyncState | None, ctx: TickC
         if alert is not None:
             escalation = alert
         elif state.linear_pending:
-            newest = _newest_handled_failure(ordered, state.cursor_run_id, failure_statuses)
+            newest = _newest_handled_failure(ordered, state, failure_statuses)
             if newest is not None:
                 escalation = _alert(sync, ordered, newest, 0, state, window, failure_statuses)
     state = replace(state, linear_pending=escalation is not None)
@@ -239,7 +240,7 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
             failures.append(run)
         elif result is Outcome.SUCCEEDED:
             count = 0
-        state = replace(state, cursor_run_id=run.id, consecutive_failures=count)
+        state = replace(state, cursor_run_id=run.id, cursor_at=iso_time(run.time), consecutive_failures=count)
     return _Walk(state, failures)
 
 
@@ -250,15 +251,23 @@ def _abandoned(later: list[Run], failure_statuses: tuple[str, ...]) -> bool:
     return settled >= ABANDONED_AFTER
 
 
-def _after_cursor(ordered: list[Run], cursor_run_id: str | None) -> list[Run]:
+def _after_cursor(ordered: list[Run], known: SyncState) -> list[Run]:
+    """The runs after the cursor: after the cursor run itself when it is listed, else
+    placed by what state remembers of it (its id and time)."""
+    cursor_run_id = known.cursor_run_id
     if cursor_run_id is None:
         return ordered
     for index, run in enumerate(ordered):
         if run.id == cursor_run_id:
             return ordered[index + 1 :]
-    # The cursor run is gone (deleted, or beyond what was fetched): ids grow over time.
-    cursor = run_number(cursor_run_id)
-    return [r for r in ordered if r.number > cursor]
+    cursor_at = parse_iso_time(known.cursor_at)
+    return [r for r in ordered if is_after(r, cursor_run_id, cursor_at)]
+
+
+def _up_to_cursor(ordered: list[Run], known: SyncState) -> list[Run]:
+    """The runs at or before the cursor: already handled."""
+    after = {r.id for r in _after_cursor(ordered, known)}
+    return [r for r in ordered if r.id not in after]
 
 
 def _alert(
@@ -283,9 +292,7 @@ def _alert(
     )
 
 
-def _newest_handled_failure(
-    ordered: list[Run], cursor_run_id: str | None, failure_statuses: tuple[str, ...]
-) -> Run | None:
-    handled = ordered[: len(ordered) - len(_after_cursor(ordered, cursor_run_id))]
+def _newest_handled_failure(ordered: list[Run], state: SyncState, failure_statuses: tuple[str, ...]) -> Run | None:
+    handled = _up_to_cursor(ordered, state)
     failures = [r for r in handled if outcome(r, failure_statuses) is Outcome.FAILED]
     return failures[-1] if failures else None

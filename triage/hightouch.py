@@ -205,8 +205,7 @@ def _data(body: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
 
 
 def _newest_first(runs: list[Run]) -> bool:
-    numbers = [r.number for r in runs]
-    return len(numbers) >= 2 and numbers[0] > numbers[-1]
+    return len(runs) >= 2 and runs[0].sort_key > runs[-1].sort_key
 
 
 def _id(value: Any) -> str | None:

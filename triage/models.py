@@ -26,6 +26,21 @@ def is_known_status(status: str) -> bool:
     return status in KNOWN_STATUSES
 
 
+def iso_time(moment: datetime | None) -> str | None:
+    """A time as state.yaml keeps it: ISO 8601 in UTC, at full precision (it is compared)."""
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class RowCounts:
     """Added / changed / removed row counts. Hightouch may send null for any of them."""
@@ -65,23 +80,42 @@ class Run:
     failed: RowCounts = field(default_factory=RowCounts)
 
     @property
-    def number(self) -> int:
-        """The id as a number, for ordering; ids are numeric in Hightouch."""
+    def number(self) -> int | None:
+        """The id as a number, when it is one (Hightouch's ids grow with every run)."""
         return run_number(self.id)
 
     @property
-    def sort_key(self) -> tuple[datetime, int, str]:
-        """Oldest first: by createdAt, then numeric id. The API's order is not trusted."""
-        return (self.created_at or EPOCH, self.number, self.id)
+    def time(self) -> datetime | None:
+        """When the run happened, as far as Hightouch said: createdAt, else startedAt, else finishedAt."""
+        return self.created_at or self.started_at or self.finished_at
+
+    @property
+    def sort_key(self) -> tuple[bool, int, datetime, str]:
+        """Oldest first, by what is present: the numeric id, then the time; a run whose id is
+        not a number sorts by its time. The API's order is not trusted."""
+        number = self.number
+        return (number is None, number or 0, self.time or EPOCH, self.id)
 
 
-def run_number(run_id: str | None) -> int:
+def run_number(run_id: str | None) -> int | None:
     if run_id is None:
-        return -1
+        return None
     try:
         return int(run_id)
     except ValueError:
-        return -1
+        return None
+
+
+def is_after(run: Run, cursor_run_id: str, cursor_at: datetime | None) -> bool:
+    """Whether `run` came after the cursor run, judged without the cursor run itself (it may
+    be gone): by numeric ids when both are numbers, else by time. A run that cannot be
+    placed counts as after: alerting it once beats silencing the sync for good."""
+    number, cursor = run.number, run_number(cursor_run_id)
+    if number is not None and cursor is not None:
+        return number > cursor
+    if run.time is not None and cursor_at is not None:
+        return run.time > cursor_at
+    return run.id != cursor_run_id
 
 
 def sort_runs(runs: list[Run] | tuple[Run, ...]) -> list[Run]:
@@ -96,6 +130,7 @@ class SyncState:
 
     name: str
     cursor_run_id: str | None = None  # newest run that is settled and handled
+    cursor_at: str | None = None  # the cursor run's time, to place runs after it once it is gone
     last_run_at: str | None = None  # sync.lastRunAt when last checked
     consecutive_failures: int = 0
     linear_issue: str | None = None  # last Linear issue found or created

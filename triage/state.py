@@ -152,7 +152,7 @@ def dump_state(state: State) -> str:
 def _compact(sync_state: SyncState) -> dict[str, Any]:
     """Leave out empty optional fields so the committed diff stays small."""
     data = asdict(sync_state)
-    for key in ("linear_issue", "pending_run_id"):
+    for key in ("cursor_at", "linear_issue", "pending_run_id"):
         if data[key] is None:
             del data[key]
     if not data["linear_pending"]:
@@ -202,6 +202,7 @@ def _sync_state(raw: Any, where: str) -> SyncState:
     return SyncState(
         name=str(raw.get("name") or ""),
         cursor_run_id=_optional_str(raw.get("cursor_run_id")),
+        cursor_at=_optional_str(raw.get("cursor_at")),
         last_run_at=_optional_str(raw.get("last_run_at")),
         consecutive_failures=count,
         linear_issue=_optional_str(raw.get("linear_issue")),
