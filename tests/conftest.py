@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import responses
 
 from tests.fakes import World
+from tests.sandboxed import Workspace, mounted
+from triage.sandbox import World as SandboxWorld
 
 
 @pytest.fixture
@@ -17,3 +20,11 @@ def world() -> Iterator[World]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         w.register(rsps)
         yield w
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """An empty sandbox workspace behind `responses`, with the CLI ready to tick against it."""
+    world = SandboxWorld()
+    with mounted(world):
+        yield Workspace(tmp_path, world)

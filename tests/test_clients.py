@@ -280,7 +280,7 @@ def test_sync_pages_smaller_than_asked_fall_back_to_sequential_offsets(hightouch
             chunk = items[start : start + 50]
             rsps.get(
                 f"{HT}/syncs",
-                match=[responses.matchers.query_param_matcher({"limit": "100", "offset": str(start)})],
+                match=[responses.matchers.query_param_matcher({"limit": "100", "offset": str(start), "orderBy": "id"})],
                 json={"data": chunk, "hasMore": start + 50 < 120},
             )
         syncs = hightouch.list_syncs()

@@ -25,6 +25,8 @@ from triage.models import RowCounts, Run, Sync
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # no maximum is documented; 100 is the documented default of List Syncs
+# 100,000 syncs or runs of one sync: far past any real workspace, and it bounds a server that never stops.
+MAX_PAGES = 1000
 
 
 class HightouchClient:
@@ -40,34 +42,52 @@ class HightouchClient:
     # -- syncs -------------------------------------------------------------
 
     def list_syncs(self, expected: int = 0) -> list[Sync]:
-        """Every sync of the workspace, all pages.
+        """Every sync of the workspace, all pages, each sync once.
 
         `expected` (how many syncs the last tick saw) lets the pages be read
         in parallel; if the workspace grew, the rest is read page by page.
+        Ordered by id, so syncs created meanwhile land on the last page; a
+        sync that a shifting listing shows twice is kept once.
         """
         guess = max(1, -(-expected // PAGE_SIZE))
         with ThreadPoolExecutor(max_workers=min(self.concurrency, guess)) as pool:
             bodies = list(pool.map(self._syncs_page, [i * PAGE_SIZE for i in range(guess)]))
-        syncs: list[Sync] = []
+        syncs: dict[str, Sync] = {}
+        pages = _Pages("GET /syncs")
         offset = 0
         for body in bodies:
-            page = _data(body, "/syncs")
-            syncs.extend(s for s in (parse_sync(item) for item in page) if s is not None)
+            page = self._take_syncs(body, syncs)
+            if not pages.more(body, [_id(item.get("id")) for item in page]):
+                return list(syncs.values())
             offset += len(page)
-            if not body.get("hasMore") or not page:
-                return syncs
             if len(page) < PAGE_SIZE:
                 break  # the server pages smaller than asked: the parallel offsets are off
         while True:
             body = self._syncs_page(offset)
-            page = _data(body, "/syncs")
-            syncs.extend(s for s in (parse_sync(item) for item in page) if s is not None)
-            if not body.get("hasMore") or not page:
-                return syncs
+            page = self._take_syncs(body, syncs)
+            if not pages.more(body, [_id(item.get("id")) for item in page]):
+                return list(syncs.values())
             offset += len(page)
 
     def _syncs_page(self, offset: int) -> dict[str, Any]:
-        return self._get("/syncs", params={"limit": PAGE_SIZE, "offset": offset})
+        return self._get("/syncs", params={"limit": PAGE_SIZE, "offset": offset, "orderBy": "id"})
+
+    @staticmethod
+    def _take_syncs(body: dict[str, Any], syncs: dict[str, Sync]) -> list[dict[str, Any]]:
+        page = _data(body, "/syncs")
+        for sync in (parse_sync(item) for item in page):
+            if sync is not None:
+                syncs.setdefault(sync.id, sync)
+        return page
+
+    def get_sync(self, sync_id: str) -> Sync | None:
+        """One sync by id; None when Hightouch says it does not exist (HTTP 404)."""
+        try:
+            body = self._get(f"/syncs/{sync_id}")
+        except NotFoundError:
+            return None
+        data = body.get("data")
+        return parse_sync(data if isinstance(data, dict) else body)
 
     # -- runs ----------------------------------------------------------------
 
@@ -80,11 +100,12 @@ class HightouchClient:
         runs: list[Run] = []
         offset = 0
         path = f"/syncs/{sync_id}/runs"
+        pages = _Pages(f"GET {path}")
         while True:
             body = self._get(path, params={"limit": PAGE_SIZE, "offset": offset})
             page = [r for r in (parse_run(item) for item in _data(body, path)) if r is not None]
             runs.extend(page)
-            if not body.get("hasMore") or not page:
+            if not pages.more(body, [r.id for r in page]):
                 return runs
             if _newest_first(runs) and enough(runs):
                 return runs
@@ -202,6 +223,36 @@ def _data(body: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise ApiError(f"Hightouch GET {endpoint}: response has no 'data' list", endpoint=endpoint, retryable=True)
     return [item for item in data if isinstance(item, dict)]
+
+
+class _Pages:
+    """Ends paging that the server would never end: a page that brings nothing new
+    although `hasMore` says there is more (an ignored offset), or too many pages."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.count = 0
+        self.seen: set[str | None] = set()
+
+    def more(self, body: dict[str, Any], ids: list[str | None]) -> bool:
+        """Whether to read the next page after this one; raises when paging has gone wrong."""
+        self.count += 1
+        fresh = [i for i in ids if i not in self.seen]
+        self.seen.update(ids)
+        if not body.get("hasMore") or not ids:
+            return False
+        if not fresh:
+            raise ApiError(
+                f"Hightouch {self.endpoint}: page {self.count} repeats earlier results although hasMore is true "
+                "(the server ignores offset?); stopped paging",
+                endpoint=self.endpoint,
+            )
+        if self.count >= MAX_PAGES:
+            raise ApiError(
+                f"Hightouch {self.endpoint}: still more after {MAX_PAGES} pages of {PAGE_SIZE}; stopped paging",
+                endpoint=self.endpoint,
+            )
+        return True
 
 
 def _newest_first(runs: list[Run]) -> bool:

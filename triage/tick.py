@@ -114,13 +114,14 @@ class Tick:
             summary.listing_deferred = True
             return summary
 
+        found, gone = self._recheck_unlisted(syncs, state)
+        syncs += found
+        for sync_id in gone:
+            del state.syncs[sync_id]  # deleted in Hightouch: nothing left to watch
         plan = plan_tick(syncs, state)
         summary.listed = len(syncs)
         summary.disabled = len(plan.disabled)
         summary.unchanged = len(plan.unchanged) + len(plan.never_ran)
-        listed = {s.id for s in syncs}
-        for gone in [sync_id for sync_id in state.syncs if sync_id not in listed]:
-            del state.syncs[gone]  # deleted in Hightouch: nothing left to watch
         for sync in plan.never_ran:
             state.syncs[sync.id] = never_ran_state(sync)
         for sync in plan.unchanged:
@@ -137,6 +138,40 @@ class Tick:
             if not self.dry_run:
                 self._save(state, loaded)
         return summary
+
+    def _recheck_unlisted(self, syncs: list[Sync], state: State) -> tuple[list[Sync], list[str]]:
+        """Remembered syncs the listing did not show: (those that still exist, those gone).
+
+        A listing read page by page can skip a sync when another is deleted
+        meanwhile (the offsets shift), so absence alone forgets nothing: each
+        is asked for by id, and only a 404 drops it. A sync that cannot be
+        checked now stays remembered as it is.
+        """
+        listed = {s.id for s in syncs}
+        unlisted = [sync_id for sync_id in state.syncs if sync_id not in listed]
+        if not unlisted:
+            return [], []
+
+        def check(sync_id: str) -> Sync | ApiError | None:
+            try:
+                return self.services.hightouch.get_sync(sync_id)
+            except AuthError:
+                raise
+            except ApiError as exc:  # rate limits and outages included: decide next tick
+                return exc
+
+        found: list[Sync] = []
+        gone: list[str] = []
+        with ThreadPoolExecutor(max_workers=self.config.hightouch.concurrency) as pool:
+            for sync_id, result in zip(unlisted, pool.map(check, unlisted), strict=True):
+                if isinstance(result, Sync):
+                    log.info("sync %s was missing from the listing but exists: checked as usual", sync_id)
+                    found.append(result)
+                elif result is None:
+                    gone.append(sync_id)
+                else:
+                    log.warning("sync %s is missing from the listing and could not be checked: %s", sync_id, result)
+        return found, gone
 
     def _save(self, state: State, loaded: State) -> None:
         """Write state.yaml only when something changed, or as the weekly heartbeat.

@@ -136,7 +136,16 @@ class Sandbox:
             return _json(401, {"message": "Authentication error", "details": "invalid API key"})
         with world.lock:
             if method == "GET" and path == "/syncs":
-                return self._page(list(world.syncs.values()), query)
+                syncs = list(world.syncs.values())
+                if query.get("orderBy") == "id":
+                    syncs.sort(key=lambda s: (len(s.id), s.id))  # numeric ids, compared as numbers
+                return self._page(syncs, query)
+            match = re.fullmatch(r"/syncs/([^/]+)", path)
+            if match and method == "GET":
+                sync = world.syncs.get(match.group(1))
+                if sync is None:
+                    return _json(404, {"message": "Sync not found"})
+                return _json(200, sync.to_json())
             match = re.fullmatch(r"/syncs/([^/]+)/(runs|trigger)", path)
             if match:
                 sync = world.syncs.get(match.group(1))
@@ -346,6 +355,19 @@ class Sandbox:
         return _json(404, {"error": f"no control endpoint {method} {path}"})
 
 
+def environment(base_url: str, world: World) -> dict[str, str]:
+    """Environment variables that point the CLI at a sandbox served at `base_url`."""
+    return {
+        "HIGHTOUCH_API_URL": base_url + HIGHTOUCH,
+        "HIGHTOUCH_APP_URL": base_url + "/app",
+        "SLACK_API_URL": base_url + SLACK,
+        "LINEAR_API_URL": base_url + LINEAR,
+        "HIGHTOUCH_API_KEY": world.hightouch_key,
+        "SLACK_BOT_TOKEN": world.slack_token,
+        "LINEAR_API_KEY": world.linear_key,
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
@@ -396,15 +418,7 @@ class SandboxServer(ThreadingHTTPServer):
 
     def environment(self) -> dict[str, str]:
         """Environment variables that point the CLI at this sandbox, credentials included."""
-        return {
-            "HIGHTOUCH_API_URL": self.base_url + HIGHTOUCH,
-            "HIGHTOUCH_APP_URL": self.base_url + "/app",
-            "SLACK_API_URL": self.base_url + SLACK,
-            "LINEAR_API_URL": self.base_url + LINEAR,
-            "HIGHTOUCH_API_KEY": self.world.hightouch_key,
-            "SLACK_BOT_TOKEN": self.world.slack_token,
-            "LINEAR_API_KEY": self.world.linear_key,
-        }
+        return environment(self.base_url, self.world)
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(target=self.serve_forever, name="sandbox", daemon=True)

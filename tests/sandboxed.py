@@ -1,0 +1,70 @@
+"""The sandbox's request handler served through `responses`: the one emulator of the
+three APIs, answering in-process so unit tests need no port and no subprocess."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlparse
+
+import requests
+import responses
+import yaml
+
+from triage.cli import main
+from triage.sandbox import Sandbox, World, environment
+
+SANDBOX_URL = "http://sandbox.test"
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@contextmanager
+def mounted(world: World) -> Iterator[None]:
+    """Answer every request to SANDBOX_URL with the sandbox's handler for the block's duration."""
+    handler = Sandbox(world)
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+        url = urlparse(str(request.url))
+        target = url.path + (f"?{url.query}" if url.query else "")
+        body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+        return handler.handle(str(request.method), target, request.headers, body)
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        for method in (responses.GET, responses.POST):
+            rsps.add_callback(method, re.compile(re.escape(SANDBOX_URL) + r"/.*"), callback=answer)
+        yield
+
+
+class Workspace:
+    """A sandbox workspace and the CLI's `run`, called in-process tick by tick."""
+
+    def __init__(self, tmp_path: Path, world: World, config: str = "") -> None:
+        self.world = world
+        self.env = environment(SANDBOX_URL, world)
+        self.config = tmp_path / "config.yaml"
+        self.config.write_text("hightouch:\n  workspace_slug: acme\n" + config)
+        self.state = tmp_path / "state" / "state.yaml"
+        self.ticks = 0
+        self.sleeps: list[float] = []
+
+    def tick(self, *extra: str, env: dict[str, str] | None = None, stdout: TextIO | None = None) -> tuple[int, str]:
+        self.world.request_log.clear()
+        out = stdout or io.StringIO()
+        now = START + timedelta(minutes=15 * self.ticks)
+        self.ticks += 1
+        code = main(
+            ["run", "--config", str(self.config), "--state", str(self.state), *extra],
+            environ={**self.env, **(env or {})},
+            stdout=out,
+            sleep=self.sleeps.append,
+            now=lambda: now,
+        )
+        return code, out.getvalue() if isinstance(out, io.StringIO) else ""
+
+    def saved(self) -> dict[str, Any]:
+        return dict(yaml.safe_load(self.state.read_text()))
