@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+import responses
+
 from tests.sandboxed import Workspace
+from triage import commit_state
+from triage.commit_state import GitError
+from triage.errors import ApiError, OutOfTime
+from triage.hightouch import HightouchClient
+from triage.http import HttpClient, RetryPolicy, WaitBudget
+from triage.sandbox import SandboxServer, World
 
 
 def test_sync_skipped_by_a_listing_that_shifted_while_paged_is_still_alerted(workspace: Workspace) -> None:
@@ -53,3 +65,59 @@ def test_sync_listed_twice_is_handled_once(workspace: Workspace) -> None:
     assert code == 0, out
     assert len(world.slack_messages) == 1 and "sync-109" in world.slack_messages[0]["text"]
     assert world.request_log.count("hightouch GET /syncs/109/runs") == 1
+
+
+def test_a_server_that_ignores_offset_ends_paging_with_a_clear_error(workspace: Workspace) -> None:
+    world = workspace.world
+    world.add_sync("1", "sync-1")
+    world.add_run("1", "success")
+    world.apply({"faults": [{"api": "hightouch", "path": "/syncs", "ignore_offset": True, "times": 100_000}]})
+    code, _ = workspace.tick()
+    assert code == 1
+    assert world.request_log.count("hightouch GET /syncs") == 2  # the second page repeated the first
+    assert not workspace.state.exists()
+
+
+def test_a_request_that_trickles_its_answer_ends_at_the_request_timeout() -> None:
+    world = World()
+    world.add_sync("1", "sync-1")
+    # 1 byte every 0.2 s: about two minutes for the whole page, each read well inside the timeout.
+    world.apply({"faults": [{"api": "hightouch", "path": "/syncs", "trickle": 0.2}]})
+    with SandboxServer(world) as server:
+        http = HttpClient(
+            name="Hightouch", secrets=[], budget=WaitBudget(0), policy=RetryPolicy(max_attempts=1), read_timeout=1
+        )
+        client = HightouchClient(http, server.environment()["HIGHTOUCH_API_URL"], world.hightouch_key)
+        with pytest.raises(ApiError, match="no whole answer within 1s"):
+            client.list_syncs()
+
+
+def test_past_the_tick_time_limit_no_request_is_started() -> None:
+    budget = WaitBudget(60, deadline=100.0, clock=lambda: 100.0)
+    http = HttpClient(name="Hightouch", secrets=[], budget=budget)
+    with responses.RequestsMock() as rsps:  # any request sent would fail here: none is registered
+        with pytest.raises(OutOfTime, match="time limit"):
+            http.request("GET", "https://api.hightouch.test/syncs", endpoint="GET /syncs", idempotent=True)
+        assert len(rsps.calls) == 0
+
+
+def test_a_back_off_that_would_pass_the_time_limit_defers_instead_of_sleeping() -> None:
+    now = [0.0]
+    budget = WaitBudget(600, deadline=10.0, clock=lambda: now[0])
+    http = HttpClient(name="Hightouch", secrets=[], budget=budget, sleep=lambda s: now.__setitem__(0, now[0] + s))
+    with responses.RequestsMock() as rsps:
+        rsps.get("https://api.hightouch.test/syncs", status=429, headers={"Retry-After": "30"})
+        with pytest.raises(OutOfTime):
+            http.request("GET", "https://api.hightouch.test/syncs", endpoint="GET /syncs", idempotent=True)
+    assert now[0] == 0.0  # never slept past the limit
+
+
+def test_a_git_call_that_hangs_ends_with_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text("#!/bin/sh\nexec sleep 30\n")
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    monkeypatch.setattr(commit_state, "GIT_TIMEOUT", 0.5)
+    with pytest.raises(GitError, match=r"no answer within 0\.5s"):
+        commit_state.git(tmp_path, "push", "origin", "HEAD")

@@ -348,7 +348,9 @@ def _append(path: str, text: str) -> None:
 
 def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Callable[[float], None]) -> Services:
     """One wait budget for the whole tick, shared by every client."""
-    budget = WaitBudget(config.triage.wait_budget_seconds)
+    budget = WaitBudget(
+        config.triage.wait_budget_seconds, deadline=time.monotonic() + config.triage.tick_time_limit_seconds
+    )
 
     def http(name: str, throttle: Throttle | None = None) -> HttpClient:
         return HttpClient(

@@ -34,8 +34,18 @@ class GitError(RuntimeError):
     pass
 
 
+# A git call that hangs (a network stall on fetch or push) must not hold the job until
+# GitHub kills it: that would skip the retries and lose the commit's message.
+GIT_TIMEOUT = 120.0
+
+
 def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=False, timeout=GIT_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {' '.join(args)}: no answer within {GIT_TIMEOUT:g}s") from None
     if check and result.returncode != 0:
         raise GitError(f"git {' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
     return result
@@ -105,9 +115,16 @@ def restore(repo: Path, *, branch: str, state_dir: str = "state", remote: str = 
     """Put the state branch's state/ into the working tree; False when the branch does not exist yet."""
     if not _fetch(repo, remote, branch):
         return False
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", "FETCH_HEAD", state_dir], cwd=repo, capture_output=True, check=False
-    )
+    try:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", "FETCH_HEAD", state_dir],
+            cwd=repo,
+            capture_output=True,
+            check=False,
+            timeout=GIT_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git archive: no answer within {GIT_TIMEOUT:g}s") from None
     if archive.returncode != 0:
         return False  # the branch exists but holds no state/ yet
     with tempfile.TemporaryDirectory(prefix="triage-state-") as tmp:

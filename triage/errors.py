@@ -48,12 +48,16 @@ class BadRequestError(ApiError):
     """The API rejected the request as malformed (HTTP 400 / 422)."""
 
 
-class RateLimited(ApiError):
-    """Waiting out a rate limit would overrun the tick's wait budget.
+class Deferred(ApiError):
+    """The tick may not go on now: not a failure, the work left goes to the next tick."""
 
-    Not a failure of the tick: the work left is deferred to the next one.
-    """
-
-    def __init__(self, message: str, *, endpoint: str = "", retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, endpoint: str = "") -> None:
         super().__init__(message, endpoint=endpoint, retryable=True)
-        self.retry_after = retry_after
+
+
+class RateLimited(Deferred):
+    """Waiting out a rate limit would overrun the tick's wait budget."""
+
+
+class OutOfTime(Deferred):
+    """The tick reached its time limit: no new request is started."""

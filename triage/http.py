@@ -22,7 +22,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from triage.errors import ApiError, RateLimited
+from triage.errors import ApiError, OutOfTime, RateLimited
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -46,11 +46,20 @@ class RetryPolicy:
 
 
 class WaitBudget:
-    """Seconds of waiting left to the whole tick. Thread-safe."""
+    """Seconds of waiting left to the whole tick, and the time past which it starts no
+    request at all (`deadline`, on `clock`). Thread-safe."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(
+        self, seconds: float, *, deadline: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._left = seconds
         self._lock = threading.Lock()
+        self.deadline = deadline
+        self.clock = clock
+
+    def time_left(self) -> float:
+        """Seconds until the deadline (infinite without one)."""
+        return float("inf") if self.deadline is None else self.deadline - self.clock()
 
     @property
     def left(self) -> float:
@@ -216,17 +225,12 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
+            if self.budget.time_left() <= 0:
+                raise OutOfTime(f"{self.name} {endpoint}: the tick's time limit is reached", endpoint=endpoint)
             if self.throttle is not None:
                 self.throttle.acquire()
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    params=params,
-                    json=json,
-                    timeout=(CONNECT_TIMEOUT, self.read_timeout),
-                )
+                response = self._send(method, url, headers=dict(headers or {}), params=params, json=json)
             except requests.RequestException as exc:
                 problem = f"{self.name} {endpoint}: {_describe(exc)}"
                 if not (idempotent or _never_connected(exc)) or attempt >= self.policy.max_attempts:
@@ -238,7 +242,7 @@ class HttpClient:
             problem = f"{self.name} {endpoint}: {verdict.reason}"
             if verdict.retry == "rate_limited":
                 if attempt >= self.policy.max_rate_limit_attempts:
-                    raise RateLimited(problem, endpoint=endpoint, retry_after=verdict.retry_after)
+                    raise RateLimited(redact(problem, self.secrets), endpoint=endpoint)
                 self._wait(self.policy.delay(attempt, verdict.retry_after), problem, endpoint, rate_limited=True)
                 continue
             if verdict.retry == "transient" and idempotent and attempt < self.policy.max_attempts:
@@ -246,15 +250,50 @@ class HttpClient:
                 continue
             return response
 
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One attempt, whole answer included, within `read_timeout` seconds overall.
+
+        requests' own timeout bounds each read, so a server that trickles a byte
+        at a time could hold a request forever. The attempt runs on a daemon
+        thread instead; past the deadline it is abandoned (its socket dies with
+        the process) and counted as a timeout.
+        """
+        outcome: list[requests.Response | BaseException] = []
+
+        def attempt() -> None:
+            try:
+                outcome.append(
+                    self.session.request(method, url, timeout=(CONNECT_TIMEOUT, self.read_timeout), **kwargs)
+                )
+            except BaseException as exc:  # handed to the caller's thread
+                outcome.append(exc)
+
+        worker = threading.Thread(target=attempt, name=f"{self.name} request", daemon=True)
+        worker.start()
+        worker.join(self.read_timeout)
+        if not outcome:
+            raise AnswerTooSlow(f"no whole answer within {self.read_timeout:g}s")
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
     def _wait(self, seconds: float, problem: str, endpoint: str, *, rate_limited: bool) -> None:
+        if seconds >= self.budget.time_left():
+            message = f"{problem}; waiting {seconds:.0f}s more would pass the tick's time limit"
+            raise OutOfTime(redact(message, self.secrets), endpoint=endpoint)
         if not self.budget.take(seconds):
             message = redact(
                 f"{problem}; waiting {seconds:.0f}s more would overrun the tick's wait budget", self.secrets
             )
             if rate_limited:
-                raise RateLimited(message, endpoint=endpoint, retry_after=seconds)
+                raise RateLimited(message, endpoint=endpoint)
             raise ApiError(message, endpoint=endpoint, retryable=True)
         self._sleep(seconds)
+
+
+class AnswerTooSlow(requests.ReadTimeout):
+    """The whole answer did not arrive within the request's overall deadline."""
 
 
 def _never_connected(exc: requests.RequestException) -> bool:
@@ -271,6 +310,8 @@ def _describe(exc: requests.RequestException) -> str:
     """A short reason without the URL and headers that requests' messages embed."""
     if isinstance(exc, requests.ConnectTimeout):
         return "connection timed out"
+    if isinstance(exc, AnswerTooSlow):
+        return str(exc)
     if isinstance(exc, requests.ReadTimeout):
         return "no answer in time (read timeout)"
     if isinstance(exc, requests.ConnectionError):

@@ -39,7 +39,7 @@ from triage.decide import (
     never_ran_state,
     plan_tick,
 )
-from triage.errors import ApiError, AuthError, RateLimited
+from triage.errors import ApiError, AuthError, Deferred
 from triage.hightouch import HightouchClient
 from triage.linear import Issue, LinearClient, Team
 from triage.models import State, Sync, SyncState
@@ -77,7 +77,7 @@ class TickSummary:
     escalations: int = 0  # Linear steps due (found + created, or what a dry run would do)
     deferred: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    listing_deferred: bool = False
+    listing_deferred: str = ""  # why the sync listing could not be read (a rate or time limit)
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,10 @@ class Tick:
         ctx = TickContext(baseline=state.is_baseline, previous_tick_at=_parse_time(state.last_tick_at))
         try:
             syncs = self.services.hightouch.list_syncs(expected=len(state.syncs))
-        except RateLimited as exc:
+        except Deferred as exc:
             # Nothing was done: the state stays as it is and the next tick starts over.
             log.warning("%s", exc)
-            summary.listing_deferred = True
+            summary.listing_deferred = str(exc)
             return summary
 
         found, gone = self._recheck_unlisted(syncs, state)
@@ -217,8 +217,8 @@ class Tick:
                         break
                     try:
                         self._act(future.result(), state, summary)
-                    except RateLimited as exc:
-                        log.warning("%s", exc)
+                    except Deferred as exc:
+                        log.warning("%s: deferring %d syncs to the next tick", exc, len(to_check) - handled)
                         break
                     except AuthError:
                         raise
@@ -348,7 +348,7 @@ class Tick:
 
 def format_summary(summary: TickSummary, dry_run: bool) -> str:
     if summary.listing_deferred:
-        return "Tick deferred: Hightouch rate-limited the sync listing; the next tick starts over.\n"
+        return f"Tick deferred: {summary.listing_deferred}; the next tick starts over.\n"
     lines = [
         "Tick finished" + (" (dry run: nothing sent, no state written)" if dry_run else "") + ".",
         f"  syncs: {summary.listed} listed, {summary.disabled} disabled (skipped), "
@@ -378,7 +378,7 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
 def summary_markdown(summary: TickSummary, dry_run: bool) -> str:
     """The tick's summary as a Markdown table, for a GitHub Actions job summary."""
     if summary.listing_deferred:
-        return "### hightouch-triage tick\n\nDeferred: Hightouch rate-limited the sync listing.\n"
+        return f"### hightouch-triage tick\n\nDeferred: {markdown_escape(summary.listing_deferred)}.\n"
     title = "### hightouch-triage tick" + (" (dry run: nothing sent)" if dry_run else "")
     if summary.baseline:
         title += " (first tick: baseline recorded)"

@@ -30,6 +30,8 @@ SLACK = "/slack/api"
 LINEAR = "/linear/graphql"
 CONTROL = "/_sandbox"
 MAX_PAGE = 100
+# Set on an answer by a `trickle` fault; the HTTP handler strips it and sends the body slowly.
+TRICKLE_HEADER = "X-Sandbox-Trickle"
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
@@ -84,6 +86,8 @@ class Sandbox:
             return _json(429, {"error": "Too many requests"})
         if fault is not None and (answer := self._fault(fault)) is not None:
             return answer
+        if fault is not None and fault.ignore_offset:
+            query = {**query, "offset": "0", "_always_more": "yes"}
         if api == "hightouch":
             answer = self._hightouch(method, sub, query, headers, body)
         elif api == "slack":
@@ -94,6 +98,9 @@ class Sandbox:
             # After the request took effect, before its answer leaves: a harness can kill
             # the client here to test a crash between "done remotely" and "recorded locally".
             self.world.on_request(api, method, sub, body)
+        if fault is not None and fault.trickle:
+            status, headers, payload = answer
+            answer = status, {**headers, TRICKLE_HEADER: str(fault.trickle)}, payload
         return answer
 
     # -- faults and limits ---------------------------------------------------
@@ -179,7 +186,8 @@ class Sandbox:
         except ValueError:
             return _json(422, {"message": "Validation failed", "details": "limit and offset are numbers"})
         page = [item.to_json() for item in items[offset : offset + limit]]
-        return _json(200, {"data": page, "hasMore": offset + limit < len(items)})
+        has_more = offset + limit < len(items) or "_always_more" in query
+        return _json(200, {"data": page, "hasMore": has_more})
 
     def _trigger(self, sync_id: str) -> Answer:
         world = self.world
@@ -382,13 +390,20 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         status, headers, payload = self.server.sandbox.handle(self.command, self.path, dict(self.headers), body)
+        trickle = float(headers.pop(TRICKLE_HEADER, 0))
         try:
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if not trickle:
+                self.wfile.write(payload)
+            for index in range(len(payload) if trickle else 0):
+                # A server that keeps the connection alive without ever finishing the answer.
+                self.wfile.write(payload[index : index + 1])
+                self.wfile.flush()
+                time.sleep(trickle)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away (timed out, or was killed)
 

@@ -101,6 +101,8 @@ class Fault:
     malformed: bool = False  # HTTP 200 with a body that is not JSON
     slack_error: str | None = None  # Slack ok:false error code
     delay: float = 0.0  # seconds to wait before answering
+    trickle: float = 0.0  # send the answer one byte every this many seconds
+    ignore_offset: bool = False  # Hightouch lists: answer the first page, always with hasMore
     times: int = 1
 
     def matches(self, api: str, path: str, body: bytes = b"") -> bool:
