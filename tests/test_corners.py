@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -121,3 +122,24 @@ def test_a_git_call_that_hangs_ends_with_an_error(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(commit_state, "GIT_TIMEOUT", 0.5)
     with pytest.raises(GitError, match=r"no answer within 0\.5s"):
         commit_state.git(tmp_path, "push", "origin", "HEAD")
+
+
+def test_a_second_tick_on_the_same_state_waits_then_stops_without_sending(workspace: Workspace) -> None:
+    world = workspace.world
+    world.add_sync("1", "sync-1")
+    world.add_run("1", "success")
+    workspace.tick()
+    world.add_run("1", "failed")
+    before = workspace.state.read_text()
+    holder = os.open(workspace.state.parent, os.O_RDONLY)  # the first tick, still running
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        code, out = workspace.tick()
+    finally:
+        os.close(holder)
+    assert code == 0
+    assert "another tick is running" in out
+    assert world.slack_messages == [] and workspace.state.read_text() == before
+    assert 0 < sum(workspace.sleeps) <= 10  # it waited a little first
+    code, _ = workspace.tick()  # once the first is done, the alert goes out once
+    assert code == 0 and len(world.slack_messages) == 1

@@ -19,7 +19,16 @@ from typing import TextIO
 
 from triage.config import Config, Environment, HightouchConfig, load_config, load_environment
 from triage.demo import run_demo
-from triage.errors import AuthError, BadRequestError, ConfigError, NotFoundError, StateError, TriageError, UsageError
+from triage.errors import (
+    AuthError,
+    BadRequestError,
+    ConfigError,
+    NotFoundError,
+    StateBusy,
+    StateError,
+    TriageError,
+    UsageError,
+)
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
@@ -329,7 +338,14 @@ def _run(
     )
     step_summary = environ.get("GITHUB_STEP_SUMMARY")
     try:
-        summary = tick.run()
+        if args.dry_run:  # reads only: it may run beside a real tick
+            summary = tick.run()
+        else:
+            with tick.store.exclusive(sleep=sleep):
+                summary = tick.run()
+    except StateBusy as exc:
+        out.write(f"{exc}\n")
+        return EXIT_OK
     except TriageError as exc:
         if step_summary:
             message = redact(str(exc), env.secrets)

@@ -23,6 +23,10 @@ class StateError(TriageError):
     """The state file cannot be read; it is left untouched (exit 1)."""
 
 
+class StateBusy(TriageError):
+    """Another tick holds the state: this one must not run (exit 0, nothing done)."""
+
+
 class ApiError(TriageError):
     """A remote API answered with an error, or could not be reached.
 

@@ -11,17 +11,21 @@ Guarantees:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from triage.errors import StateError
+from triage.errors import StateBusy, StateError
 from triage.models import State, SyncState
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,34 @@ class StateStore:
         self.path = path
         self.journal_path = path.with_suffix(".journal")
         self._tail_checked = False
+
+    @contextmanager
+    def exclusive(self, *, wait: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
+        """Hold the state directory for one tick. Two ticks on one state (a manual run
+        beside the schedule) would both send every alert; the second waits up to `wait`
+        seconds, then raises StateBusy. The lock is the directory's own (flock), so
+        nothing is left behind for the commit-back step to pick up, and it dies with
+        the process."""
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            waited = 0.0
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if waited >= wait:
+                        raise StateBusy(
+                            f"another tick is running on {directory}/ (it holds the lock); this one stops "
+                            "without doing anything, and the next tick carries on"
+                        ) from None
+                    sleep(0.5)
+                    waited += 0.5
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def load(self) -> State:
         """The state as the last tick left it, journal replayed on top."""
