@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from triage.commit_state import GitError
 from triage.errors import ApiError, OutOfTime
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, RetryPolicy, WaitBudget
+from triage.render import markdown_escape
 from triage.sandbox import SandboxServer, World
 
 
@@ -143,3 +145,34 @@ def test_a_second_tick_on_the_same_state_waits_then_stops_without_sending(worksp
     assert 0 < sum(workspace.sleeps) <= 10  # it waited a little first
     code, _ = workspace.tick()  # once the first is done, the alert goes out once
     assert code == 0 and len(world.slack_messages) == 1
+
+
+def test_secrets_echoed_by_a_failing_server_reach_no_output_raw_or_escaped(
+    workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = workspace.world
+    world.add_sync("1", "sync-1")
+    world.add_sync("2", "sync-2")
+    for _ in range(2):
+        world.add_run("1", "failed")
+    world.add_run("2", "success")
+    workspace.tick()
+    world.add_run("1", "failed")  # the third failure: an escalation
+    world.add_run("2", "failed")
+    echo = "bad request, headers were Authorization: {authorization}"
+    world.apply(
+        {
+            "faults": [
+                {"api": "hightouch", "path": "/syncs/2/runs", "status": 500, "message": echo, "times": 10},
+                {"api": "linear", "body": "issueCreate", "status": 500, "message": echo},
+            ]
+        }
+    )
+    summary = tmp_path / "summary.md"
+    code, out = workspace.tick("--log-level", "debug", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert code == 1
+    everything = "\n".join([out, *capsys.readouterr(), summary.read_text(), workspace.state.read_text()])
+    assert "[redacted]" in everything  # the echoed errors were shown...
+    for secret in (world.hightouch_key, world.linear_key, world.slack_token):
+        for form in (secret, markdown_escape(secret), json.dumps(secret)[1:-1]):
+            assert form not in everything  # ...without the secrets, in any form

@@ -32,6 +32,7 @@ from triage.errors import (
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
+from triage.output import append_text, safe_stream
 from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
 from triage.slack import SlackClient
@@ -189,13 +190,13 @@ def main(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     environ = os.environ if environ is None else environ
-    out = stdout or sys.stdout
+    secrets = _secret_values(environ)
+    out = safe_stream(stdout or sys.stdout, secrets)
     parser = build_parser(environ)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    secrets = _secret_values(environ)
     _configure_logging(args.log_level, secrets)
     if args.command in ("status", "trigger"):
         return _run_status_command(args, environ, out, sleep, now, secrets)
@@ -349,17 +350,13 @@ def _run(
     except TriageError as exc:
         if step_summary:
             message = redact(str(exc), env.secrets)
-            _append(step_summary, f"### hightouch-triage tick\n\nThe tick stopped: {markdown_escape(message)}\n")
+            stopped = f"### hightouch-triage tick\n\nThe tick stopped: {markdown_escape(message)}\n"
+            append_text(step_summary, stopped, env.secrets)
         raise
     out.write(format_summary(summary, args.dry_run))
     if step_summary:
-        _append(step_summary, summary_markdown(summary, args.dry_run))
+        append_text(step_summary, summary_markdown(summary, args.dry_run), env.secrets)
     return EXIT_ERROR if summary.errors else EXIT_OK
-
-
-def _append(path: str, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Callable[[float], None]) -> Services:
@@ -423,7 +420,7 @@ class _RedactSecrets(logging.Filter):
 
 
 def _configure_logging(level: str, secrets: tuple[str, ...]) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(safe_stream(sys.stderr, secrets))
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     handler.addFilter(_RedactSecrets(secrets))
     root = logging.getLogger("triage")
@@ -433,4 +430,4 @@ def _configure_logging(level: str, secrets: tuple[str, ...]) -> None:
 
 
 def _error(message: str, secrets: tuple[str, ...]) -> None:
-    sys.stderr.write(f"error: {redact(message, secrets)}\n")
+    safe_stream(sys.stderr, secrets).write(f"error: {message}\n")

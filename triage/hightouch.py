@@ -9,6 +9,7 @@ status is dropped rather than guessed at).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -153,7 +154,7 @@ class HightouchClient:
             if key not in self._names:
                 try:
                     body = self._get(f"/{kind}/{object_id}")
-                    name = str(body.get("name") or body.get("slug") or f"{kind[:-1]} {object_id}")
+                    name = text(body.get("name") or body.get("slug") or f"{kind[:-1]} {object_id}")
                 except NotFoundError:
                     name = f"{kind[:-1]} {object_id} (not found)"
                 self._names[key] = name
@@ -264,8 +265,18 @@ def _id(value: Any) -> str | None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
-    return text or None
+    cleaned = text(value).strip()
+    return cleaned or None
+
+
+# Halves of a UTF-16 surrogate pair: JSON can carry one alone ("\ud800"), and no
+# encoder can write it, so it would break every file and stream it reached.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text(value: Any) -> str:
+    """A string from Hightouch, made safe to write anywhere (lone surrogates become U+FFFD)."""
+    return _LONE_SURROGATE.sub("\ufffd", str(value))
 
 
 def _time(value: Any) -> datetime | None:
@@ -304,7 +315,7 @@ def parse_sync(item: dict[str, Any]) -> Sync | None:
     last_run_at = item.get("lastRunAt")
     return Sync(
         id=sync_id,
-        name=str(item.get("slug") or item.get("name") or f"sync-{sync_id}"),
+        name=text(item.get("slug") or item.get("name") or f"sync-{sync_id}"),
         disabled=bool(item.get("disabled")) or item.get("status") == "disabled",
         status=item.get("status") if isinstance(item.get("status"), str) else None,
         last_run_at=str(last_run_at) if last_run_at else None,
@@ -328,7 +339,7 @@ def parse_run(item: dict[str, Any]) -> Run | None:
         created_at=_time(item.get("createdAt")),
         started_at=_time(item.get("startedAt")),
         finished_at=_time(item.get("finishedAt")),
-        error=str(error) if error else None,
+        error=text(error) if error else None,
         planned=_rows(item.get("plannedRows")),
         successful=_rows(item.get("successfulRows")),
         failed=_rows(item.get("failedRows")),

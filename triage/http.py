@@ -10,13 +10,16 @@ sleep on their own; only `HttpClient` waits, through an injected `sleep`.
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import urllib3
@@ -161,10 +164,22 @@ def json_verdict(response: requests.Response) -> Verdict:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
+    """`text` with every secret replaced, also where a renderer escaped it on the way (a
+    backslash before any character, as Markdown and JSON escape; or percent-encoded),
+    so an error that echoes a header cannot leak it through any output."""
+    pattern = _secrets_pattern(tuple(s for s in secrets if s))
+    return pattern.sub("[redacted]", text) if pattern is not None else text
+
+
+@lru_cache(maxsize=16)
+def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not secrets:
+        return None
+    forms: list[str] = []
+    for secret in sorted(secrets, key=len, reverse=True):
+        forms.append("".join(r"\\?" + re.escape(char) for char in secret))
+        forms.append(re.escape(quote(secret, safe="")))
+    return re.compile("|".join(forms))
 
 
 class HttpClient:

@@ -27,9 +27,9 @@ class Deployment:
         self.config.write_text("hightouch:\n  workspace_slug: acme\ntriage:\n  wait_budget_seconds: 5\n" + config)
         self.state = tmp_path / "state" / "state.yaml"
 
-    def tick(self, *extra: str) -> subprocess.CompletedProcess[str]:
+    def tick(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         self.world.request_log.clear()
-        env = {**os.environ, **self.server.environment(), "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **self.server.environment(), "PYTHONPATH": str(ROOT), **(env or {})}
         return subprocess.run(
             [sys.executable, "-m", "triage", "run", "--config", str(self.config), "--state", str(self.state), *extra],
             env=env,
@@ -237,3 +237,27 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) ->
     assert "deferred to the next tick: 1 (104)" in out
     assert "iterable-users" not in out.split("state file after")[1].split("Slack messages:")[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_no_encoder_can_write_is_alerted_once_and_every_output_survives(
+    deploy: Deployment, tmp_path: Path
+) -> None:
+    world = deploy.world
+    world.add_sync("1", "contacts-\ud800-sync")  # a lone surrogate: valid JSON, unencodable text
+    world.add_sync("2", "deals")
+    world.add_run("1", "success")
+    world.add_run("2", "success")
+    deploy.ok_tick()
+    world.add_run("1", "failed", error="bad \udfff byte")
+    world.add_run("2", "failed")
+    summary = tmp_path / "summary.md"
+    env = {"PYTHONIOENCODING": "utf-8", "GITHUB_STEP_SUMMARY": str(summary)}  # strict, as in Actions
+    for _ in range(2):
+        result = deploy.tick("--log-level", "debug", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(m["text"].split("|")[1].split(">")[0] for m in world.slack_messages) == [
+        "contacts-\ufffd-sync",
+        "deals",
+    ]  # each alerted once, the one after the odd name too
+    assert "| New failures | 2 |" in summary.read_text()
+    assert deploy.saved("1")["consecutive_failures"] == 1

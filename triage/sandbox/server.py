@@ -84,7 +84,7 @@ class Sandbox:
                 self.world.stats["hightouch_429"] += 1
             # Hightouch's observed 429s carry no Retry-After and no rate-limit headers.
             return _json(429, {"error": "Too many requests"})
-        if fault is not None and (answer := self._fault(fault)) is not None:
+        if fault is not None and (answer := self._fault(fault, headers)) is not None:
             return answer
         if fault is not None and fault.ignore_offset:
             query = {**query, "offset": "0", "_always_more": "yes"}
@@ -117,19 +117,24 @@ class Sandbox:
         world.recent_requests.append(now)
         return False
 
-    def _fault(self, fault: Fault) -> Answer | None:
+    def _fault(self, fault: Fault, request_headers: Mapping[str, str]) -> Answer | None:
         if fault.malformed:
             return 200, {"Content-Type": "application/json"}, b'{"data": [ {"id": 1, "stat'
         if fault.slack_error:
             return _json(200, {"ok": False, "error": fault.slack_error})
         if fault.status:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            if fault.api == "linear" and fault.status == 429:
-                body: Any = {"errors": [{"message": "Rate limit exceeded", "extensions": {"type": "ratelimited"}}]}
+            # Some servers echo the request in their errors: the tool must not pass that on.
+            message = (fault.message or "").replace("{authorization}", request_headers.get("Authorization", ""))
+            if fault.api == "linear":
+                kind = "ratelimited" if fault.status == 429 else "internal error"
+                text = message or ("Rate limit exceeded" if fault.status == 429 else "Internal error")
+                body: Any = {"errors": [{"message": text, "extensions": {"type": kind}}]}
             elif fault.api == "slack":
                 body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"}
             else:
-                body = {"error": "Too many requests"} if fault.status == 429 else {"message": "Internal error"}
+                default = "Too many requests" if fault.status == 429 else "Internal error"
+                body = {"error": message or default} if fault.status == 429 else {"message": message or default}
             return _json(fault.status, body, headers)
         return None  # a pure delay
 

@@ -103,6 +103,7 @@ class Fault:
     delay: float = 0.0  # seconds to wait before answering
     trickle: float = 0.0  # send the answer one byte every this many seconds
     ignore_offset: bool = False  # Hightouch lists: answer the first page, always with hasMore
+    message: str | None = None  # the error's message; {authorization} echoes the request's header
     times: int = 1
 
     def matches(self, api: str, path: str, body: bytes = b"") -> bool:
