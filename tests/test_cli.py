@@ -146,3 +146,55 @@ def test_tracebacks_in_debug_logs_are_redacted(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "RuntimeError" in err and "Traceback" in err
     assert "s3cret-token" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "triage:\n  tick_time_limit_seconds: 0\n",
+            r"config.yaml:2: triage.tick_time_limit_seconds: .* from 1 to 3600",
+        ),
+        ("triage:\n  request_timeout_seconds: 0\n", r"config.yaml:2: triage.request_timeout_seconds: .* from 1 to 300"),
+        ("triage:\n  wait_budget_seconds: .inf\n", r"config.yaml:2: triage.wait_budget_seconds: .* got inf"),
+        ("triage:\n  tick_time_limit_seconds: .nan\n", r"config.yaml:2: triage.tick_time_limit_seconds: .* got nan"),
+        (
+            "triage:\n  failure_statuses: [failed, faild]\n",
+            r"config.yaml:2: triage.failure_statuses: unknown run status 'faild' .* allowed: aborted, canceled",
+        ),
+        (
+            "slack:\n  channel: '#a'\n  channel: '#b'\n",
+            r"config.yaml:3: slack.channel: duplicate key \(first set on line 2\)",
+        ),
+        ("linear:\n  team: A\nlinear:\n  team: B\n", r"config.yaml:3: linear: duplicate key \(first set on line 1\)"),
+        (
+            "hightouch:\n  concurrency: 1000\n",
+            r"config.yaml:2: hightouch.concurrency: expected a whole number from 1 to 64",
+        ),
+    ],
+)
+def test_values_that_would_silence_the_tool_fail_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    code, _ = run_cli("validate", "--config", str(path), env={})
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_tick_time_limit_past_the_workflow_timeout_fails_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "triage.yml").write_text("on: push\njobs:\n  tick:\n    timeout-minutes: 12\n    steps: []\n")
+    path = tmp_path / "config.yaml"
+    path.write_text("triage:\n  tick_time_limit_seconds: 630\n")
+    assert run_cli("validate", "--config", str(path), env={})[0] == 0  # 630 + 30 + 60 fits 12 minutes
+    path.write_text("triage:\n  request_timeout_seconds: 30\n  tick_time_limit_seconds: 700\n")
+    code, _ = run_cli("validate", "--config", str(path), env={})
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "config.yaml:3: triage.tick_time_limit_seconds: 700 s does not fit the 12-minute timeout-minutes" in err
+    assert "set at most 630" in err

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from triage.config import Config, Environment, HightouchConfig, load_config, load_environment
+from triage.config import Config, Environment, HightouchConfig, check_fits_workflow, load_config, load_environment
 from triage.demo import run_demo
 from triage.errors import (
     AuthError,
@@ -315,6 +315,7 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
 
 def _validate(config_path: Path, out: TextIO) -> int:
     config = load_config(config_path)
+    check_fits_workflow(config_path, config)
     Renderer(config).check()
     out.write(f"{config_path}: valid; templates render.\n")
     return EXIT_OK

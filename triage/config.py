@@ -7,6 +7,7 @@ instead of a tick.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,11 @@ from typing import Any
 import yaml
 
 from triage.errors import ConfigError, UsageError
+from triage.models import KNOWN_STATUSES, PENDING_STATUSES
 
 PRIORITIES = {"urgent": 1, "high": 2, "medium": 3, "low": 4}
+# Statuses a finished run can have: what `failure_statuses` may name.
+SETTLED_STATUSES = KNOWN_STATUSES - PENDING_STATUSES
 
 DEFAULT_HIGHTOUCH_API_URL = "https://api.hightouch.com/api/v1"
 DEFAULT_HIGHTOUCH_APP_URL = "https://app.hightouch.com"
@@ -174,7 +178,7 @@ def parse_config(text: str, path: Path) -> Config:
         max_requests_per_10s=reader.integer(
             ht, "max_requests_per_10s", "hightouch", d_ht.max_requests_per_10s, minimum=0
         ),
-        concurrency=reader.integer(ht, "concurrency", "hightouch", d_ht.concurrency),
+        concurrency=reader.integer(ht, "concurrency", "hightouch", d_ht.concurrency, maximum=64),
     )
     _check_sync_url(reader, ht, hightouch.sync_url)
     priority = reader.string(li, "priority", "linear", d_li.priority).lower()
@@ -182,15 +186,34 @@ def parse_config(text: str, path: Path) -> Config:
         reader.fail(li, "priority", "linear", f"expected one of {' | '.join(PRIORITIES)}, got {priority!r}")
     linear = LinearConfig(
         team=reader.string(li, "team", "linear", d_li.team),
-        escalation_threshold=reader.integer(li, "escalation_threshold", "linear", d_li.escalation_threshold),
+        escalation_threshold=reader.integer(
+            li, "escalation_threshold", "linear", d_li.escalation_threshold, maximum=10_000
+        ),
         priority=priority,
     )
+    failure_statuses = reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses)
+    unknown = [status for status in failure_statuses if status not in SETTLED_STATUSES]
+    if unknown:
+        reader.fail(
+            tr,
+            "failure_statuses",
+            "triage",
+            f"unknown run status {unknown[0]!r} (a typo would silently alert on nothing); "
+            f"allowed: {', '.join(sorted(SETTLED_STATUSES))}",
+        )
     triage = TriageConfig(
-        failure_statuses=reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses),
-        history_window=reader.integer(tr, "history_window", "triage", d_tr.history_window),
-        wait_budget_seconds=reader.number(tr, "wait_budget_seconds", "triage", d_tr.wait_budget_seconds),
-        tick_time_limit_seconds=reader.number(tr, "tick_time_limit_seconds", "triage", d_tr.tick_time_limit_seconds),
-        request_timeout_seconds=reader.number(tr, "request_timeout_seconds", "triage", d_tr.request_timeout_seconds),
+        failure_statuses=failure_statuses,
+        # Slack shows at most 50 blocks, and each previous run is a line of the message.
+        history_window=reader.integer(tr, "history_window", "triage", d_tr.history_window, maximum=20),
+        wait_budget_seconds=reader.number(
+            tr, "wait_budget_seconds", "triage", d_tr.wait_budget_seconds, minimum=0, maximum=3600
+        ),
+        tick_time_limit_seconds=reader.number(
+            tr, "tick_time_limit_seconds", "triage", d_tr.tick_time_limit_seconds, minimum=1, maximum=3600
+        ),
+        request_timeout_seconds=reader.number(
+            tr, "request_timeout_seconds", "triage", d_tr.request_timeout_seconds, minimum=1, maximum=300
+        ),
     )
     return Config(
         hightouch=hightouch,
@@ -199,6 +222,45 @@ def parse_config(text: str, path: Path) -> Config:
         triage=triage,
         base_dir=path.parent,
     )
+
+
+WORKFLOW = Path(".github/workflows/triage.yml")
+# Room a tick needs past its time limit: the request in flight, then the state commit.
+COMMIT_MARGIN_SECONDS = 60
+
+
+def check_fits_workflow(config_path: Path, config: Config) -> None:
+    """The tick's time limit must end before the workflow's job timeout kills the job:
+    killed, a tick loses the state commit of what it already sent. Checked by `validate`
+    when the workflow sits beside config.yaml."""
+    workflow = config.base_dir / WORKFLOW
+    try:
+        doc = yaml.safe_load(workflow.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return  # no workflow here (or not ours to judge)
+    jobs = doc.get("jobs") if isinstance(doc, dict) else None
+    timeouts = [
+        job["timeout-minutes"]
+        for job in (jobs.values() if isinstance(jobs, dict) else [])
+        if isinstance(job, dict) and isinstance(job.get("timeout-minutes"), int)
+    ]
+    if not timeouts:
+        return
+    minutes = min(timeouts)
+    limit = config.triage.tick_time_limit_seconds
+    most = minutes * 60 - config.triage.request_timeout_seconds - COMMIT_MARGIN_SECONDS
+    if limit > most:
+        reader = _Reader(config_path)
+        root = yaml.compose(config_path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        section = reader.mapping(reader.mapping(root, "").get("triage"), "triage")
+        reader.fail(
+            section,
+            "tick_time_limit_seconds",
+            "triage",
+            f"{limit:g} s does not fit the {minutes}-minute timeout-minutes of {WORKFLOW} once a request in flight "
+            f"({config.triage.request_timeout_seconds:g} s) and the state commit ({COMMIT_MARGIN_SECONDS} s) are "
+            f"counted: set at most {most:g}, or raise timeout-minutes",
+        )
 
 
 def _check_sync_url(reader: _Reader, section: dict[str, yaml.Node], template: str) -> None:
@@ -233,8 +295,14 @@ class _Reader:
         if not isinstance(node, yaml.MappingNode):
             self.fail_at(node, key or "top level", "expected a mapping of keys")
         out: dict[str, yaml.Node] = {}
+        first_lines: dict[str, int] = {}
         for key_node, value_node in node.value:
-            out[str(key_node.value)] = value_node
+            name = str(key_node.value)
+            if name in out:
+                # YAML keeps the last silently: the setting a reviewer saw may not be the one used.
+                self.fail_at(key_node, _dotted(key, name), f"duplicate key (first set on line {first_lines[name]})")
+            out[name] = value_node
+            first_lines[name] = key_node.start_mark.line + 1
         return out
 
     def reject_unknown(self, section: dict[str, yaml.Node], allowed: set[str], prefix: str) -> None:
@@ -254,22 +322,50 @@ class _Reader:
             self.fail_at(node, _dotted(prefix, name), f"expected a non-empty string, got {value!r}")
         return str(value)
 
-    def integer(self, section: dict[str, yaml.Node], name: str, prefix: str, default: int, minimum: int = 1) -> int:
+    def integer(
+        self,
+        section: dict[str, yaml.Node],
+        name: str,
+        prefix: str,
+        default: int,
+        minimum: int = 1,
+        maximum: int = 1_000_000,
+    ) -> int:
         node = section.get(name)
         if node is None:
             return default
         value = self._value(node)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail_at(node, _dotted(prefix, name), f"expected a whole number of at least {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            self.fail_at(
+                node, _dotted(prefix, name), f"expected a whole number from {minimum} to {maximum}, got {value!r}"
+            )
         return int(value)
 
-    def number(self, section: dict[str, yaml.Node], name: str, prefix: str, default: float) -> float:
+    def number(
+        self,
+        section: dict[str, yaml.Node],
+        name: str,
+        prefix: str,
+        default: float,
+        *,
+        minimum: float,
+        maximum: float,
+    ) -> float:
         node = section.get(name)
         if node is None:
             return default
         value = self._value(node)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            self.fail_at(node, _dotted(prefix, name), f"expected a number of seconds (0 or more), got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not minimum <= value <= maximum
+        ):
+            self.fail_at(
+                node,
+                _dotted(prefix, name),
+                f"expected a number of seconds from {minimum:g} to {maximum:g}, got {value!r}",
+            )
         return float(value)
 
     def string_list(
