@@ -198,3 +198,16 @@ def test_a_tick_time_limit_past_the_workflow_timeout_fails_validate(
     err = capsys.readouterr().err
     assert "config.yaml:3: triage.tick_time_limit_seconds: 700 s does not fit the 12-minute timeout-minutes" in err
     assert "set at most 630" in err
+
+
+def test_a_template_that_reaches_for_the_environment_fails_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config.yaml").write_text("")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "linear_title.txt.j2").write_text("{{ cycler.__init__.__globals__.os.environ }}\n")
+    code, out = run_cli("validate", "--config", str(tmp_path / "config.yaml"), env={"LINEAR_API_KEY": "lin_api_x"})
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "linear_title.txt.j2" in err and "unsafe" in err
+    assert "lin_api_x" not in out + err

@@ -176,3 +176,29 @@ def test_secrets_echoed_by_a_failing_server_reach_no_output_raw_or_escaped(
     for secret in (world.hightouch_key, world.linear_key, world.slack_token):
         for form in (secret, markdown_escape(secret), json.dumps(secret)[1:-1]):
             assert form not in everything  # ...without the secrets, in any form
+
+
+def test_a_template_that_fails_on_real_data_falls_back_for_that_sync_only(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    templates = workspace.config.parent / "templates"
+    templates.mkdir()
+    # Passes validate (the sample has two previous runs), fails on a sync with fewer.
+    (templates / "slack_message.md.j2").write_text("{{ sync_name | slack }} failed after run {{ history[1].id }}\n")
+    world = workspace.world
+    for sync_id, history in (("1", 1), ("2", 3)):
+        world.add_sync(sync_id, f"sync-{sync_id}")
+        for _ in range(history):
+            world.add_run(sync_id, "success")
+    workspace.tick()
+    world.add_run("1", "failed", error="boom <!channel>")
+    world.add_run("2", "failed")
+    code, out = workspace.tick()
+    assert code == 0, out
+    first, second = world.slack_messages  # every sync handled, in order
+    assert "|sync-1>" in first["text"] and "template failed" in str(first["blocks"])  # the plain fallback
+    assert "boom &lt;!channel&gt;" in str(first["blocks"])
+    assert second["text"] == "sync-2 failed after run 1003"  # the template, where it works
+    assert "ERROR template slack_message.md.j2: tuple object has no element 1; sync 1 gets the built-in" in (
+        capsys.readouterr().err
+    )

@@ -8,6 +8,7 @@ ones. A template error is a ConfigError naming the file and line.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 
 from triage.config import Config
 from triage.decide import Alert
 from triage.errors import ConfigError
 from triage.models import SUCCESS_STATUSES, Run
+
+log = logging.getLogger(__name__)
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SLACK_TEMPLATE = "slack_message.md.j2"
@@ -175,7 +179,9 @@ class Renderer:
         loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(user_dir))]
         if user_dir.resolve() != SHIPPED_TEMPLATES:
             loaders.append(jinja2.FileSystemLoader(str(SHIPPED_TEMPLATES)))
-        self.env = jinja2.Environment(
+        # Templates come from pull requests: sandboxed, they cannot reach os.environ (the
+        # secrets) through an object's attributes, nor change the values they are given.
+        self.env = jinja2.sandbox.ImmutableSandboxedEnvironment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # escaping is explicit, per destination: see the filters
@@ -187,22 +193,37 @@ class Renderer:
             slack=slack_escape, markdown=markdown_escape, code_block=code_block, cut=cut, slack_code=slack_code
         )
 
-    def slack_message(self, ctx: TriageContext) -> SlackMessage:
-        body = self._render(SLACK_TEMPLATE, ctx).strip()
-        headline = body.splitlines()[0] if body else f"Hightouch sync {ctx.sync_name} failed"
+    def slack_message(self, ctx: TriageContext, *, strict: bool = False) -> SlackMessage:
+        """The alert as the template words it; if the template fails on this alert's data
+        (it passed `validate` on the sample), the built-in plain message instead, so one
+        odd alert cannot stop the tick. `strict` raises instead (for `validate`)."""
+        try:
+            body = self._render(SLACK_TEMPLATE, ctx).strip()
+        except ConfigError as exc:
+            if strict:
+                raise
+            log.error("%s; sync %s gets the built-in plain message", exc, ctx.sync_id)
+            body = plain_slack_message(ctx)
+        headline = body.splitlines()[0] if body else f"Hightouch sync {slack_escape(ctx.sync_name)} failed"
         return SlackMessage(text=cut(headline, 300), blocks=slack_blocks(body), mrkdwn=cut(body, SLACK_TEXT_LIMIT))
 
-    def linear_issue(self, ctx: TriageContext) -> LinearIssueText:
-        title = " ".join(self._render(LINEAR_TITLE_TEMPLATE, ctx).split())
-        return LinearIssueText(
-            title=cut(title, 250), description=self._render(LINEAR_DESCRIPTION_TEMPLATE, ctx).strip()
-        )
+    def linear_issue(self, ctx: TriageContext, *, strict: bool = False) -> LinearIssueText:
+        """The issue as the templates word it, or the built-in plain text (see slack_message)."""
+        try:
+            title = " ".join(self._render(LINEAR_TITLE_TEMPLATE, ctx).split())
+            description = self._render(LINEAR_DESCRIPTION_TEMPLATE, ctx).strip()
+        except ConfigError as exc:
+            if strict:
+                raise
+            log.error("%s; sync %s gets the built-in plain issue text", exc, ctx.sync_id)
+            title, description = plain_linear_issue(ctx)
+        return LinearIssueText(title=cut(title, 250), description=description)
 
     def check(self) -> None:
         """Render every template once with sample data: a broken template fails here, not mid-tick."""
         ctx = sample_context()
-        self.slack_message(ctx)
-        self.linear_issue(ctx)
+        self.slack_message(ctx, strict=True)
+        self.linear_issue(ctx, strict=True)
 
     def _render(self, name: str, ctx: TriageContext) -> str:
         try:
@@ -214,6 +235,31 @@ class Renderer:
             raise ConfigError(f"template {name} not found in templates/") from None
         except jinja2.TemplateError as exc:
             raise ConfigError(f"template {name}: {exc}") from None
+
+
+# The last resort when a template fails on real data. Words live in templates; these few
+# stand here only because no template can be trusted at that point.
+
+
+def plain_slack_message(ctx: TriageContext) -> str:
+    return (
+        f":red_circle: *Hightouch sync <{ctx.sync_url}|{slack_escape(cut(ctx.sync_name, 150))}> failed* "
+        f"(run {slack_escape(ctx.run.id)}, {slack_escape(ctx.run.status)}; "
+        f"{ctx.consecutive_failures} failed in a row)\n"
+        f"```{slack_code(cut(ctx.run.error, 1500))}```\n"
+        "_The message template failed on this alert: see the tick's log._"
+    )
+
+
+def plain_linear_issue(ctx: TriageContext) -> tuple[str, str]:
+    title = f"Hightouch sync {ctx.sync_name} failing repeatedly"
+    description = (
+        f"Hightouch sync [{markdown_escape(ctx.sync_name)}]({ctx.sync_url}) (id {ctx.sync_id}) has failed "
+        f"{ctx.consecutive_failures} runs in a row. Last failed run: {ctx.run.id}.\n\n"
+        f"{code_block(cut(ctx.run.error, 20000))}\n\n"
+        "The issue templates failed on this sync's data: see the tick's log."
+    )
+    return title, description
 
 
 def slack_blocks(mrkdwn: str) -> list[dict[str, Any]]:
