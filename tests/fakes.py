@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import requests
 import responses
 
+from tests.slack_payloads import assert_slack_accepts
+
 HT = "https://api.hightouch.test/api/v1"
 SLACK = "https://slack.test/api"
 LINEAR = "https://linear.test/graphql"
@@ -143,6 +145,7 @@ class FakeSlack:
             return reply(200, {"ok": False, "error": self.errors.pop(0)})
         if request.headers.get("Authorization") != f"Bearer {ENV['SLACK_BOT_TOKEN']}":
             return reply(200, {"ok": False, "error": "invalid_auth"})
+        assert_slack_accepts(body)
         self.messages.append(body)
         return reply(200, {"ok": True, "channel": "C024BE91L", "ts": f"1700000000.{len(self.messages):06d}"})
 

@@ -4,6 +4,7 @@ three APIs, answering in-process so unit tests need no port and no subprocess.""
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import requests
 import responses
 import yaml
 
+from tests.slack_payloads import assert_slack_accepts
 from triage.cli import main
 from triage.sandbox import Sandbox, World, environment
 
@@ -32,6 +34,8 @@ def mounted(world: World) -> Iterator[None]:
         url = urlparse(str(request.url))
         target = url.path + (f"?{url.query}" if url.query else "")
         body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+        if url.path.endswith("/chat.postMessage"):
+            assert_slack_accepts(json.loads(body))
         return handler.handle(str(request.method), target, request.headers, body)
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,3 +122,43 @@ def test_missing_row_counts_show_as_not_available() -> None:
     assert decision.alert is not None
     ctx = build_context(decision.alert, destination="d", model="m", url="u", config=config())
     assert ctx.run.rejected == "n/a"
+
+
+def fences_balanced(block: dict[str, Any]) -> bool:
+    return str(block["text"]["text"]).count("```") % 2 == 0
+
+
+def test_a_multi_paragraph_error_stays_one_code_block() -> None:
+    error = "SQL compilation error:\n\nobject 'CONTACTS' does not exist\n\n  at *line* 3, _column_ 7\n\n```nested```"
+    message = renderer().slack_message(context(error=error))
+    (block,) = [b for b in message.blocks if "SQL compilation error" in b["text"]["text"]]
+    assert "at *line* 3, _column_ 7" in block["text"]["text"]  # inside the block: shown as typed
+    assert all(fences_balanced(b) for b in message.blocks)
+
+
+def test_an_error_that_grows_when_escaped_is_split_between_whole_code_blocks() -> None:
+    message = renderer().slack_message(context(error="&<>" * 2000))
+    code = [b["text"]["text"] for b in message.blocks if "&amp;" in b["text"]["text"]]
+    assert len(code) >= 2  # longer than one block once escaped
+    assert all(len(text) <= SLACK_SECTION_LIMIT for text in code)
+    assert all(text.count("```") % 2 == 0 for text in code)
+    assert all(text.rstrip().endswith("```") for text in code)
+    assert all(not re.search(r"&[a-z]*$", text.removesuffix("```")) for text in code)  # no entity cut in two
+
+
+def test_names_from_hightouch_render_literally_whatever_mrkdwn_they_hold() -> None:
+    ctx = context(name="*sf*_contacts_", destination="~Sales~force*", model="`contacts` _v2_")
+    text = renderer().slack_message(ctx).mrkdwn
+    for raw in ("*sf*_contacts_", "~Sales~force*", "`contacts` _v2_"):
+        shown = slack_escape(raw)
+        assert shown in text
+        # Every formatting character follows a zero-width space, so Slack sees no delimiter.
+        assert re.fullmatch(r"(?:[^*_~`]|\u200b[*_~`])*", shown)
+
+
+def test_notification_text_is_never_cut_inside_a_link() -> None:
+    long_url = "https://app.hightouch.com/acme/syncs/" + "x" * 400
+    ctx = replace(context(name="salesforce-contacts"), sync_url=long_url)
+    text = renderer().slack_message(ctx).text
+    assert "<https" not in text or ">" in text.split("<https", 1)[1]
+    assert text.endswith("more characters]")

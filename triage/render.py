@@ -38,9 +38,19 @@ SLACK_TEXT_LIMIT = 40000
 # -- escaping filters ---------------------------------------------------------
 
 
-def slack_escape(value: Any) -> str:
-    """Escape Slack mrkdwn control characters, so `<!channel>` in a name cannot ping anyone."""
+# Slack mrkdwn has no escape for *bold*, _italic_, ~strike~ and `code`; its delimiters only
+# count at a word boundary, so a zero-width space before each one keeps it literal.
+_SLACK_FORMATTING = re.compile(r"([*_~`])")
+
+
+def _slack_entities(value: Any) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_escape(value: Any) -> str:
+    """A value shown literally in Slack mrkdwn: control characters escaped (so `<!channel>`
+    in a name cannot ping anyone) and formatting characters neutralised."""
+    return _SLACK_FORMATTING.sub("\u200b\\1", _slack_entities(value))
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
@@ -69,8 +79,9 @@ def cut(value: Any, limit: int) -> str:
 
 
 def slack_code(value: Any) -> str:
-    """Text for inside a ``` block in Slack: escaped, and unable to close the block."""
-    return slack_escape(value).replace("```", "'''")
+    """Text for inside a ``` block in Slack: escaped, and unable to close the block
+    (Slack applies no formatting inside one, so the rest is left as it is)."""
+    return _slack_entities(value).replace("```", "'''")
 
 
 # -- what templates see -------------------------------------------------------
@@ -205,7 +216,9 @@ class Renderer:
             log.error("%s; sync %s gets the built-in plain message", exc, ctx.sync_id)
             body = plain_slack_message(ctx)
         headline = body.splitlines()[0] if body else f"Hightouch sync {slack_escape(ctx.sync_name)} failed"
-        return SlackMessage(text=cut(headline, 300), blocks=slack_blocks(body), mrkdwn=cut(body, SLACK_TEXT_LIMIT))
+        return SlackMessage(
+            text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=cut(body, SLACK_TEXT_LIMIT)
+        )
 
     def linear_issue(self, ctx: TriageContext, *, strict: bool = False) -> LinearIssueText:
         """The issue as the templates word it, or the built-in plain text (see slack_message)."""
@@ -262,14 +275,47 @@ def plain_linear_issue(ctx: TriageContext) -> tuple[str, str]:
     return title, description
 
 
+FENCE = "```"
+
+
 def slack_blocks(mrkdwn: str) -> list[dict[str, Any]]:
-    """Section blocks of at most 3,000 characters each, split at blank lines."""
+    """Section blocks of at most 3,000 characters each, split at blank lines outside code
+    blocks: a multi-paragraph error stays one code block, and a block split for length
+    is closed and reopened at the split."""
     blocks: list[dict[str, Any]] = []
-    for paragraph in (p.strip() for p in mrkdwn.split("\n\n")):
-        while paragraph:
-            piece, paragraph = _split_at(paragraph, SLACK_SECTION_LIMIT)
+    for paragraph in _paragraphs(mrkdwn):
+        for piece in _pieces(paragraph, SLACK_SECTION_LIMIT):
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
     return blocks[:SLACK_MAX_BLOCKS]
+
+
+def _paragraphs(text: str) -> list[str]:
+    paragraphs: list[str] = []
+    lines: list[str] = []
+    in_code = False
+    for line in text.split("\n"):
+        if not line.strip() and not in_code:
+            if lines:
+                paragraphs.append("\n".join(lines))
+            lines = []
+            continue
+        lines.append(line)
+        in_code ^= line.count(FENCE) % 2 == 1
+    if lines:
+        paragraphs.append("\n".join(lines))
+    return [p.strip() for p in paragraphs if p.strip()]
+
+
+def _pieces(text: str, limit: int) -> list[str]:
+    pieces: list[str] = []
+    while len(text) > limit:
+        piece, text = _split_at(text, limit - len(FENCE))
+        if piece.count(FENCE) % 2 == 1:  # cut inside a code block: close it here, reopen it next
+            piece, text = piece + FENCE, FENCE + text
+        pieces.append(piece)
+    if text:
+        pieces.append(text)
+    return pieces
 
 
 def _split_at(text: str, limit: int) -> tuple[str, str]:
@@ -277,11 +323,28 @@ def _split_at(text: str, limit: int) -> tuple[str, str]:
         return text, ""
     cut_at = text.rfind("\n", 0, limit)
     if cut_at <= 0:
-        cut_at = limit
-        amp = text.rfind("&", cut_at - 5, cut_at)  # never split an &amp; entity
-        if amp != -1 and ";" not in text[amp:cut_at]:
-            cut_at = amp
+        cut_at = _safe_cut(text, limit)
     return text[:cut_at], text[cut_at:].lstrip("\n")
+
+
+def _safe_cut(text: str, limit: int) -> int:
+    """A cut at or before `limit` that splits neither an &amp; entity nor a <url|label>."""
+    cut_at = limit
+    amp = text.rfind("&", max(0, cut_at - 5), cut_at)
+    if amp != -1 and ";" not in text[amp:cut_at]:
+        cut_at = amp
+    opening = text.rfind("<", 0, cut_at)
+    if opening > text.rfind(">", 0, cut_at):
+        cut_at = opening
+    return cut_at if cut_at > 0 else limit
+
+
+def cut_markup(text: str, limit: int) -> str:
+    """`cut`, for mrkdwn: never inside a link or an entity, with the same marker."""
+    if len(text) <= limit:
+        return text
+    cut_at = _safe_cut(text, limit)
+    return f"{text[:cut_at].rstrip()}… [cut: {len(text) - cut_at:,} more characters]"
 
 
 def sample_context() -> TriageContext:

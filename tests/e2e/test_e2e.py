@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.slack_payloads import assert_slack_accepts
 from triage.sandbox import SandboxServer, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +63,8 @@ class Deployment:
 def deploy(tmp_path: Path) -> Iterator[Deployment]:
     with SandboxServer() as server:
         yield Deployment(server, tmp_path)
+        for message in server.world.slack_messages:
+            assert_slack_accepts(message)
 
 
 def test_baseline_then_flake_then_escalation_then_existing_issue(deploy: Deployment) -> None:

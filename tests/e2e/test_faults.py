@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.slack_payloads import assert_slack_accepts
 from triage.sandbox import SandboxServer, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,6 +187,8 @@ def start(tmp_path: Path) -> tuple[SandboxServer, Harness]:
 
 
 def check_invariants(harness: Harness, case: Case) -> None:
+    for message in harness.world.slack_messages:
+        assert_slack_accepts(message)
     alerted = harness.alerted_failures()
     for name, expected in NEW_FAILURES.items():
         reported = alerted.get(name, [])

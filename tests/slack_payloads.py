@@ -1,0 +1,23 @@
+"""Slack's own Block Kit models judge every payload the tests produce, so a message that
+Slack would reject (a block too long, too many blocks) fails the suite, not a tick."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import Block
+
+MAX_BLOCKS = 50
+MAX_TEXT = 40_000
+
+
+def assert_slack_accepts(payload: dict[str, Any]) -> None:
+    blocks = payload.get("blocks") or []
+    assert len(blocks) <= MAX_BLOCKS, f"{len(blocks)} blocks: Slack takes {MAX_BLOCKS}"
+    for block in blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None, block
+        parsed.validate_json()  # raises SlackObjectFormationError past a limit
+    text = payload.get("text") or ""
+    assert text or blocks, "no_text"
+    assert len(text) <= MAX_TEXT
