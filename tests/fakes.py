@@ -219,6 +219,7 @@ class FakeLinear:
         payload = variables["input"]
         self.open_issue(payload["title"], payload["description"], state="triage")
         self.issues[-1]["priority"] = payload["priority"]
+        self.issues[-1]["id"] = payload.get("id") or self.issues[-1]["id"]
         if self.create_then_fail is not None:
             answer, self.create_then_fail = self.create_then_fail, None
             return answer

@@ -195,10 +195,15 @@ def test_unknown_team_is_a_config_error_naming_it(world: World, linear: LinearCl
 def test_issue_search_filters_by_team_and_open_states(linear: LinearClient) -> None:
     with responses.RequestsMock() as rsps:
         rsps.post(LINEAR, json={"data": {"issues": {"nodes": []}}})
-        assert linear.find_open_issue(TEAM, "salesforce-contacts") is None
+        assert linear.find_open_issue(TEAM, "salesforce-contacts", "1234") is None
         sent = json.loads(rsps.calls[0].request.body)
         assert rsps.calls[0].request.headers["Authorization"] == ENV["LINEAR_API_KEY"]
-    assert sent["variables"] == {"teamId": "team-1", "name": "salesforce-contacts"}
+    assert sent["variables"] == {
+        "teamId": "team-1",
+        "name": "salesforce-contacts",
+        "marker": "hightouch-triage sync-id 1234",
+        "after": None,
+    }
     query = " ".join(sent["query"].split())
     assert "team: {id: {eq: $teamId}}" in query
     assert 'state: {type: {nin: ["completed", "canceled", "duplicate"]}}' in query
@@ -206,14 +211,17 @@ def test_issue_search_filters_by_team_and_open_states(linear: LinearClient) -> N
 
 
 def test_issue_create_sends_priority_2_for_high(world: World, linear: LinearClient) -> None:
-    issue = linear.create_issue(TEAM, "Hightouch sync s failing repeatedly", "body", 2)
+    issue = linear.create_issue(
+        TEAM, sync_id="7", title="Hightouch sync s failing repeatedly", description="body", priority=2, issue_id="u-1"
+    )
     assert issue.identifier == "DATA-1"
     op, variables = world.linear.calls[0]
     assert op == "issueCreate"
     assert variables["input"] == {
+        "id": "u-1",
         "teamId": "team-1",
         "title": "Hightouch sync s failing repeatedly",
-        "description": "body",
+        "description": "body\n\nhightouch-triage sync-id 7",
         "priority": 2,
     }
 
@@ -224,7 +232,7 @@ def test_graphql_errors_are_errors_whatever_the_http_status(linear: LinearClient
     with responses.RequestsMock() as rsps:
         rsps.post(LINEAR, status=status, json=body)
         with pytest.raises(ApiError, match="Argument Validation Error"):
-            linear.find_open_issue(TEAM, "s")
+            linear.find_open_issue(TEAM, "s", "1")
 
 
 def test_graphql_authentication_error_is_an_auth_error(linear: LinearClient) -> None:
@@ -239,7 +247,7 @@ def test_issue_create_is_not_retried_on_a_server_error(linear: LinearClient) -> 
     with responses.RequestsMock() as rsps:
         rsps.post(LINEAR, status=502, body="bad gateway")
         with pytest.raises(ApiError):
-            linear.create_issue(TEAM, "t", "d", 2)
+            linear.create_issue(TEAM, sync_id="1", title="t", description="d", priority=2, issue_id="u")
         assert len(rsps.calls) == 1
 
 
@@ -247,7 +255,7 @@ def test_issue_search_is_retried_on_a_server_error(linear: LinearClient) -> None
     with responses.RequestsMock() as rsps:
         rsps.post(LINEAR, status=502, body="bad gateway")
         rsps.post(LINEAR, json={"data": {"issues": {"nodes": []}}})
-        assert linear.find_open_issue(TEAM, "s") is None
+        assert linear.find_open_issue(TEAM, "s", "1") is None
         assert len(rsps.calls) == 2
 
 
@@ -303,7 +311,7 @@ def test_linear_ratelimited_error_on_http_200_is_waited_out_and_retried(linear: 
     with responses.RequestsMock() as rsps:
         rsps.post(LINEAR, json=limited, headers={"X-RateLimit-Requests-Reset": "0"})
         rsps.post(LINEAR, json={"data": {"issues": {"nodes": []}}})
-        assert linear.find_open_issue(TEAM, "s") is None
+        assert linear.find_open_issue(TEAM, "s", "1") is None
     assert len(sleeps) == 1
 
 
@@ -313,7 +321,7 @@ def test_linear_rate_limit_past_the_budget_raises_rate_limited(linear: LinearCli
     with responses.RequestsMock() as rsps:
         rsps.post(LINEAR, status=400, json=limited, headers={"X-RateLimit-Requests-Reset": far})
         with pytest.raises(RateLimited):
-            linear.create_issue(TEAM, "t", "d", 2)
+            linear.create_issue(TEAM, sync_id="1", title="t", description="d", priority=2, issue_id="u")
         assert len(rsps.calls) == 1
 
 

@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+import requests
 import responses
+import yaml
 
 from tests.sandboxed import Workspace
 from triage import commit_state
@@ -202,3 +204,119 @@ def test_a_template_that_fails_on_real_data_falls_back_for_that_sync_only(
     assert "ERROR template slack_message.md.j2: tuple object has no element 1; sync 1 gets the built-in" in (
         capsys.readouterr().err
     )
+
+
+def escalating(workspace: Workspace, name: str = "contacts", config: str = "") -> None:
+    """Sync 1 with two failed runs at the baseline: its next failure escalates."""
+    workspace.config.write_text("hightouch:\n  workspace_slug: acme\n" + config)
+    workspace.world.add_sync("1", name)
+    for _ in range(2):
+        workspace.world.add_run("1", "failed")
+    assert workspace.tick()[0] == 0
+
+
+def test_a_create_whose_answer_was_lost_is_found_by_its_id_even_when_renamed(workspace: Workspace) -> None:
+    world = workspace.world
+    escalating(workspace)
+    world.add_run("1", "failed")
+
+    def lose_the_answer(api: str, method: str, path: str, body: bytes) -> None:
+        if b"issueCreate" in body:
+            raise requests.ConnectionError("connection reset after the request was sent")
+
+    world.on_request = lose_the_answer
+    assert workspace.tick()[0] == 1
+    world.on_request = None
+    (issue,) = world.linear_issues
+    issue["title"], issue["description"] = "Someone renamed this", "and rewrote it"  # no name, no marker
+    assert workspace.saved()["syncs"]["1"]["linear_create_id"] == issue["id"]
+
+    code, out = workspace.tick()
+    assert code == 0, out
+    assert len(world.linear_issues) == 1  # exactly once
+    assert workspace.saved()["syncs"]["1"]["linear_issue"] == issue["identifier"]
+    assert "linear_create_id" not in workspace.saved()["syncs"]["1"]
+
+
+def test_the_search_reads_every_page_before_deciding_to_create(workspace: Workspace) -> None:
+    world = workspace.world
+    escalating(workspace)
+    team = world.teams[0]
+    for number in range(60):  # issues about a longer name: all match the text filter, none names `contacts`
+        world.linear_issues.append(
+            {
+                "id": f"other-{number}",
+                "identifier": f"DATA-{100 + number}",
+                "title": f"crm-contacts problem {number}",
+                "description": "",
+                "url": "",
+                "state": {"type": "started"},
+                "team": team,
+            }
+        )
+    world.linear_issues.append(
+        {
+            "id": "ours",
+            "identifier": "DATA-7",
+            "title": "Hightouch sync contacts failing repeatedly",
+            "description": "",
+            "url": "",
+            "state": {"type": "started"},
+            "team": team,
+        }
+    )
+    world.add_run("1", "failed")
+    code, out = workspace.tick()
+    assert code == 0, out
+    assert len(world.linear_issues) == 61  # nothing created
+    assert workspace.saved()["syncs"]["1"]["linear_issue"] == "DATA-7"
+    assert world.request_log.count("linear POST ") == 3  # the team, then two pages
+
+
+def test_a_name_the_renderer_changes_still_finds_the_tools_own_issue(workspace: Workspace) -> None:
+    world = workspace.world
+    name = "  big_sync  " + "x" * 260  # spaces folded in the title, `_` escaped, the title cut
+    escalating(workspace, name=name)
+    world.add_run("1", "failed")
+    assert workspace.tick()[0] == 0
+    assert len(world.linear_issues) == 1
+    state = workspace.saved()
+    del state["syncs"]["1"]["linear_issue"]  # not even remembered: only the search can find it
+    workspace.state.write_text(yaml.safe_dump(state))
+    world.add_run("1", "failed")
+    code, out = workspace.tick()
+    assert code == 0, out
+    assert len(world.linear_issues) == 1  # found by the marker
+
+
+def test_a_deleted_remembered_issue_counts_as_not_found(workspace: Workspace) -> None:
+    world = workspace.world
+    escalating(workspace, config="linear:\n  team: data\n")  # the key, typed in lower case
+    state = workspace.saved()
+    state["syncs"]["1"]["linear_issue"] = "DATA-99"  # deleted in Linear since
+    workspace.state.write_text(yaml.safe_dump(state))
+    world.add_run("1", "failed")
+    code, out = workspace.tick()
+    assert code == 0, out
+    assert [i["identifier"] for i in world.linear_issues] == ["DATA-1"]
+
+
+def test_a_trashed_or_archived_issue_is_not_open(workspace: Workspace) -> None:
+    world = workspace.world
+    escalating(workspace)
+    for flag in ({"trashed": True}, {"archivedAt": "2026-11-20T00:00:00Z"}):
+        world.linear_issues.append(
+            {
+                "id": f"gone-{len(world.linear_issues)}",
+                "identifier": f"DATA-{50 + len(world.linear_issues)}",
+                "title": "Hightouch sync contacts failing repeatedly",
+                "description": "",
+                "url": "",
+                "state": {"type": "started"},
+                "team": world.teams[0],
+                **flag,
+            }
+        )
+    world.add_run("1", "failed")
+    assert workspace.tick()[0] == 0
+    assert len(world.linear_issues) == 3  # neither counted: a new one was created

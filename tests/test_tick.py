@@ -414,7 +414,7 @@ def test_remembered_open_issue_is_reused_when_search_misses_it(tmp_path: Path, w
     assert len(world.linear.issues) == 1
 
 
-def test_create_that_failed_ambiguously_is_retried_next_tick_after_a_new_search(tmp_path: Path, world: World) -> None:
+def test_create_whose_answer_was_lost_is_looked_up_by_its_id_next_tick(tmp_path: Path, world: World) -> None:
     ht = world.hightouch
     h = after_baseline(tmp_path, world, history=("failed", "failed"))
     ht.add_run("1", 102, "failed", minute=20)
@@ -423,11 +423,14 @@ def test_create_that_failed_ambiguously_is_retried_next_tick_after_a_new_search(
     code, _ = h.tick()
     assert code == 1
     assert world.linear.operations() == ["teams", "issues", "issueCreate"]
-    assert h.saved()["syncs"]["1"]["linear_pending"] is True
+    saved = h.saved()["syncs"]["1"]
+    assert saved["linear_pending"] is True
+    create_id = world.linear.calls[2][1]["input"]["id"]
+    assert saved["linear_create_id"] == create_id  # journaled before the call
 
     code, out = h.tick()
     assert code == 0, out
-    assert world.linear.operations()[3:] == ["teams", "issues"]
+    assert world.linear.calls[3:] == [("teams", {"key": "DATA"}), ("issue", {"id": create_id})]  # found by its id
     assert len(world.linear.issues) == 1
     assert len(world.slack.messages) == 1
     assert "DATA-1 already open" in out

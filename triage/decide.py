@@ -200,13 +200,24 @@ def decide_sync(sync: Sync, runs: list[Run], known: SyncState | None, ctx: TickC
             newest = _newest_handled_failure(ordered, state, failure_statuses)
             if newest is not None:
                 escalation = _alert(sync, ordered, newest, 0, state, window, failure_statuses)
-    state = replace(state, linear_pending=escalation is not None)
+    if escalation is None:
+        # No escalation due (the sync recovered): forget a create id an earlier tick
+        # chose; an issue that did land names the sync and is found by the next search.
+        state = replace(state, linear_pending=False, linear_create_id=None)
+    else:
+        state = replace(state, linear_pending=True)
     return SyncDecision(state=state, alert=alert, escalation=escalation, unknown_statuses=unknown)
+
+
+def linear_attempt(state: SyncState, create_id: str) -> SyncState:
+    """The state to record before an issue create: the id it carries, so a create whose
+    answer is lost can be looked up next tick instead of sent again."""
+    return replace(state, linear_create_id=create_id)
 
 
 def linear_done(state: SyncState, issue_identifier: str) -> SyncState:
     """The state once the Linear step succeeded (issue found or created)."""
-    return replace(state, linear_pending=False, linear_issue=issue_identifier)
+    return replace(state, linear_pending=False, linear_issue=issue_identifier, linear_create_id=None)
 
 
 def never_ran_state(sync: Sync) -> SyncState:

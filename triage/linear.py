@@ -13,35 +13,47 @@ from typing import Any
 
 import requests
 
-from triage.errors import ApiError, AuthError, ConfigError
+from triage.errors import ApiError, AuthError, ConfigError, NotFoundError
 from triage.http import HttpClient, Verdict, json_verdict, parse_retry_after
 
+# Keys are typed by people: `team: data` finds DATA.
 TEAM_QUERY = """
 query Team($key: String!) {
-  teams(filter: {or: [{key: {eq: $key}}, {name: {eqIgnoreCase: $key}}]}) {
+  teams(filter: {or: [{key: {eqIgnoreCase: $key}}, {name: {eqIgnoreCase: $key}}]}) {
     nodes { id key name }
   }
 }
 """
 
 # The deterministic `issues` filter, not the fuzzy, tightly rate-limited `searchIssues`.
+# Every page is read: a long list of issues naming a longer name (`crm-contacts` for
+# `contacts`) must not hide the one that names this sync. The marker finds the tool's
+# own issue even when its name was renamed, cut or escaped on the way.
 OPEN_ISSUES_QUERY = """
-query OpenIssues($teamId: ID!, $name: String!) {
-  issues(first: 20, filter: {
+query OpenIssues($teamId: ID!, $name: String!, $marker: String!, $after: String) {
+  issues(first: 50, after: $after, filter: {
     team: {id: {eq: $teamId}},
     state: {type: {nin: ["completed", "canceled", "duplicate"]}},
-    or: [{title: {containsIgnoreCase: $name}}, {description: {containsIgnoreCase: $name}}]
+    or: [
+      {title: {containsIgnoreCase: $name}},
+      {description: {containsIgnoreCase: $name}},
+      {description: {contains: $marker}}
+    ]
   }) {
-    nodes { id identifier title description url state { type } }
+    nodes { id identifier title description url archivedAt trashed state { type } }
+    pageInfo { hasNextPage endCursor }
   }
 }
 """
 
 ISSUE_QUERY = """
 query Issue($id: String!) {
-  issue(id: $id) { id identifier title url state { type } }
+  issue(id: $id) { id identifier title url archivedAt trashed state { type } }
 }
 """
+
+# Past this many pages of open issues naming one sync, something is wrong: stop, create nothing.
+MAX_SEARCH_PAGES = 20
 
 CLOSED_STATES = ("completed", "canceled", "duplicate")
 
@@ -68,6 +80,13 @@ class Issue:
     identifier: str
     title: str
     url: str
+    open: bool = True  # not completed, canceled or duplicate, nor archived or trashed
+
+
+def marker(sync_id: str) -> str:
+    """A line the tool puts in every issue it creates: a stable key for the sync that
+    survives renames and Linear's Markdown round trip (letters, digits, '-' and spaces)."""
+    return f"hightouch-triage sync-id {sync_id}"
 
 
 def mentions(text: str, name: str) -> bool:
@@ -86,38 +105,64 @@ class LinearClient:
     def find_team(self, key_or_name: str) -> Team:
         data = self._graphql("teams", TEAM_QUERY, {"key": key_or_name}, idempotent=True)
         nodes = (data.get("teams") or {}).get("nodes") or []
+        wanted = key_or_name.lower()
         for node in nodes:
-            if node.get("key") == key_or_name or str(node.get("name", "")).lower() == key_or_name.lower():
+            if wanted in (str(node.get("key", "")).lower(), str(node.get("name", "")).lower()):
                 return Team(id=str(node["id"]), key=str(node.get("key")), name=str(node.get("name")))
         raise ConfigError(
             f"Linear team {key_or_name!r} not found (check linear.team in config.yaml: a team key or name)"
         )
 
-    def find_open_issue(self, team: Team, sync_name: str) -> Issue | None:
-        """An open issue of the team whose title or description names the sync, if any."""
-        data = self._graphql("issues", OPEN_ISSUES_QUERY, {"teamId": team.id, "name": sync_name}, idempotent=True)
-        for node in (data.get("issues") or {}).get("nodes") or []:
-            text = f"{node.get('title') or ''}\n{node.get('description') or ''}"
-            if mentions(text, sync_name):
-                return _issue(node)
-        return None
+    def find_open_issue(self, team: Team, sync_name: str, sync_id: str) -> Issue | None:
+        """An open issue of the team that names the sync as a whole word, or carries the
+        tool's marker for it; every page of the search is read."""
+        key = marker(sync_id)
+        after: str | None = None
+        for _ in range(MAX_SEARCH_PAGES):
+            variables = {"teamId": team.id, "name": sync_name, "marker": key, "after": after}
+            issues = self._graphql("issues", OPEN_ISSUES_QUERY, variables, idempotent=True).get("issues") or {}
+            for node in issues.get("nodes") or []:
+                issue = _issue(node)
+                text = f"{node.get('title') or ''}\n{node.get('description') or ''}"
+                if issue.open and (mentions(text, sync_name) or mentions(text, key)):
+                    return issue
+            page = issues.get("pageInfo") or {}
+            after = page.get("endCursor")
+            if not page.get("hasNextPage") or not after:
+                return None
+        raise ApiError(
+            f"Linear issues: more than {MAX_SEARCH_PAGES} pages of open issues name {sync_name!r}; "
+            "not creating another one",
+            endpoint="issues",
+        )
+
+    def issue(self, id_or_identifier: str) -> Issue | None:
+        """The issue with this id (a UUID) or identifier (DATA-42); None if it does not exist."""
+        try:
+            data = self._graphql("issue", ISSUE_QUERY, {"id": id_or_identifier}, idempotent=True)
+        except NotFoundError:
+            return None
+        node = data.get("issue")
+        return _issue(node) if isinstance(node, dict) else None
 
     def open_issue(self, identifier: str) -> Issue | None:
-        """The issue with this identifier (e.g. DATA-42) if it exists and is still open."""
-        try:
-            data = self._graphql("issue", ISSUE_QUERY, {"id": identifier}, idempotent=True)
-        except ApiError as exc:
-            if "not found" in str(exc).lower():
-                return None
-            raise
-        node = data.get("issue")
-        if not isinstance(node, dict) or (node.get("state") or {}).get("type") in CLOSED_STATES:
-            return None
-        return _issue(node)
+        """The issue with this identifier if it exists and is still open."""
+        issue = self.issue(identifier)
+        return issue if issue is not None and issue.open else None
 
-    def create_issue(self, team: Team, title: str, description: str, priority: int) -> Issue:
-        variables = {"input": {"teamId": team.id, "title": title, "description": description, "priority": priority}}
-        data = self._graphql("issueCreate", CREATE_MUTATION, variables, idempotent=False)
+    def create_issue(
+        self, team: Team, *, sync_id: str, title: str, description: str, priority: int, issue_id: str
+    ) -> Issue:
+        """Create the issue with the id chosen (and recorded) before the first attempt, so an
+        answer lost on the way can be looked up by that id instead of guessed at."""
+        payload = {
+            "id": issue_id,
+            "teamId": team.id,
+            "title": title,
+            "description": f"{description}\n\n{marker(sync_id)}",
+            "priority": priority,
+        }
+        data = self._graphql("issueCreate", CREATE_MUTATION, {"input": payload}, idempotent=False)
         result = data.get("issueCreate") or {}
         if not result.get("success") or not isinstance(result.get("issue"), dict):
             raise ApiError("Linear issueCreate: success was false", endpoint="issueCreate")
@@ -214,13 +259,19 @@ def _classify(operation: str, errors: Any, status: int) -> ApiError:
     text = f"Linear {operation}: {message}"
     if "authentication" in kind or status == 401:
         return AuthError(f"{text} (LINEAR_API_KEY)", endpoint=operation)
+    if str(first.get("message") or "").startswith("Entity not found"):
+        # Linear's answer for a missing (deleted) object: {"message": "Entity not found: Issue",
+        # "extensions": {"code": "INPUT_ERROR", "userPresentableMessage": "Could not find ..."}}
+        return NotFoundError(text, endpoint=operation)
     return ApiError(text, endpoint=operation, retryable="internal" in kind)
 
 
 def _issue(node: dict[str, Any]) -> Issue:
+    closed = (node.get("state") or {}).get("type") in CLOSED_STATES
     return Issue(
         id=str(node.get("id")),
         identifier=str(node.get("identifier")),
         title=str(node.get("title") or ""),
         url=str(node.get("url") or ""),
+        open=not (closed or node.get("archivedAt") or node.get("trashed")),
     )

@@ -135,6 +135,7 @@ class SyncState:
     consecutive_failures: int = 0
     linear_issue: str | None = None  # last Linear issue found or created
     linear_pending: bool = False  # an escalation is due but has not succeeded yet
+    linear_create_id: str | None = None  # id given to an issue create whose outcome is unknown
     pending_run_id: str | None = None  # an unsettled run to look at again next tick
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +36,7 @@ from triage.decide import (
     TickContext,
     decide_sync,
     enough_runs,
+    linear_attempt,
     linear_done,
     never_ran_state,
     plan_tick,
@@ -98,6 +100,7 @@ class Tick:
     out: TextIO
     dry_run: bool = False
     clock: Callable[[], float] = time.monotonic
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # Linear takes a client-chosen UUID v4
     _team: Team | None = None
     _unknown_logged: set[str] = field(default_factory=set)
 
@@ -259,9 +262,7 @@ class Tick:
 
         if prepared.escalation is not None:
             summary.escalations += 1
-            identifier = self._escalate(prepared.escalation, decision.state.linear_issue, summary)
-            if identifier is not None:
-                self._record(state, sync.id, linear_done(decision.state, identifier))
+            self._escalate(prepared.escalation, state, summary)
 
     def _record(self, state: State, sync_id: str, sync_state: SyncState) -> None:
         if state.syncs.get(sync_id) == sync_state:
@@ -289,10 +290,13 @@ class Tick:
         self.services.slack.post_message(channel, message.text, message.blocks)
         self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {channel}\n")
 
-    def _escalate(self, ctx: TriageContext, remembered: str | None, summary: TickSummary) -> str | None:
-        """Search first, every time; create only when no open issue names the sync.
+    def _escalate(self, ctx: TriageContext, state: State, summary: TickSummary) -> None:
+        """Find the sync's open issue, or create it; record what was found or created.
 
-        Returns the identifier of the issue found or created (None in a dry run).
+        A create carries an id chosen and journaled before the call. If an earlier
+        create's answer was lost, that id is looked up first; then the team's open
+        issues are searched by name and marker (every time), then the issue
+        remembered in state; only if all come up empty is an issue created.
         """
         issue_text = self.renderer.linear_issue(ctx)
         team_key = self.config.linear.team
@@ -302,31 +306,42 @@ class Tick:
                 f"Linear: search team {team_key} for an open issue naming {ctx.sync_name!r}; if none, create",
                 f"{issue_text.title}\n\n{issue_text.description}",
             )
-            return None
+            return
         if self._team is None:
             self._team = linear.find_team(team_key)
-        existing = self._find_existing(linear, self._team, ctx.sync_name, remembered)
-        created = False
+        known = state.syncs[ctx.sync_id]
+        create_id = known.linear_create_id
+        existing = None
+        if create_id is not None:
+            earlier = linear.issue(create_id)
+            if earlier is not None:  # the lost create did land; its id is used up either way
+                existing, create_id = (earlier if earlier.open else None), None
+        existing = existing or self._find_existing(linear, self._team, ctx, known.linear_issue)
+        verdict = "already open"
         if existing is None:
-            # Not retried here when it fails: a create that timed out may still land, so the
-            # retry waits for the next tick, which searches again first.
+            create_id = create_id or self.new_id()
+            self._record(state, ctx.sync_id, linear_attempt(known, create_id))
+            # Not retried in this tick when it fails: the next tick looks the id up first.
             existing = linear.create_issue(
-                self._team, issue_text.title, issue_text.description, self.config.linear.priority_value
+                self._team,
+                sync_id=ctx.sync_id,
+                title=issue_text.title,
+                description=issue_text.description,
+                priority=self.config.linear.priority_value,
+                issue_id=create_id,
             )
-            created = True
-        if created:
+            verdict = "created"
             summary.linear_created += 1
         else:
             summary.linear_found += 1
-        verdict = "created" if created else "already open"
+        self._record(state, ctx.sync_id, linear_done(state.syncs[ctx.sync_id], existing.identifier))
         self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {existing.identifier} {verdict}\n")
-        return existing.identifier
 
     @staticmethod
-    def _find_existing(linear: LinearClient, team: Team, name: str, remembered: str | None) -> Issue | None:
+    def _find_existing(linear: LinearClient, team: Team, ctx: TriageContext, remembered: str | None) -> Issue | None:
         """An open issue naming the sync; else the one remembered from an earlier tick,
         if still open (a just-created issue may not be searchable yet)."""
-        existing = linear.find_open_issue(team, name)
+        existing = linear.find_open_issue(team, ctx.sync_name, ctx.sync_id)
         if existing is None and remembered:
             existing = linear.open_issue(remembered)
         return existing

@@ -30,6 +30,17 @@ SLACK = "/slack/api"
 LINEAR = "/linear/graphql"
 CONTROL = "/_sandbox"
 MAX_PAGE = 100
+LINEAR_PAGE = 50
+# Linear's answer for an id that names nothing (a deleted issue), on HTTP 200 (or 400).
+LINEAR_NOT_FOUND = {
+    "errors": [
+        {
+            "message": "Entity not found: Issue",
+            "extensions": {"code": "INPUT_ERROR", "userPresentableMessage": "Could not find referenced Issue."},
+        }
+    ],
+    "data": None,
+}
 # Set on an answer by a `trickle` fault; the HTTP handler strips it and sends the body slowly.
 TRICKLE_HEADER = "X-Sandbox-Trickle"
 
@@ -279,21 +290,14 @@ class Sandbox:
             if re.search(r"\bissues\s*\(", query):
                 return self._linear_issues(variables)
             if re.search(r"\bissue\s*\(", query):
-                found = next(
-                    (i for i in world.linear_issues if variables.get("id") in (i["id"], i["identifier"])), None
-                )
+                wanted = variables.get("id")
+                found = next((i for i in world.linear_issues if wanted in (i["id"], i["identifier"])), None)
                 if found is None:
-                    return _json(
-                        200,
-                        {
-                            "errors": [{"message": "Entity not found", "extensions": {"type": "invalid input"}}],
-                            "data": None,
-                        },
-                    )
+                    return _json(200, LINEAR_NOT_FOUND)
                 return _json(200, {"data": {"issue": found}})
             if re.search(r"\bteams\s*\(", query):
-                key = str(variables.get("key") or variables.get("team") or "")
-                nodes = [t for t in world.teams if t["key"] == key or t["name"].lower() == key.lower()]
+                key = str(variables.get("key") or variables.get("team") or "").lower()
+                nodes = [t for t in world.teams if key in (t["key"].lower(), t["name"].lower())]
                 return _json(200, {"data": {"teams": {"nodes": nodes}}})
         return _json(
             400,
@@ -301,18 +305,31 @@ class Sandbox:
         )
 
     def _linear_issues(self, variables: dict[str, Any]) -> Answer:
+        """Open issues of a team whose title or description contains the name (any case)
+        or whose description contains the marker, paged like Linear (first/after)."""
         team_id = variables.get("teamId")
         team_key = variables.get("team")
         name = str(variables.get("name") or "").lower()
-        nodes = [
+        marker = variables.get("marker")
+        matches = [
             issue
             for issue in self.world.linear_issues
             if (team_id is None or issue["team"]["id"] == team_id)
             and (team_key is None or issue["team"]["key"] == team_key)
             and issue["state"]["type"] not in ("completed", "canceled", "duplicate")
-            and (name in issue["title"].lower() or name in (issue["description"] or "").lower())
+            and not issue.get("archivedAt")  # Linear leaves archived issues out unless asked
+            and (
+                name in issue["title"].lower()
+                or name in (issue["description"] or "").lower()
+                or (marker is not None and marker in (issue["description"] or ""))
+            )
         ]
-        return _json(200, {"data": {"issues": {"nodes": nodes}}})
+        size = int(variables.get("first") or LINEAR_PAGE)
+        start = int(variables.get("after") or 0)
+        page = matches[start : start + size]
+        more = start + size < len(matches)
+        info = {"hasNextPage": more, "endCursor": str(start + size) if page else None}
+        return _json(200, {"data": {"issues": {"nodes": page, "pageInfo": info}}})
 
     def _linear_create(self, variables: dict[str, Any]) -> Answer:
         payload = variables.get("input") or {}
@@ -333,15 +350,34 @@ class Sandbox:
                     "data": None,
                 },
             )
+        issue_id = payload.get("id") or f"issue-{team['key'].lower()}-{len(self.world.linear_issues) + 1}"
+        if any(i["id"] == issue_id for i in self.world.linear_issues):
+            return _json(
+                200,
+                {
+                    "errors": [
+                        {
+                            "message": "Entity already exists",
+                            "extensions": {
+                                "code": "INPUT_ERROR",
+                                "userPresentableMessage": "An issue with this id already exists.",
+                            },
+                        }
+                    ],
+                    "data": None,
+                },
+            )
         number = sum(1 for i in self.world.linear_issues if i["team"]["id"] == team["id"]) + 1
         issue = {
-            "id": f"issue-{team['key'].lower()}-{number}",
+            "id": issue_id,
             "identifier": f"{team['key']}-{number}",
             "title": payload["title"],
             "description": payload.get("description") or "",
             "priority": payload.get("priority", 0),
             "url": f"https://linear.app/sandbox/issue/{team['key']}-{number}",
             "state": {"type": "triage", "name": "Triage"},
+            "archivedAt": None,
+            "trashed": False,
             "team": team,
         }
         self.world.linear_issues.append(issue)
