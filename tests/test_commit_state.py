@@ -11,7 +11,8 @@ import responses
 
 from tests.fakes import ENV, World
 from triage.cli import main
-from triage.commit_state import GitError, changed_syncs, commit_message, restore, save
+from triage.commit_state import GitError, changed_syncs, commit_message, restore, save, state_branch
+from triage.commit_state import main as commit_state_main
 
 STATE_V1 = "version: 1\nsyncs:\n  '1': {name: a, consecutive_failures: 0}\n  '2': {name: b, consecutive_failures: 0}\n"
 STATE_V2 = "version: 1\nsyncs:\n  '1': {name: a, consecutive_failures: 1}\n  '2': {name: b, consecutive_failures: 0}\n"
@@ -149,3 +150,34 @@ def test_commit_messages_count_changed_syncs() -> None:
     assert changed_syncs(STATE_V1, STATE_V2) == 1
     assert commit_message(STATE_V1, STATE_V1) == "state: heartbeat, no sync changed [skip ci]"
     assert commit_message(None, STATE_V1) == "state: baseline of 2 syncs [skip ci]"
+
+
+def test_a_manual_run_from_another_branch_reads_and_commits_the_default_branchs_state(
+    origin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person = clone(origin, "person")  # a branch made before the last ticks: its state/ is stale
+    sh(person, "checkout", "-q", "-b", "tweak-templates")
+    sh(person, "push", "-q", "origin", "tweak-templates")
+    ticker = clone(origin, "ticker")  # the schedule moves main's state on meanwhile
+    (ticker / "state" / "state.yaml").write_text(STATE_V2)
+    assert save(ticker, out=lambda m: None) is True
+
+    runner = clone(origin, "runner")  # workflow_dispatch on the branch
+    sh(runner, "checkout", "-q", "tweak-templates")
+    monkeypatch.chdir(runner)
+    monkeypatch.setenv("GITHUB_REF_NAME", "tweak-templates")
+    monkeypatch.setenv("DEFAULT_BRANCH", "main")
+    monkeypatch.delenv("STATE_BRANCH", raising=False)
+    assert commit_state_main(["restore"]) == 0
+    assert (runner / "state" / "state.yaml").read_text() == STATE_V2  # main's state, not the branch's
+    (runner / "state" / "state.yaml").write_text(STATE_V1)  # the tick records an alert
+    assert commit_state_main(["save"]) == 0
+    assert sh(origin, "show", "main:state/state.yaml") == STATE_V1  # where the next scheduled tick reads
+    assert log(origin, "tweak-templates") == ["seed"]  # the branch is left alone
+
+
+def test_state_branch_is_the_configured_one_else_the_default_off_it_else_the_checkout() -> None:
+    assert state_branch("triage-state", "feature", "main") == "triage-state"
+    assert state_branch("", "feature", "main") == "main"
+    assert state_branch(None, "main", "main") is None
+    assert state_branch(None, "main", "") is None  # a scheduled run: no payload, on the default branch

@@ -100,3 +100,13 @@ def test_ci_runs_the_same_script_as_everyone_else() -> None:
     doc = load("ci.yml")
     assert {"pull_request", "push"} <= set(doc["on"])
     assert any(step.get("run") == "bash .ci/run" for step in steps(doc))
+
+
+def test_any_ref_reads_and_commits_the_state_the_schedule_uses() -> None:
+    (job,) = load("triage.yml")["jobs"].values()
+    assert job["env"]["DEFAULT_BRANCH"] == "${{ github.event.repository.default_branch }}"
+    assert job["env"]["STATE_BRANCH"] == "${{ vars.TRIAGE_STATE_BRANCH }}"
+    (restore,) = [s for s in job["steps"] if "commit_state restore" in s.get("run", "")]
+    assert "if" not in restore  # every run restores: commit_state picks the branch (see state_branch)
+    tick = [s["name"] for s in job["steps"] if "name" in s]
+    assert tick.index(restore["name"]) < tick.index("Tick")

@@ -6,14 +6,19 @@
 `save` commits only state/, and only when it changed, with a message that says
 how many syncs changed; it pushes with a bounded `git pull --rebase` retry
 loop, so a pull request merged while the tick ran never costs the state.
-Without --branch, state is committed to the checked-out branch; with it, to
-that branch alone (created on first use), for repositories whose default
-branch is protected.
+
+Where state lives: the branch named by --branch, else $STATE_BRANCH (the
+repository variable TRIAGE_STATE_BRANCH, for a protected default branch),
+else the default branch ($DEFAULT_BRANCH) when the run was started on another
+ref ($GITHUB_REF_NAME) — a manual run from a feature branch reads and commits
+the state the schedule uses, so it cannot fork it and re-send alerts — else
+the checked-out branch.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import subprocess
@@ -49,6 +54,15 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     if check and result.returncode != 0:
         raise GitError(f"git {' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
     return result
+
+
+def state_branch(configured: str | None, ref_name: str | None, default_branch: str | None) -> str | None:
+    """The branch that holds state, or None for the checked-out branch (see the module doc)."""
+    if configured:
+        return configured
+    if default_branch and ref_name and ref_name != default_branch:
+        return default_branch
+    return None
 
 
 def changed_syncs(old_text: str | None, new_text: str | None) -> int:
@@ -208,23 +222,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     save_cmd = commands.add_parser("save", help="commit and push state/ if it changed")
-    save_cmd.add_argument("--branch", default=None, help="commit to this branch instead of the checked-out one")
     save_cmd.add_argument("--attempts", type=int, default=5, help="push attempts (default: 5)")
-    restore_cmd = commands.add_parser("restore", help="check out state/ from the state branch")
-    restore_cmd.add_argument("--branch", required=True)
+    restore_cmd = commands.add_parser("restore", help="check out state/ from the branch that holds it")
     for sub in (save_cmd, restore_cmd):
+        sub.add_argument("--branch", default=None, help="the branch that holds state (default: see above)")
         sub.add_argument("--state-dir", default="state")
         sub.add_argument("--remote", default="origin")
         sub.add_argument("--repo", type=Path, default=Path("."))
     args = parser.parse_args(argv)
-    branch = args.branch or None
+    branch = args.branch or state_branch(
+        os.environ.get("STATE_BRANCH"), os.environ.get("GITHUB_REF_NAME"), os.environ.get("DEFAULT_BRANCH")
+    )
     try:
         if args.command == "save":
             save(args.repo, state_dir=args.state_dir, branch=branch, remote=args.remote, attempts=args.attempts)
-        elif restore(args.repo, branch=args.branch, state_dir=args.state_dir, remote=args.remote):
-            print(f"state/ restored from {args.branch}")
+        elif branch is None:
+            print("state/ is on the checked-out branch")
+        elif restore(args.repo, branch=branch, state_dir=args.state_dir, remote=args.remote):
+            print(f"state/ restored from {branch}")
         else:
-            print(f"no state on {args.branch} yet: this tick starts from a baseline")
+            print(f"no state on {branch} yet: this tick starts from a baseline")
     except GitError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
