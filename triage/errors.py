@@ -28,16 +28,8 @@ class StateBusy(TriageError):
 
 
 class ApiError(TriageError):
-    """A remote API answered with an error, or could not be reached.
-
-    `retryable` is decided once, where the error is raised: the caller never
-    guesses whether trying again could help.
-    """
-
-    def __init__(self, message: str, *, endpoint: str = "", retryable: bool = False) -> None:
-        super().__init__(message)
-        self.endpoint = endpoint
-        self.retryable = retryable
+    """A remote API answered with an error, or could not be reached. The message names
+    the API and the endpoint; whether to try again was decided where it was raised."""
 
 
 class AuthError(ApiError):
@@ -54,9 +46,6 @@ class BadRequestError(ApiError):
 
 class Deferred(ApiError):
     """The tick may not go on now: not a failure, the work left goes to the next tick."""
-
-    def __init__(self, message: str, *, endpoint: str = "") -> None:
-        super().__init__(message, endpoint=endpoint, retryable=True)
 
 
 class RateLimited(Deferred):

@@ -131,7 +131,7 @@ class HightouchClient:
         body = self._call("POST", path, json={"fullResync": full_resync})
         run_id = _id(body.get("id"))
         if run_id is None:
-            raise ApiError(f"Hightouch POST {path}: the answer carries no run id", endpoint=f"POST {path}")
+            raise ApiError(f"Hightouch POST {path}: the answer carries no run id")
         return run_id
 
     # -- names ---------------------------------------------------------------
@@ -185,27 +185,19 @@ class HightouchClient:
 def _json_object(response: requests.Response, endpoint: str) -> dict[str, Any]:
     status = response.status_code
     if status == 401 or status == 403:
-        raise AuthError(
-            f"Hightouch {endpoint}: HTTP {status}: the API key was refused (HIGHTOUCH_API_KEY)", endpoint=endpoint
-        )
+        raise AuthError(f"Hightouch {endpoint}: HTTP {status}: the API key was refused (HIGHTOUCH_API_KEY)")
     if status == 404:
-        raise NotFoundError(f"Hightouch {endpoint}: not found (HTTP 404)", endpoint=endpoint)
+        raise NotFoundError(f"Hightouch {endpoint}: not found (HTTP 404)")
     if status in (400, 422):
-        raise BadRequestError(
-            f"Hightouch {endpoint}: request rejected (HTTP {status}): {_message(response)}", endpoint=endpoint
-        )
+        raise BadRequestError(f"Hightouch {endpoint}: request rejected (HTTP {status}): {_message(response)}")
     if status >= 400:
-        raise ApiError(
-            f"Hightouch {endpoint}: HTTP {status}: {_message(response)}", endpoint=endpoint, retryable=status >= 500
-        )
+        raise ApiError(f"Hightouch {endpoint}: HTTP {status}: {_message(response)}")
     try:
         body = response.json()
     except ValueError:
-        raise ApiError(
-            f"Hightouch {endpoint}: the response is not valid JSON", endpoint=endpoint, retryable=True
-        ) from None
+        raise ApiError(f"Hightouch {endpoint}: the response is not valid JSON") from None
     if not isinstance(body, dict):
-        raise ApiError(f"Hightouch {endpoint}: expected a JSON object", endpoint=endpoint, retryable=True)
+        raise ApiError(f"Hightouch {endpoint}: expected a JSON object")
     return body
 
 
@@ -222,7 +214,7 @@ def _message(response: requests.Response) -> str:
 def _data(body: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
     data = body.get("data")
     if not isinstance(data, list):
-        raise ApiError(f"Hightouch GET {endpoint}: response has no 'data' list", endpoint=endpoint, retryable=True)
+        raise ApiError(f"Hightouch GET {endpoint}: response has no 'data' list")
     return [item for item in data if isinstance(item, dict)]
 
 
@@ -245,13 +237,11 @@ class _Pages:
         if not fresh:
             raise ApiError(
                 f"Hightouch {self.endpoint}: page {self.count} repeats earlier results although hasMore is true "
-                "(the server ignores offset?); stopped paging",
-                endpoint=self.endpoint,
+                "(the server ignores offset?); stopped paging"
             )
         if self.count >= MAX_PAGES:
             raise ApiError(
-                f"Hightouch {self.endpoint}: still more after {MAX_PAGES} pages of {PAGE_SIZE}; stopped paging",
-                endpoint=self.endpoint,
+                f"Hightouch {self.endpoint}: still more after {MAX_PAGES} pages of {PAGE_SIZE}; stopped paging"
             )
         return True
 
@@ -317,7 +307,6 @@ def parse_sync(item: dict[str, Any]) -> Sync | None:
         id=sync_id,
         name=text(item.get("slug") or item.get("name") or f"sync-{sync_id}"),
         disabled=bool(item.get("disabled")) or item.get("status") == "disabled",
-        status=item.get("status") if isinstance(item.get("status"), str) else None,
         last_run_at=str(last_run_at) if last_run_at else None,
         destination_id=_id(item.get("destinationId")),
         model_id=_id(item.get("modelId")),
@@ -340,7 +329,6 @@ def parse_run(item: dict[str, Any]) -> Run | None:
         started_at=_time(item.get("startedAt")),
         finished_at=_time(item.get("finishedAt")),
         error=text(error) if error else None,
-        planned=_rows(item.get("plannedRows")),
         successful=_rows(item.get("successfulRows")),
         failed=_rows(item.get("failedRows")),
     )

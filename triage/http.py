@@ -241,7 +241,7 @@ class HttpClient:
         while True:
             attempt += 1
             if self.budget.time_left() <= 0:
-                raise OutOfTime(f"{self.name} {endpoint}: the tick's time limit is reached", endpoint=endpoint)
+                raise OutOfTime(f"{self.name} {endpoint}: the tick's time limit is reached")
             if self.throttle is not None:
                 self.throttle.acquire()
             try:
@@ -249,7 +249,7 @@ class HttpClient:
             except requests.RequestException as exc:
                 problem = f"{self.name} {endpoint}: {_describe(exc)}"
                 if not (idempotent or _never_connected(exc)) or attempt >= self.policy.max_attempts:
-                    raise ApiError(redact(problem, self.secrets), endpoint=endpoint, retryable=True) from None
+                    raise ApiError(redact(problem, self.secrets)) from None
                 self._wait(self.policy.delay(attempt, None), problem, endpoint, rate_limited=False)
                 continue
 
@@ -257,7 +257,7 @@ class HttpClient:
             problem = f"{self.name} {endpoint}: {verdict.reason}"
             if verdict.retry == "rate_limited":
                 if attempt >= self.policy.max_rate_limit_attempts:
-                    raise RateLimited(redact(problem, self.secrets), endpoint=endpoint)
+                    raise RateLimited(redact(problem, self.secrets))
                 self._wait(self.policy.delay(attempt, verdict.retry_after), problem, endpoint, rate_limited=True)
                 continue
             if verdict.retry == "transient" and idempotent and attempt < self.policy.max_attempts:
@@ -296,14 +296,14 @@ class HttpClient:
     def _wait(self, seconds: float, problem: str, endpoint: str, *, rate_limited: bool) -> None:
         if seconds >= self.budget.time_left():
             message = f"{problem}; waiting {seconds:.0f}s more would pass the tick's time limit"
-            raise OutOfTime(redact(message, self.secrets), endpoint=endpoint)
+            raise OutOfTime(redact(message, self.secrets))
         if not self.budget.take(seconds):
             message = redact(
                 f"{problem}; waiting {seconds:.0f}s more would overrun the tick's wait budget", self.secrets
             )
             if rate_limited:
-                raise RateLimited(message, endpoint=endpoint)
-            raise ApiError(message, endpoint=endpoint, retryable=True)
+                raise RateLimited(message)
+            raise ApiError(message)
         self._sleep(seconds)
 
 

@@ -132,8 +132,7 @@ class LinearClient:
                 return None
         raise ApiError(
             f"Linear issues: more than {MAX_SEARCH_PAGES} pages of open issues name {sync_name!r}; "
-            "not creating another one",
-            endpoint="issues",
+            "not creating another one"
         )
 
     def issue(self, id_or_identifier: str) -> Issue | None:
@@ -165,7 +164,7 @@ class LinearClient:
         data = self._graphql("issueCreate", CREATE_MUTATION, {"input": payload}, idempotent=False)
         result = data.get("issueCreate") or {}
         if not result.get("success") or not isinstance(result.get("issue"), dict):
-            raise ApiError("Linear issueCreate: success was false", endpoint="issueCreate")
+            raise ApiError("Linear issueCreate: success was false")
         return _issue(result["issue"])
 
     def _graphql(self, operation: str, query: str, variables: dict[str, Any], *, idempotent: bool) -> dict[str, Any]:
@@ -184,26 +183,16 @@ class LinearClient:
             body = None
         if not isinstance(body, dict):
             if response.status_code in (401, 403):
-                raise AuthError(
-                    f"Linear {operation}: HTTP {response.status_code}: LINEAR_API_KEY was refused", endpoint=operation
-                )
-            raise ApiError(
-                f"Linear {operation}: HTTP {response.status_code}, response is not JSON",
-                endpoint=operation,
-                retryable=response.status_code >= 500,
-            )
+                raise AuthError(f"Linear {operation}: HTTP {response.status_code}: LINEAR_API_KEY was refused")
+            raise ApiError(f"Linear {operation}: HTTP {response.status_code}, response is not JSON")
         errors = body.get("errors")
         if errors:
             raise _classify(operation, errors, response.status_code)
         if response.status_code >= 400:
-            raise ApiError(
-                f"Linear {operation}: HTTP {response.status_code}",
-                endpoint=operation,
-                retryable=response.status_code >= 500,
-            )
+            raise ApiError(f"Linear {operation}: HTTP {response.status_code}")
         data = body.get("data")
         if not isinstance(data, dict):
-            raise ApiError(f"Linear {operation}: response has no data", endpoint=operation)
+            raise ApiError(f"Linear {operation}: response has no data")
         return data
 
 
@@ -258,12 +247,12 @@ def _classify(operation: str, errors: Any, status: int) -> ApiError:
     message = str(extensions.get("userPresentableMessage") or first.get("message") or errors)[:300]
     text = f"Linear {operation}: {message}"
     if "authentication" in kind or status == 401:
-        return AuthError(f"{text} (LINEAR_API_KEY)", endpoint=operation)
+        return AuthError(f"{text} (LINEAR_API_KEY)")
     if str(first.get("message") or "").startswith("Entity not found"):
         # Linear's answer for a missing (deleted) object: {"message": "Entity not found: Issue",
         # "extensions": {"code": "INPUT_ERROR", "userPresentableMessage": "Could not find ..."}}
-        return NotFoundError(text, endpoint=operation)
-    return ApiError(text, endpoint=operation, retryable="internal" in kind)
+        return NotFoundError(text)
+    return ApiError(text)
 
 
 def _issue(node: dict[str, Any]) -> Issue:

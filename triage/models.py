@@ -61,7 +61,6 @@ class Sync:
     id: str
     name: str  # the sync's slug: Hightouch has no separate display name
     disabled: bool = False
-    status: str | None = None
     last_run_at: str | None = None  # kept as sent, compared for equality with state
     destination_id: str | None = None
     model_id: str | None = None
@@ -75,7 +74,6 @@ class Run:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
-    planned: RowCounts = field(default_factory=RowCounts)
     successful: RowCounts = field(default_factory=RowCounts)
     failed: RowCounts = field(default_factory=RowCounts)
 

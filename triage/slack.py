@@ -30,7 +30,6 @@ CHANNEL_ERRORS = {
     "is_archived": "is archived (set another slack.channel in config.yaml)",
     "restricted_action": "does not allow the bot to post",
 }
-RETRYABLE_ERRORS = frozenset({"rate_limited", "ratelimited", "fatal_error", "request_timeout", "service_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -62,20 +61,14 @@ class SlackClient:
         try:
             body = response.json()
         except ValueError:
-            raise ApiError(
-                f"Slack {endpoint}: HTTP {response.status_code}, response is not JSON", endpoint=endpoint
-            ) from None
+            raise ApiError(f"Slack {endpoint}: HTTP {response.status_code}, response is not JSON") from None
         if not isinstance(body, dict):
-            raise ApiError(f"Slack {endpoint}: unexpected response", endpoint=endpoint)
+            raise ApiError(f"Slack {endpoint}: unexpected response")
         if body.get("ok") is True:
             return PostedMessage(channel=str(body.get("channel") or channel), ts=str(body.get("ts") or ""))
         error = str(body.get("error") or f"HTTP {response.status_code}")
         if error in AUTH_ERRORS:
-            raise AuthError(
-                f"Slack {endpoint}: {error}: the bot token was refused (SLACK_BOT_TOKEN)", endpoint=endpoint
-            )
+            raise AuthError(f"Slack {endpoint}: {error}: the bot token was refused (SLACK_BOT_TOKEN)")
         if error in CHANNEL_ERRORS:
             raise ConfigError(f"Slack channel {channel!r} {CHANNEL_ERRORS[error]} [{error}]")
-        raise ApiError(
-            f"Slack {endpoint} to {channel!r} failed: {error}", endpoint=endpoint, retryable=error in RETRYABLE_ERRORS
-        )
+        raise ApiError(f"Slack {endpoint} to {channel!r} failed: {error}")

@@ -91,10 +91,10 @@ def check(
     if run_id is None:
         run_id = client.latest_run_id(sync_id)
         if run_id is None:
-            raise NotFoundError(f"sync {sync_id} has no runs yet", endpoint=f"GET /syncs/{sync_id}/runs")
+            raise NotFoundError(f"sync {sync_id} has no runs yet")
     run, body = client.get_run(sync_id, run_id)
     if run is None:
-        raise NotFoundError(f"sync {sync_id} has no run {run_id}", endpoint=f"GET /syncs/{sync_id}/runs")
+        raise NotFoundError(f"sync {sync_id} has no run {run_id}")
     artifact = save_artifact(artifacts_dir, run.id, body)
     return Checked(run=run, exit_code=run_exit_code(run, warning_is_error=warning_is_error), artifact=artifact)
 
