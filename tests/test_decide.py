@@ -232,7 +232,7 @@ def test_failed_linear_step_is_retried_without_a_new_slack_message() -> None:
     decision = decide_sync(sync(), runs, pending, steady(), config(threshold=3))
     assert decision.alert is None
     assert decision.escalation is not None
-    assert decision.escalation.run.id == "3"
+    assert decision.escalation.alert.run.id == "3"
     assert decision.state.linear_pending is True
 
 

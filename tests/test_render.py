@@ -34,7 +34,7 @@ def context(
         destination=str(kw.get("destination", "Salesforce Production")),
         model=str(kw.get("model", "Active contacts")),
         url="https://app.hightouch.com/acme/syncs/1",
-        config=config(),
+        threshold=3,
     )
 
 
@@ -120,7 +120,7 @@ def test_missing_row_counts_show_as_not_available() -> None:
     runs = [run(1, "success"), replace(run(2, "failed"), failed=replace(run(2).failed, added=None))]
     decision = decide_sync(sync(), runs, known(1), steady(), config())
     assert decision.alert is not None
-    ctx = build_context(decision.alert, destination="d", model="m", url="u", config=config())
+    ctx = build_context(decision.alert, destination="d", model="m", url="u", threshold=3)
     assert ctx.run.rejected == "n/a"
 
 

@@ -357,6 +357,8 @@ def _run(
     out.write(format_summary(summary, args.dry_run))
     if step_summary:
         append_text(step_summary, summary_markdown(summary, args.dry_run), env.secrets)
+    if summary.config_errors:
+        return EXIT_USAGE  # a route points nowhere: its alerts wait for the fix, the rest went out
     return EXIT_ERROR if summary.errors else EXIT_OK
 
 

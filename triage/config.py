@@ -7,9 +7,12 @@ instead of a tick.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ import yaml
 
 from triage.errors import ConfigError, UsageError
 from triage.models import KNOWN_STATUSES, PENDING_STATUSES
+
+log = logging.getLogger(__name__)
 
 PRIORITIES = {"urgent": 1, "high": 2, "medium": 3, "low": 4}
 # Statuses a finished run can have: what `failure_statuses` may name.
@@ -41,19 +46,64 @@ class HightouchConfig:
 
 @dataclass(frozen=True)
 class SlackConfig:
-    channel: str = "#data-alerts"
+    """The default route's Slack settings (see RouteConfig for the overrides)."""
+
+    channel: str | tuple[str, ...] = "#data-alerts"  # one channel, or several
+    mention: tuple[str, ...] = ()  # Slack user-group (S…) and user (U…/W…) ids
+    dm_on_escalation: tuple[str, ...] = ()  # user ids
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return (self.channel,) if isinstance(self.channel, str) else self.channel
 
 
 @dataclass(frozen=True)
 class LinearConfig:
+    """The default route's Linear settings."""
+
     team: str = "DATA"
     escalation_threshold: int = 3
     priority: str = "high"
+    escalate: bool = True
+    labels: tuple[str, ...] = ()
 
     @property
     def priority_value(self) -> int:
         """Linear's numeric priority (1 urgent … 4 low)."""
         return PRIORITIES[self.priority]
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    """Which syncs a route is for: every key given must fit (AND); in a list, any item fits (OR)."""
+
+    sync: tuple[str, ...] = ()  # slug globs or sync ids
+    destination: tuple[str, ...] = ()  # destination name globs
+    destination_type: tuple[str, ...] = ()  # Hightouch destination types (salesforce, hubspot, …)
+    model: tuple[str, ...] = ()  # model name globs
+    tags: tuple[tuple[str, str], ...] = ()  # sync tags that must equal these values
+
+    @property
+    def needs_names(self) -> bool:
+        """Whether matching needs the destination and model looked up."""
+        return bool(self.destination or self.destination_type or self.model)
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """One entry of `routes`: a match, and the settings it overrides (None: inherited)."""
+
+    name: str
+    match: RouteMatch = field(default_factory=RouteMatch)
+    channel: tuple[str, ...] | None = None
+    mention: tuple[str, ...] | None = None
+    dm_on_escalation: tuple[str, ...] | None = None
+    team: str | None = None
+    escalation_threshold: int | None = None
+    priority: str | None = None
+    escalate: bool | None = None
+    labels: tuple[str, ...] | None = None
+    mute_until: date | None = None  # date.max: muted for good (`mute: true`)
 
 
 @dataclass(frozen=True)
@@ -76,6 +126,7 @@ class Config:
     slack: SlackConfig = field(default_factory=SlackConfig)
     linear: LinearConfig = field(default_factory=LinearConfig)
     triage: TriageConfig = field(default_factory=TriageConfig)
+    routes: tuple[RouteConfig, ...] = ()  # checked in order; the first that matches applies
     # Directory of config.yaml: templates/ beside it override the shipped ones.
     base_dir: Path = Path(".")
 
@@ -149,15 +200,15 @@ def parse_config(text: str, path: Path) -> Config:
         return Config(base_dir=path.parent)
     reader = _Reader(path)
     sections = reader.mapping(root, "")
-    allowed = {"hightouch", "slack", "linear", "triage"}
+    allowed = {"hightouch", "slack", "linear", "triage", "routes"}
     reader.reject_unknown(sections, allowed, "")
 
     ht = reader.mapping(sections.get("hightouch"), "hightouch")
     reader.reject_unknown(ht, {"workspace_slug", "sync_url", "max_requests_per_10s", "concurrency"}, "hightouch")
     sl = reader.mapping(sections.get("slack"), "slack")
-    reader.reject_unknown(sl, {"channel"}, "slack")
+    reader.reject_unknown(sl, SLACK_KEYS, "slack")
     li = reader.mapping(sections.get("linear"), "linear")
-    reader.reject_unknown(li, {"team", "escalation_threshold", "priority"}, "linear")
+    reader.reject_unknown(li, LINEAR_KEYS, "linear")
     tr = reader.mapping(sections.get("triage"), "triage")
     reader.reject_unknown(
         tr,
@@ -181,15 +232,19 @@ def parse_config(text: str, path: Path) -> Config:
         concurrency=reader.integer(ht, "concurrency", "hightouch", d_ht.concurrency, maximum=64),
     )
     _check_sync_url(reader, ht, hightouch.sync_url)
-    priority = reader.string(li, "priority", "linear", d_li.priority).lower()
-    if priority not in PRIORITIES:
-        reader.fail(li, "priority", "linear", f"expected one of {' | '.join(PRIORITIES)}, got {priority!r}")
+    slack = SlackConfig(
+        channel=_one_or_many(reader.channels(sl, "slack")) or d_sl.channel,
+        mention=reader.slack_ids(sl, "mention", "slack", MENTION_ID) or (),
+        dm_on_escalation=reader.slack_ids(sl, "dm_on_escalation", "slack", USER_ID) or (),
+    )
     linear = LinearConfig(
         team=reader.string(li, "team", "linear", d_li.team),
         escalation_threshold=reader.integer(
             li, "escalation_threshold", "linear", d_li.escalation_threshold, maximum=10_000
         ),
-        priority=priority,
+        priority=reader.priority(li, "linear") or d_li.priority,
+        escalate=_default(reader.boolean(li, "escalate", "linear"), d_li.escalate),
+        labels=reader.optional_list(li, "labels", "linear") or (),
     )
     failure_statuses = reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses)
     unknown = [status for status in failure_statuses if status not in SETTLED_STATUSES]
@@ -217,11 +272,80 @@ def parse_config(text: str, path: Path) -> Config:
     )
     return Config(
         hightouch=hightouch,
-        slack=SlackConfig(channel=reader.string(sl, "channel", "slack", d_sl.channel)),
+        slack=slack,
         linear=linear,
         triage=triage,
+        routes=_routes(reader, sections.get("routes")),
         base_dir=path.parent,
     )
+
+
+SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}
+LINEAR_KEYS = {"team", "escalation_threshold", "priority", "escalate", "labels"}
+MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags"}
+ROUTE_KEYS = {"name", "match", "slack", "linear", "mute", "mute_until"}
+# Slack ids: user groups S…, users U… or W… (Enterprise Grid); mentions take both, DMs users only.
+MENTION_ID = re.compile(r"[SUW][A-Z0-9]{2,}")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def _routes(reader: _Reader, node: yaml.Node | None) -> tuple[RouteConfig, ...]:
+    if node is None or _is_null(node):
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        reader.fail_at(node, "routes", "expected a list of routes")
+    return tuple(_route(reader, item, f"routes[{index}]") for index, item in enumerate(node.value))
+
+
+def _route(reader: _Reader, node: yaml.Node, key: str) -> RouteConfig:
+    route = reader.mapping(node, key)
+    reader.reject_unknown(route, ROUTE_KEYS, key)
+    name = reader.string(route, "name", key, f"{key} (line {node.start_mark.line + 1})")
+    where = f"{key} ({name})" if "name" in route else key
+    match = reader.mapping(route.get("match"), f"{where}.match")
+    reader.reject_unknown(match, MATCH_KEYS, f"{where}.match")
+    sl = reader.mapping(route.get("slack"), f"{where}.slack")
+    reader.reject_unknown(sl, SLACK_KEYS, f"{where}.slack")
+    li = reader.mapping(route.get("linear"), f"{where}.linear")
+    reader.reject_unknown(li, LINEAR_KEYS, f"{where}.linear")
+    threshold = None
+    if "escalation_threshold" in li:
+        threshold = reader.integer(li, "escalation_threshold", f"{where}.linear", 0, maximum=10_000)
+    mute_until = reader.date(route, "mute_until", where)
+    if reader.boolean(route, "mute", where):
+        mute_until = date.max
+    elif mute_until is not None and mute_until < datetime.now(UTC).date():
+        log.warning("%s: %s: mute_until %s is past: the route is no longer muted", reader.path, where, mute_until)
+    types = reader.optional_list(match, "destination_type", f"{where}.match") or ()
+    return RouteConfig(
+        name=name,
+        match=RouteMatch(
+            sync=reader.globs(match, "sync", f"{where}.match"),
+            destination=reader.globs(match, "destination", f"{where}.match"),
+            destination_type=tuple(t.lower() for t in types),
+            model=reader.globs(match, "model", f"{where}.match"),
+            tags=reader.tags(match, f"{where}.match"),
+        ),
+        channel=reader.channels(sl, f"{where}.slack"),
+        mention=reader.slack_ids(sl, "mention", f"{where}.slack", MENTION_ID),
+        dm_on_escalation=reader.slack_ids(sl, "dm_on_escalation", f"{where}.slack", USER_ID),
+        team=reader.string(li, "team", f"{where}.linear", "") or None,
+        escalation_threshold=threshold,
+        priority=reader.priority(li, f"{where}.linear"),
+        escalate=reader.boolean(li, "escalate", f"{where}.linear"),
+        labels=reader.optional_list(li, "labels", f"{where}.linear"),
+        mute_until=mute_until,
+    )
+
+
+def _one_or_many(values: tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def _default(value: bool | None, default: bool) -> bool:
+    return default if value is None else value
 
 
 WORKFLOW = Path(".github/workflows/triage.yml")
@@ -378,6 +502,80 @@ class _Reader:
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
             self.fail_at(node, _dotted(prefix, name), f"expected a non-empty list of strings, got {value!r}")
         return tuple(v.strip().lower() for v in value)
+
+    # -- the types routes add ---------------------------------------------------
+
+    def optional_list(self, section: dict[str, yaml.Node], name: str, prefix: str) -> tuple[str, ...] | None:
+        """A string or a list of strings; None when absent."""
+        node = section.get(name)
+        if node is None:
+            return None
+        value = self._value(node)
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(v, str) and v.strip() for v in items):
+            self.fail_at(
+                node, _dotted(prefix, name), f"expected a string or a non-empty list of strings, got {value!r}"
+            )
+        return tuple(str(v).strip() for v in items)
+
+    def channels(self, section: dict[str, yaml.Node], prefix: str) -> tuple[str, ...] | None:
+        return self.optional_list(section, "channel", prefix)
+
+    def slack_ids(
+        self, section: dict[str, yaml.Node], name: str, prefix: str, shape: re.Pattern[str]
+    ) -> tuple[str, ...] | None:
+        ids = self.optional_list(section, name, prefix)
+        for value in ids or ():
+            if not shape.fullmatch(value):
+                kinds = "user-group (S…) or user (U…/W…)" if shape is MENTION_ID else "user (U…/W…)"
+                self.fail(
+                    section, name, prefix, f"{value!r} is not a Slack {kinds} id (find it in the profile's ⋮ menu)"
+                )
+        return ids
+
+    def globs(self, section: dict[str, yaml.Node], name: str, prefix: str) -> tuple[str, ...]:
+        patterns = self.optional_list(section, name, prefix) or ()
+        for pattern in patterns:
+            if pattern.count("[") != pattern.count("]"):
+                self.fail(section, name, prefix, f"bad glob {pattern!r}: unbalanced [ ]")
+        return patterns
+
+    def tags(self, section: dict[str, yaml.Node], prefix: str) -> tuple[tuple[str, str], ...]:
+        node = section.get("tags")
+        if node is None:
+            return ()
+        value = self._value(node)
+        if not isinstance(value, dict) or not value or not all(isinstance(k, str) for k in value):
+            self.fail_at(node, _dotted(prefix, "tags"), f"expected a mapping of tag names to values, got {value!r}")
+        return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+
+    def boolean(self, section: dict[str, yaml.Node], name: str, prefix: str) -> bool | None:
+        node = section.get(name)
+        if node is None:
+            return None
+        value = self._value(node)
+        if not isinstance(value, bool):
+            self.fail_at(node, _dotted(prefix, name), f"expected true or false, got {value!r}")
+        return bool(value)
+
+    def date(self, section: dict[str, yaml.Node], name: str, prefix: str) -> date | None:
+        node = section.get(name)
+        if node is None:
+            return None
+        value = self._value(node)
+        if isinstance(value, datetime):
+            value = value.date()
+        if not isinstance(value, date):
+            self.fail_at(node, _dotted(prefix, name), f"expected a date such as 2026-12-31, got {value!r}")
+        return date(value.year, value.month, value.day)
+
+    def priority(self, section: dict[str, yaml.Node], prefix: str) -> str | None:
+        if "priority" not in section:
+            return None
+        value = self.string(section, "priority", prefix, "").lower()
+        if value not in PRIORITIES:
+            self.fail(section, "priority", prefix, f"expected one of {' | '.join(PRIORITIES)}, got {value!r}")
+        return value
 
 
 def _dotted(prefix: str, name: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 
 from triage.config import Config
@@ -32,6 +32,7 @@ from triage.models import (
     parse_iso_time,
     sort_runs,
 )
+from triage.routing import Route, Target, resolve_route
 
 # Later runs that must have settled before an unfinished run is taken as abandoned.
 ABANDONED_AFTER = 3
@@ -107,6 +108,7 @@ def needs_runs(sync: Sync, known: SyncState) -> bool:
 class TickContext:
     baseline: bool  # the very first tick: record, alert on nothing
     previous_tick_at: datetime | None  # when the last tick ran; syncs first seen later use it
+    today: date | None = None  # for muted routes (UTC); None: nothing is muted by date
 
 
 def enough_runs(runs: list[Run], known: SyncState | None, ctx: TickContext, config: Config) -> bool:
@@ -146,23 +148,56 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class Post:
+    """One Slack message about `alert`, to a channel (or a user's DM), with its mentions."""
+
+    channel: str
+    alert: Alert
+    mentions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """A due Linear step: find the sync's open issue in `team`, or create it."""
+
+    alert: Alert
+    team: str
+    priority: int
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SyncDecision:
-    """What to do for one sync, and the state to keep once it is done.
+    """What to do for one sync, fully addressed, and the state to keep once it is done.
 
     `state` already has the cursor moved past every handled run and
     `linear_pending` set when escalation is due; the tick records it only
-    after the Slack message went out, then clears `linear_pending` once the
-    Linear step succeeded.
+    after every post went out, then folds the Linear step's result in with
+    `linear_done`.
     """
 
     state: SyncState
-    alert: Alert | None = None  # the Slack message, sent for new failures only
-    escalation: Alert | None = None  # the context of a due Linear step
+    route: Route
+    alert: Alert | None = None  # new failures this tick (posted unless the route is muted)
+    posts: tuple[Post, ...] = ()  # channel messages, then DMs of an escalation
+    escalation: Escalation | None = None
     unknown_statuses: tuple[str, ...] = field(default_factory=tuple)
 
 
-def decide_sync(sync: Sync, runs: list[Run], known: SyncState | None, ctx: TickContext, config: Config) -> SyncDecision:
-    """Decide alerts and new state for one sync from its runs (any order)."""
+def decide_sync(
+    sync: Sync,
+    runs: list[Run],
+    known: SyncState | None,
+    ctx: TickContext,
+    config: Config,
+    target: Target | None = None,
+) -> SyncDecision:
+    """Decide alerts, where they go, and new state for one sync from its runs (any order).
+
+    `target` carries what routes match on beyond the sync (destination and model);
+    without it the sync alone is matched."""
+    route = resolve_route(target or Target(sync), config)
+    muted = ctx.today is not None and route.muted(ctx.today)
     failure_statuses = config.triage.failure_statuses
     ordered = sort_runs(runs)
     unknown = tuple(sorted({r.status for r in ordered if not is_known_status(r.status)}))
@@ -191,22 +226,37 @@ def decide_sync(sync: Sync, runs: list[Run], known: SyncState | None, ctx: TickC
         alert = _alert(sync, ordered, walked.failures[-1], len(walked.failures), state, window, failure_statuses)
 
     # Escalate on a new failure past the threshold, or retry a Linear step that
-    # failed last tick, while the sync is still failing.
-    escalation = None
-    if state.consecutive_failures >= config.linear.escalation_threshold:
+    # failed last tick, while the sync is still failing. A muted route tells no one:
+    # its runs are judged all the same, so nothing is alerted once the mute ends.
+    threshold = route.escalation_threshold
+    escalated: Alert | None = None
+    if route.escalate and not muted and state.consecutive_failures >= threshold:
         if alert is not None:
-            escalation = alert
+            escalated = alert
         elif state.linear_pending:
             newest = _newest_handled_failure(ordered, state, failure_statuses)
             if newest is not None:
-                escalation = _alert(sync, ordered, newest, 0, state, window, failure_statuses)
-    if escalation is None:
+                escalated = _alert(sync, ordered, newest, 0, state, window, failure_statuses)
+    if escalated is None:
         # No escalation due (the sync recovered): forget a create id an earlier tick
         # chose; an issue that did land names the sync and is found by the next search.
         state = replace(state, linear_pending=False, linear_create_id=None)
     else:
         state = replace(state, linear_pending=True)
-    return SyncDecision(state=state, alert=alert, escalation=escalation, unknown_statuses=unknown)
+
+    posts: tuple[Post, ...] = ()
+    if alert is not None and not muted:
+        posts = tuple(Post(channel, alert, route.mentions) for channel in route.channels)
+        before = known.consecutive_failures if known is not None else 0
+        if escalated is alert and before < threshold:
+            # Crossing the threshold: the on-call people hear of it directly, once.
+            posts += tuple(Post(user, alert) for user in route.dm_on_escalation)
+    escalation = None
+    if escalated is not None:
+        escalation = Escalation(escalated, route.team, route.priority_value, route.labels)
+    return SyncDecision(
+        state=state, route=route, alert=alert, posts=posts, escalation=escalation, unknown_statuses=unknown
+    )
 
 
 def linear_attempt(state: SyncState, create_id: str) -> SyncState:
@@ -215,9 +265,9 @@ def linear_attempt(state: SyncState, create_id: str) -> SyncState:
     return replace(state, linear_create_id=create_id)
 
 
-def linear_done(state: SyncState, issue_identifier: str) -> SyncState:
-    """The state once the Linear step succeeded (issue found or created)."""
-    return replace(state, linear_pending=False, linear_issue=issue_identifier, linear_create_id=None)
+def linear_done(state: SyncState, issue_identifier: str, team: str | None = None) -> SyncState:
+    """The state once the Linear step succeeded (issue found or created, in `team`)."""
+    return replace(state, linear_pending=False, linear_issue=issue_identifier, linear_team=team, linear_create_id=None)
 
 
 def never_ran_state(sync: Sync) -> SyncState:

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,13 +31,21 @@ PAGE_SIZE = 100  # no maximum is documented; 100 is the documented default of Li
 MAX_PAGES = 1000
 
 
+@dataclass(frozen=True)
+class Named:
+    """A destination or model as the tool shows it and routes on it."""
+
+    name: str
+    type: str | None = None
+
+
 class HightouchClient:
     def __init__(self, http: HttpClient, base_url: str, api_key: str, *, concurrency: int = 1) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.concurrency = max(1, concurrency)
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        self._names: dict[tuple[str, str], str] = {}
+        self._names: dict[tuple[str, str], Named] = {}
         self._names_lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
 
@@ -137,15 +146,19 @@ class HightouchClient:
     # -- names ---------------------------------------------------------------
 
     def destination_name(self, destination_id: str | None) -> str:
-        return self._name("destinations", destination_id)
+        return self._named("destinations", destination_id).name
+
+    def destination_type(self, destination_id: str | None) -> str | None:
+        """The destination's type (salesforce, hubspot, …), from the same cached lookup as its name."""
+        return self._named("destinations", destination_id).type
 
     def model_name(self, model_id: str | None) -> str:
-        return self._name("models", model_id)
+        return self._named("models", model_id).name
 
-    def _name(self, kind: str, object_id: str | None) -> str:
-        """Name of a destination or model, fetched once per id per client (one tick)."""
+    def _named(self, kind: str, object_id: str | None) -> Named:
+        """Name (and type) of a destination or model, fetched once per id per client (one tick)."""
         if not object_id:
-            return "unknown"
+            return Named("unknown")
         key = (kind, object_id)
         with self._names_lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
@@ -155,9 +168,10 @@ class HightouchClient:
                 try:
                     body = self._get(f"/{kind}/{object_id}")
                     name = text(body.get("name") or body.get("slug") or f"{kind[:-1]} {object_id}")
+                    kind_of = body.get("type")
+                    self._names[key] = Named(name, text(kind_of).lower() if isinstance(kind_of, str) else None)
                 except NotFoundError:
-                    name = f"{kind[:-1]} {object_id} (not found)"
-                self._names[key] = name
+                    self._names[key] = Named(f"{kind[:-1]} {object_id} (not found)")
             return self._names[key]
 
     # -- plumbing ------------------------------------------------------------
@@ -303,6 +317,7 @@ def parse_sync(item: dict[str, Any]) -> Sync | None:
         log.warning("Hightouch sent a sync without an id; skipped")
         return None
     last_run_at = item.get("lastRunAt")
+    tags = item.get("tags")
     return Sync(
         id=sync_id,
         name=text(item.get("slug") or item.get("name") or f"sync-{sync_id}"),
@@ -310,6 +325,7 @@ def parse_sync(item: dict[str, Any]) -> Sync | None:
         last_run_at=str(last_run_at) if last_run_at else None,
         destination_id=_id(item.get("destinationId")),
         model_id=_id(item.get("modelId")),
+        tags=tuple(sorted((text(k), text(v)) for k, v in tags.items())) if isinstance(tags, dict) else (),
     )
 
 

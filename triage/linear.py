@@ -40,7 +40,7 @@ query OpenIssues($teamId: ID!, $name: String!, $marker: String!, $after: String)
       {description: {contains: $marker}}
     ]
   }) {
-    nodes { id identifier title description url archivedAt trashed state { type } }
+    nodes { id identifier title description url archivedAt trashed state { type } team { key } }
     pageInfo { hasNextPage endCursor }
   }
 }
@@ -48,7 +48,16 @@ query OpenIssues($teamId: ID!, $name: String!, $marker: String!, $after: String)
 
 ISSUE_QUERY = """
 query Issue($id: String!) {
-  issue(id: $id) { id identifier title url archivedAt trashed state { type } }
+  issue(id: $id) { id identifier title url archivedAt trashed state { type } team { key } }
+}
+"""
+
+# The team's labels and the workspace's (which belong to no team), matched by name here.
+LABELS_QUERY = """
+query Labels($teamId: ID!) {
+  issueLabels(first: 250, filter: {or: [{team: {id: {eq: $teamId}}}, {team: {null: true}}]}) {
+    nodes { id name }
+  }
 }
 """
 
@@ -61,7 +70,7 @@ CREATE_MUTATION = """
 mutation CreateIssue($input: IssueCreateInput!) {
   issueCreate(input: $input) {
     success
-    issue { id identifier title url }
+    issue { id identifier title url team { key } }
   }
 }
 """
@@ -81,6 +90,7 @@ class Issue:
     title: str
     url: str
     open: bool = True  # not completed, canceled or duplicate, nor archived or trashed
+    team: str | None = None  # the team's key
 
 
 def marker(sync_id: str) -> str:
@@ -149,8 +159,22 @@ class LinearClient:
         issue = self.issue(identifier)
         return issue if issue is not None and issue.open else None
 
+    def labels(self, team: Team) -> dict[str, str]:
+        """Label ids by lower-cased name: the team's labels and the workspace's."""
+        data = self._graphql("issueLabels", LABELS_QUERY, {"teamId": team.id}, idempotent=True)
+        nodes = (data.get("issueLabels") or {}).get("nodes") or []
+        return {str(n.get("name", "")).lower(): str(n.get("id")) for n in nodes if isinstance(n, dict)}
+
     def create_issue(
-        self, team: Team, *, sync_id: str, title: str, description: str, priority: int, issue_id: str
+        self,
+        team: Team,
+        *,
+        sync_id: str,
+        title: str,
+        description: str,
+        priority: int,
+        issue_id: str,
+        label_ids: tuple[str, ...] = (),
     ) -> Issue:
         """Create the issue with the id chosen (and recorded) before the first attempt, so an
         answer lost on the way can be looked up by that id instead of guessed at."""
@@ -161,6 +185,8 @@ class LinearClient:
             "description": f"{description}\n\n{marker(sync_id)}",
             "priority": priority,
         }
+        if label_ids:
+            payload["labelIds"] = list(label_ids)
         data = self._graphql("issueCreate", CREATE_MUTATION, {"input": payload}, idempotent=False)
         result = data.get("issueCreate") or {}
         if not result.get("success") or not isinstance(result.get("issue"), dict):
@@ -263,4 +289,5 @@ def _issue(node: dict[str, Any]) -> Issue:
         title=str(node.get("title") or ""),
         url=str(node.get("url") or ""),
         open=not (closed or node.get("archivedAt") or node.get("trashed")),
+        team=str((node.get("team") or {}).get("key") or "") or None,
     )

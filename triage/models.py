@@ -64,6 +64,7 @@ class Sync:
     last_run_at: str | None = None  # kept as sent, compared for equality with state
     destination_id: str | None = None
     model_id: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # Hightouch sync tags (e.g. env: production), sorted
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class SyncState:
     last_run_at: str | None = None  # sync.lastRunAt when last checked
     consecutive_failures: int = 0
     linear_issue: str | None = None  # last Linear issue found or created
+    linear_team: str | None = None  # the team key of that issue: a route change still finds it
     linear_pending: bool = False  # an escalation is due but has not succeeded yet
     linear_create_id: str | None = None  # id given to an issue create whose outcome is unknown
     pending_run_id: str | None = None  # an unsettled run to look at again next tick

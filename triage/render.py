@@ -124,7 +124,7 @@ def sync_url(config: Config, app_url: str, sync_id: str) -> str:
     )
 
 
-def build_context(alert: Alert, *, destination: str, model: str, url: str, config: Config) -> TriageContext:
+def build_context(alert: Alert, *, destination: str, model: str, url: str, threshold: int) -> TriageContext:
     history = tuple(_view(r, failed) for r, failed in zip(alert.previous_runs, alert.previous_failed, strict=True))
     return TriageContext(
         sync_id=alert.sync.id,
@@ -138,7 +138,7 @@ def build_context(alert: Alert, *, destination: str, model: str, url: str, confi
         previous_all_failed=alert.previous_all_failed,
         new_failures=alert.new_failures,
         consecutive_failures=alert.consecutive_failures,
-        escalation_threshold=config.linear.escalation_threshold,
+        escalation_threshold=threshold,
     )
 
 
@@ -204,17 +204,20 @@ class Renderer:
             slack=slack_escape, markdown=markdown_escape, code_block=code_block, cut=cut, slack_code=slack_code
         )
 
-    def slack_message(self, ctx: TriageContext, *, strict: bool = False) -> SlackMessage:
+    def slack_message(
+        self, ctx: TriageContext, mentions: tuple[str, ...] = (), *, strict: bool = False
+    ) -> SlackMessage:
         """The alert as the template words it; if the template fails on this alert's data
         (it passed `validate` on the sample), the built-in plain message instead, so one
         odd alert cannot stop the tick. `strict` raises instead (for `validate`)."""
+        people = mention_markup(mentions)
         try:
-            body = self._render(SLACK_TEMPLATE, ctx).strip()
+            body = self._render(SLACK_TEMPLATE, ctx, mentions=people).strip()
         except ConfigError as exc:
             if strict:
                 raise
             log.error("%s; sync %s gets the built-in plain message", exc, ctx.sync_id)
-            body = plain_slack_message(ctx)
+            body = f"{people} {plain_slack_message(ctx)}".strip()
         headline = body.splitlines()[0] if body else f"Hightouch sync {slack_escape(ctx.sync_name)} failed"
         return SlackMessage(
             text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=cut(body, SLACK_TEXT_LIMIT)
@@ -235,19 +238,25 @@ class Renderer:
     def check(self) -> None:
         """Render every template once with sample data: a broken template fails here, not mid-tick."""
         ctx = sample_context()
-        self.slack_message(ctx, strict=True)
+        self.slack_message(ctx, ("S0123ABCD", "U024BE7LH"), strict=True)
         self.linear_issue(ctx, strict=True)
 
-    def _render(self, name: str, ctx: TriageContext) -> str:
+    def _render(self, name: str, ctx: TriageContext, **extra: str) -> str:
         try:
             template = self.env.get_template(name)
-            return template.render(ctx=ctx, **vars(ctx))
+            return template.render(ctx=ctx, **vars(ctx), **extra)
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"{exc.filename or name}:{exc.lineno}: template error: {exc.message}") from None
         except jinja2.TemplateNotFound:
             raise ConfigError(f"template {name} not found in templates/") from None
         except jinja2.TemplateError as exc:
             raise ConfigError(f"template {name}: {exc}") from None
+
+
+def mention_markup(ids: tuple[str, ...]) -> str:
+    """Slack mentions of user groups (S…) and users (U…/W…). The ids come from config.yaml,
+    checked there: the one value in a message that is not escaped."""
+    return " ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in ids)
 
 
 # The last resort when a template fails on real data. Words live in templates; these few

@@ -184,7 +184,7 @@ def dump_state(state: State) -> str:
 def _compact(sync_state: SyncState) -> dict[str, Any]:
     """Leave out empty optional fields so the committed diff stays small."""
     data = asdict(sync_state)
-    for key in ("cursor_at", "linear_issue", "linear_create_id", "pending_run_id"):
+    for key in ("cursor_at", "linear_issue", "linear_team", "linear_create_id", "pending_run_id"):
         if data[key] is None:
             del data[key]
     if not data["linear_pending"]:
@@ -238,6 +238,7 @@ def _sync_state(raw: Any, where: str) -> SyncState:
         last_run_at=_optional_str(raw.get("last_run_at")),
         consecutive_failures=count,
         linear_issue=_optional_str(raw.get("linear_issue")),
+        linear_team=_optional_str(raw.get("linear_team")),
         linear_pending=bool(raw.get("linear_pending", False)),
         linear_create_id=_optional_str(raw.get("linear_create_id")),
         pending_run_id=_optional_str(raw.get("pending_run_id")),

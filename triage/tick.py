@@ -32,6 +32,8 @@ from dateutil import parser as dateparser
 from triage.config import Config
 from triage.decide import (
     Alert,
+    Escalation,
+    Post,
     SyncDecision,
     TickContext,
     decide_sync,
@@ -41,11 +43,12 @@ from triage.decide import (
     never_ran_state,
     plan_tick,
 )
-from triage.errors import ApiError, AuthError, Deferred
+from triage.errors import ApiError, AuthError, ConfigError, Deferred
 from triage.hightouch import HightouchClient
 from triage.linear import Issue, LinearClient, Team
 from triage.models import State, Sync, SyncState
 from triage.render import Renderer, TriageContext, build_context, markdown_escape, sync_url
+from triage.routing import Route, Target, needs_names
 from triage.slack import SlackClient
 from triage.state import StateStore
 
@@ -79,6 +82,7 @@ class TickSummary:
     escalations: int = 0  # Linear steps due (found + created, or what a dry run would do)
     deferred: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    config_errors: list[str] = field(default_factory=list)  # routes to fix: exit 2 once the tick is done
     listing_deferred: str = ""  # why the sync listing could not be read (a rate or time limit)
 
 
@@ -101,7 +105,8 @@ class Tick:
     dry_run: bool = False
     clock: Callable[[], float] = time.monotonic
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # Linear takes a client-chosen UUID v4
-    _team: Team | None = None
+    _teams: dict[str, Team] = field(default_factory=dict)
+    _team_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
     _unknown_logged: set[str] = field(default_factory=set)
 
     def run(self) -> TickSummary:
@@ -225,6 +230,11 @@ class Tick:
                         break
                     except AuthError:
                         raise
+                    except ConfigError as exc:
+                        # A route that points nowhere (a channel or team that does not exist): this
+                        # sync keeps its state and waits for the fix; the other routes go on.
+                        summary.config_errors.append(f"{sync.name} ({sync.id}): {exc}")
+                        log.error("sync %s (%s): %s", sync.name, sync.id, exc)
                     except ApiError as exc:
                         # This sync keeps its recorded state and is tried again next tick.
                         summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
@@ -242,27 +252,42 @@ class Tick:
         runs = self.services.hightouch.list_runs(
             sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
         )
-        decision = decide_sync(sync, runs, known, ctx, self.config)
+        decision = decide_sync(sync, runs, known, ctx, self.config, self._target(sync))
+        threshold = decision.route.escalation_threshold
         return _Prepared(
             sync=sync,
             decision=decision,
-            alert=self._context(decision.alert) if decision.alert else None,
-            escalation=self._context(decision.escalation) if decision.escalation else None,
+            alert=self._context(decision.alert, threshold) if decision.posts and decision.alert else None,
+            escalation=self._context(decision.escalation.alert, threshold) if decision.escalation else None,
+        )
+
+    def _target(self, sync: Sync) -> Target:
+        """What routes match on; destination and model are looked up only when a route needs them."""
+        if not needs_names(self.config):
+            return Target(sync)
+        hightouch = self.services.hightouch
+        return Target(
+            sync,
+            destination=hightouch.destination_name(sync.destination_id),
+            destination_type=hightouch.destination_type(sync.destination_id),
+            model=hightouch.model_name(sync.model_id),
         )
 
     def _act(self, prepared: _Prepared, state: State, summary: TickSummary) -> None:
         sync, decision = prepared.sync, prepared.decision
         summary.checked += 1
         self._log_unknown(sync, decision)
-        if decision.alert is not None and prepared.alert is not None:
+        if decision.alert is not None:
             summary.new_failures += decision.alert.new_failures
-            self._send_slack(prepared.alert)
+        for post in decision.posts:
+            assert prepared.alert is not None  # built whenever there is something to post
+            self._send_slack(prepared.alert, post, decision.route)
             summary.slack_sent += 1
         self._record(state, sync.id, decision.state)
 
-        if prepared.escalation is not None:
+        if decision.escalation is not None and prepared.escalation is not None:
             summary.escalations += 1
-            self._escalate(prepared.escalation, state, summary)
+            self._escalate(decision.escalation, prepared.escalation, state, summary)
 
     def _record(self, state: State, sync_id: str, sync_state: SyncState) -> None:
         if state.syncs.get(sync_id) == sync_state:
@@ -271,44 +296,45 @@ class Tick:
         if not self.dry_run:
             self.store.record(sync_id, sync_state)
 
-    def _context(self, alert: Alert) -> TriageContext:
+    def _context(self, alert: Alert, threshold: int) -> TriageContext:
         hightouch = self.services.hightouch
         return build_context(
             alert,
             destination=hightouch.destination_name(alert.sync.destination_id),
             model=hightouch.model_name(alert.sync.model_id),
             url=sync_url(self.config, self.services.app_url, alert.sync.id),
-            config=self.config,
+            threshold=threshold,
         )
 
-    def _send_slack(self, ctx: TriageContext) -> None:
-        message = self.renderer.slack_message(ctx)
-        channel = self.config.slack.channel
+    def _send_slack(self, ctx: TriageContext, post: Post, route: Route) -> None:
+        message = self.renderer.slack_message(ctx, post.mentions)
         if self.services.slack is None:
-            self._show(f"Slack message to {channel}", message.mrkdwn)
+            self._show(f"Slack message to {post.channel} (route {route.name})", message.mrkdwn)
             return
-        self.services.slack.post_message(channel, message.text, message.blocks)
-        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {channel}\n")
+        try:
+            self.services.slack.post_message(post.channel, message.text, message.blocks)
+        except ConfigError as exc:
+            raise ConfigError(f"route {route.name!r}: {exc}") from None
+        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {post.channel}\n")
 
-    def _escalate(self, ctx: TriageContext, state: State, summary: TickSummary) -> None:
+    def _escalate(self, escalation: Escalation, ctx: TriageContext, state: State, summary: TickSummary) -> None:
         """Find the sync's open issue, or create it; record what was found or created.
 
         A create carries an id chosen and journaled before the call. If an earlier
         create's answer was lost, that id is looked up first; then the team's open
-        issues are searched by name and marker (every time), then the issue
-        remembered in state; only if all come up empty is an issue created.
+        issues are searched by name and marker (every time), and those of the team
+        that holds the remembered issue if the route moved, then the remembered issue
+        itself; only if all come up empty is an issue created.
         """
         issue_text = self.renderer.linear_issue(ctx)
-        team_key = self.config.linear.team
         linear = self.services.linear
         if linear is None:
             self._show(
-                f"Linear: search team {team_key} for an open issue naming {ctx.sync_name!r}; if none, create",
+                f"Linear: search team {escalation.team} for an open issue naming {ctx.sync_name!r}; if none, create",
                 f"{issue_text.title}\n\n{issue_text.description}",
             )
             return
-        if self._team is None:
-            self._team = linear.find_team(team_key)
+        team = self._team(linear, escalation.team)
         known = state.syncs[ctx.sync_id]
         create_id = known.linear_create_id
         existing = None
@@ -316,35 +342,63 @@ class Tick:
             earlier = linear.issue(create_id)
             if earlier is not None:  # the lost create did land; its id is used up either way
                 existing, create_id = (earlier if earlier.open else None), None
-        existing = existing or self._find_existing(linear, self._team, ctx, known.linear_issue)
+        teams = [team]
+        if known.linear_team and known.linear_team.lower() != team.key.lower():
+            teams.append(self._team(linear, known.linear_team))
+        existing = existing or self._find_existing(linear, teams, ctx, known.linear_issue)
         verdict = "already open"
         if existing is None:
+            labels = self._labels(linear, team, escalation.labels)
             create_id = create_id or self.new_id()
             self._record(state, ctx.sync_id, linear_attempt(known, create_id))
             # Not retried in this tick when it fails: the next tick looks the id up first.
             existing = linear.create_issue(
-                self._team,
+                team,
                 sync_id=ctx.sync_id,
                 title=issue_text.title,
                 description=issue_text.description,
-                priority=self.config.linear.priority_value,
+                priority=escalation.priority,
                 issue_id=create_id,
+                label_ids=labels,
             )
             verdict = "created"
             summary.linear_created += 1
         else:
             summary.linear_found += 1
-        self._record(state, ctx.sync_id, linear_done(state.syncs[ctx.sync_id], existing.identifier))
+        done = linear_done(state.syncs[ctx.sync_id], existing.identifier, existing.team or team.key)
+        self._record(state, ctx.sync_id, done)
         self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {existing.identifier} {verdict}\n")
 
+    def _team(self, linear: LinearClient, key: str) -> Team:
+        """A Linear team by key or name, looked up once per tick."""
+        if key not in self._teams:
+            self._teams[key] = linear.find_team(key)
+        return self._teams[key]
+
+    def _labels(self, linear: LinearClient, team: Team, names: tuple[str, ...]) -> tuple[str, ...]:
+        if not names:
+            return ()
+        if team.id not in self._team_labels:
+            self._team_labels[team.id] = linear.labels(team)
+        known = self._team_labels[team.id]
+        missing = [name for name in names if name.lower() not in known]
+        if missing:
+            raise ConfigError(
+                f"Linear label {missing[0]!r} not found in team {team.key} (check linear.labels in config.yaml)"
+            )
+        return tuple(known[name.lower()] for name in names)
+
     @staticmethod
-    def _find_existing(linear: LinearClient, team: Team, ctx: TriageContext, remembered: str | None) -> Issue | None:
-        """An open issue naming the sync; else the one remembered from an earlier tick,
-        if still open (a just-created issue may not be searchable yet)."""
-        existing = linear.find_open_issue(team, ctx.sync_name, ctx.sync_id)
-        if existing is None and remembered:
-            existing = linear.open_issue(remembered)
-        return existing
+    def _find_existing(
+        linear: LinearClient, teams: list[Team], ctx: TriageContext, remembered: str | None
+    ) -> Issue | None:
+        """An open issue naming the sync in any of `teams`; else the one remembered from an
+        earlier tick, if still open (a just-created issue may not be searchable yet)."""
+        for team in teams:
+            existing = linear.find_open_issue(team, ctx.sync_name, ctx.sync_id)
+            if existing is not None:
+                return existing
+        return linear.open_issue(remembered) if remembered else None
 
     def _show(self, heading: str, body: str) -> None:
         self.out.write(f"\n--- [dry run] {heading} ---\n{body}\n")
@@ -387,6 +441,11 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
     if summary.errors:
         lines.append(f"  errors: {len(summary.errors)} (those syncs are retried next tick)")
         lines.extend(f"    - {e}" for e in summary.errors)
+    if summary.config_errors:
+        lines.append(
+            f"  configuration errors: {len(summary.config_errors)} (those alerts wait until config.yaml is fixed)"
+        )
+        lines.extend(f"    - {e}" for e in summary.config_errors)
     return "\n".join(lines) + "\n"
 
 
@@ -408,10 +467,14 @@ def summary_markdown(summary: TickSummary, dry_run: bool) -> str:
         ("Linear issues created", summary.linear_created),
         ("Deferred (rate or time limit)", len(summary.deferred)),
         ("Errors", len(summary.errors)),
+        ("Configuration errors", len(summary.config_errors)),
     ]
     lines = [title, "", "| | |", "| --- | ---: |", *(f"| {label} | {value} |" for label, value in rows)]
     if summary.errors:
         lines += ["", "Errors (retried next tick):", *(f"- {markdown_escape(e)}" for e in summary.errors)]
+    if summary.config_errors:
+        lines += ["", "Configuration errors (fix config.yaml):"]
+        lines += [f"- {markdown_escape(e)}" for e in summary.config_errors]
     return "\n".join(lines) + "\n"
 
 
