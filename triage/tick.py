@@ -113,7 +113,9 @@ class Tick:
         state = self.store.load()
         loaded = copy.deepcopy(state)
         summary = TickSummary(baseline=state.is_baseline)
-        ctx = TickContext(baseline=state.is_baseline, previous_tick_at=_parse_time(state.last_tick_at))
+        ctx = TickContext(
+            baseline=state.is_baseline, previous_tick_at=_parse_time(state.last_tick_at), today=self.now.date()
+        )
         try:
             syncs = self.services.hightouch.list_syncs(expected=len(state.syncs))
         except Deferred as exc:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +265,90 @@ def test_a_name_no_encoder_can_write_is_alerted_once_and_every_output_survives(
     ]  # each alerted once, the one after the odd name too
     assert "| New failures | 2 |" in summary.read_text()
     assert deploy.saved("1")["consecutive_failures"] == 1
+
+
+ROUTED = """\
+routes:
+  - name: crm
+    match: {destination_type: [salesforce, hubspot], tags: {env: production}}
+    slack: {channel: "#crm-alerts", mention: [S0123ABCD, U024BE7LH], dm_on_escalation: [U024BE7LH]}
+    linear: {team: CRM, escalation_threshold: 2, priority: urgent, labels: [hightouch]}
+  - name: staging
+    match: {tags: {env: staging}}
+    slack: {channel: "#staging"}
+    linear: {escalate: false}
+  - name: legacy
+    match: {sync: ["legacy-*"]}
+    mute_until: MUTE
+"""
+
+
+def test_routes_send_each_sync_to_its_owners(deploy: Deployment) -> None:
+    world = deploy.world
+    world.channels |= {"#crm-alerts", "#staging"}
+    world.users.add("U024BE7LH")
+    world.add_team("CRM", "Customer data")
+    world.add_label("hightouch", "CRM")
+    prod, staging = {"env": "production"}, {"env": "staging"}
+    world.add_sync("1", "sf-contacts", destination="Salesforce", tags=prod)
+    world.add_sync("2", "hs-deals", destination="HubSpot", tags=prod)
+    world.add_sync("3", "stg-orders", destination="Salesforce", tags=staging)
+    world.add_sync("4", "legacy-users", destination="Braze")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    deploy.config.write_text(deploy.config.read_text() + ROUTED.replace("MUTE", tomorrow))
+    for sync_id in "1234":
+        world.add_run(sync_id, "success")
+    deploy.ok_tick()
+
+    for sync_id in "1234":
+        world.add_run(sync_id, "failed")
+    deploy.ok_tick()
+    assert [m["channel"] for m in world.slack_messages] == ["#crm-alerts", "#crm-alerts", "#staging"]
+    assert world.slack_messages[0]["text"].startswith("<!subteam^S0123ABCD> <@U024BE7LH> :red_circle:")
+
+    del world.slack_messages[:]
+    for sync_id in "134":
+        world.add_run(sync_id, "failed")
+    for _ in range(3):
+        world.add_run("3", "failed")  # the staging sync: 5 in a row
+    deploy.ok_tick()
+    assert [m["channel"] for m in world.slack_messages] == ["#crm-alerts", "U024BE7LH", "#staging"]  # DM at 2
+    (issue,) = world.linear_issues
+    assert (issue["team"]["key"], issue["priority"], issue["labelIds"]) == ("CRM", 1, ["label-1"])
+    assert deploy.saved("1")["linear_team"] == "CRM"
+    assert deploy.saved("3")["consecutive_failures"] == 5  # never escalated
+    assert deploy.saved("4")["consecutive_failures"] == 2  # muted: judged, not told
+
+    del world.slack_messages[:]
+    deploy.config.write_text(deploy.config.read_text().replace(tomorrow, "2020-01-01"))  # the mute ends
+    deploy.ok_tick()
+    assert world.slack_messages == []  # nothing from the mute is alerted after it
+    world.add_run("4", "failed")
+    deploy.ok_tick()
+    assert [m["channel"] for m in world.slack_messages] == ["#data-alerts"]
+    assert "3 runs in a row" in deploy.messages()[0]
+
+
+def test_a_broken_route_holds_only_its_syncs_until_it_is_fixed(deploy: Deployment) -> None:
+    world = deploy.world
+    world.add_sync("1", "sf-contacts")
+    world.add_sync("2", "hs-deals")
+    for sync_id in "12":
+        world.add_run(sync_id, "success")
+    good = deploy.config.read_text()
+    deploy.config.write_text(
+        good + 'routes:\n  - name: deals\n    match: {sync: [hs-*]}\n    slack: {channel: "#dealz"}\n'
+    )
+    deploy.ok_tick()
+    for sync_id in "12":
+        world.add_run(sync_id, "failed")
+    result = deploy.tick()
+    assert result.returncode == 2
+    assert "route 'deals'" in result.stdout + result.stderr and "'#dealz'" in result.stderr
+    assert [m["channel"] for m in world.slack_messages] == ["#data-alerts"]  # the other route went out
+    assert deploy.saved("2")["consecutive_failures"] == 0  # held, not lost
+
+    deploy.config.write_text(good)  # fixed by pull request
+    deploy.ok_tick()
+    deploy.ok_tick()
+    assert sorted(m["text"].split("|")[1].split(">")[0] for m in world.slack_messages) == ["hs-deals", "sf-contacts"]

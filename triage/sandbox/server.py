@@ -191,7 +191,10 @@ class Sandbox:
                 if name is None:
                     return _json(404, {"message": "Not found"})
                 slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-                return _json(200, {"id": match.group(2), "name": name, "slug": slug, "workspaceId": "1"})
+                found: dict[str, str] = {"id": match.group(2), "name": name, "slug": slug, "workspaceId": "1"}
+                if match.group(1) == "destinations":
+                    found["type"] = world.destination_types.get(match.group(2), slug)
+                return _json(200, found)
         return _json(404, {"message": f"no such endpoint {method} {path}"})
 
     def _page(self, items: Sequence[SandboxSync | SandboxRun], query: dict[str, str]) -> Answer:
@@ -244,7 +247,8 @@ class Sandbox:
         if not channel:
             return _json(200, {"ok": False, "error": "channel_not_found"})
         with world.lock:
-            if channel not in world.channels:
+            # A user id as the channel posts in the app's DM with that user.
+            if channel not in world.channels and channel not in world.users:
                 return _json(200, {"ok": False, "error": "channel_not_found"})
             if not payload.get("text") and not payload.get("blocks"):
                 return _json(200, {"ok": False, "error": "no_text"})
@@ -254,7 +258,8 @@ class Sandbox:
                     return _json(200, {"ok": False, "error": "invalid_blocks"})
             ts = f"{time.time():.6f}"
             world.slack_messages.append({**payload, "ts": ts})
-        return _json(200, {"ok": True, "channel": "C0DATAALERTS", "ts": ts, "message": {"text": payload.get("text")}})
+        channel_id = f"D{channel[1:]}" if channel in world.users else "C" + re.sub(r"\W", "", channel).upper()
+        return _json(200, {"ok": True, "channel": channel_id, "ts": ts, "message": {"text": payload.get("text")}})
 
     # -- Linear --------------------------------------------------------------
 
@@ -295,6 +300,14 @@ class Sandbox:
                 if found is None:
                     return _json(200, LINEAR_NOT_FOUND)
                 return _json(200, {"data": {"issue": found}})
+            if re.search(r"\bissueLabels\s*\(", query):
+                team_id = variables.get("teamId")
+                nodes = [
+                    {"id": label["id"], "name": label["name"]}
+                    for label in world.labels
+                    if label["team"] is None or label["team"]["id"] == team_id
+                ]
+                return _json(200, {"data": {"issueLabels": {"nodes": nodes}}})
             if re.search(r"\bteams\s*\(", query):
                 key = str(variables.get("key") or variables.get("team") or "").lower()
                 nodes = [t for t in world.teams if key in (t["key"].lower(), t["name"].lower())]
@@ -374,6 +387,7 @@ class Sandbox:
             "title": payload["title"],
             "description": payload.get("description") or "",
             "priority": payload.get("priority", 0),
+            "labelIds": list(payload.get("labelIds") or []),
             "url": f"https://linear.app/sandbox/issue/{team['key']}-{number}",
             "state": {"type": "triage", "name": "Triage"},
             "archivedAt": None,

@@ -65,6 +65,7 @@ class SandboxSync:
     destination_id: str
     model_id: str
     disabled: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
     runs: list[SandboxRun] = field(default_factory=list)
     last_run_at: datetime | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -86,6 +87,7 @@ class SandboxSync:
             "lastRunAt": _iso(self.last_run_at) if self.last_run_at else None,
             "primaryKey": "id",
             "referencedColumns": [],
+            "tags": dict(self.tags),
         }
 
 
@@ -121,14 +123,18 @@ class World:
         self.lock = threading.RLock()
         self.syncs: dict[str, SandboxSync] = {}
         self.destinations: dict[str, str] = {}
+        self.destination_types: dict[str, str] = {}  # destination id -> type (salesforce, hubspot, …)
         self.models: dict[str, str] = {}
         self.slack_messages: list[dict[str, Any]] = []
         self.linear_issues: list[dict[str, Any]] = []
         self.teams = [{"id": "team-data", "key": "DATA", "name": "Data"}]
+        # Label nodes: {"id", "name", "team": {"id"} or None for a workspace label}.
+        self.labels: list[dict[str, Any]] = []
         self.hightouch_key = "sandbox-hightouch-key"
         self.slack_token = "xoxb-sandbox-token"
         self.linear_key = "lin_api_sandbox_key"
         self.channels = {"#data-alerts", "data-alerts", "C0DATAALERTS"}
+        self.users: set[str] = set()  # user ids a DM (chat.postMessage to a user id) can reach
         self.newest_first = True
         self.rate_limit = False
         self.rate_limit_requests = 200
@@ -158,11 +164,22 @@ class World:
         destination: str = "Salesforce",
         model: str = "Contacts",
         disabled: bool = False,
+        destination_type: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> SandboxSync:
         with self.lock:
             dest_id = self._named(self.destinations, destination, 100)
+            # Hightouch's type is the service's (salesforce, hubspot, …): by default its name's first word.
+            self.destination_types.setdefault(dest_id, destination_type or destination.split()[0].lower())
             model_id = self._named(self.models, model, 200)
-            sync = SandboxSync(id=sync_id, slug=slug, destination_id=dest_id, model_id=model_id, disabled=disabled)
+            sync = SandboxSync(
+                id=sync_id,
+                slug=slug,
+                destination_id=dest_id,
+                model_id=model_id,
+                disabled=disabled,
+                tags=dict(tags or {}),
+            )
             self.syncs[sync_id] = sync
             return sync
 
@@ -229,6 +246,8 @@ class World:
                         destination=str(item.get("destination", "Salesforce")),
                         model=str(item.get("model", "Contacts")),
                         disabled=bool(item.get("disabled", False)),
+                        destination_type=item.get("destination_type"),
+                        tags={str(k): str(v) for k, v in (item.get("tags") or {}).items()},
                     )
                 except KeyError as exc:
                     raise ScenarioError(f"{source}: syncs: every sync needs {exc}") from None
@@ -236,8 +255,26 @@ class World:
                 for index, status in enumerate(history):
                     # Spread the history over the past hours, oldest first.
                     self.add_run(sync.id, str(status), at=now - timedelta(minutes=15 * (len(history) - index)))
+            self.channels |= {str(c) for c in options.get("channels") or []}
+            self.users |= {str(u) for u in options.get("users") or []}
+            for team in options.get("teams") or []:
+                self.add_team(str(team["key"]), str(team.get("name", team["key"])))
+            for label in options.get("labels") or []:
+                self.add_label(str(label["name"]), label.get("team"))
             self.steps = [Step(note=str(s.get("note", "")), actions=s) for s in data.get("steps") or []]
             self.step_index = 0
+
+    def add_team(self, key: str, name: str) -> None:
+        with self.lock:
+            self.teams.append({"id": f"team-{key.lower()}", "key": key, "name": name})
+
+    def add_label(self, name: str, team_key: str | None = None) -> None:
+        """A label of one team (by key), or of the whole workspace."""
+        with self.lock:
+            team = next((t for t in self.teams if t["key"] == team_key), None) if team_key else None
+            self.labels.append(
+                {"id": f"label-{len(self.labels) + 1}", "name": name, "team": {"id": team["id"]} if team else None}
+            )
 
     def advance(self) -> Step | None:
         """Apply the next scenario step; None when there are no more."""
