@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.factories import BASELINE, config, known, run, steady, sync
+from tests.sandboxed import Workspace
+from triage.cli import main
 from triage.config import Config, parse_config
 from triage.decide import TickContext, decide_sync
 from triage.errors import ConfigError
@@ -204,3 +207,28 @@ def test_a_past_mute_until_is_only_a_warning_naming_the_route(caplog: pytest.Log
     config = cfg("routes:\n  - name: old\n    mute_until: 2020-01-01\n")
     assert config.routes[0].mute_until == date(2020, 1, 1)
     assert "routes[0] (old): mute_until 2020-01-01 is past" in caplog.text
+
+
+def test_routes_command_shows_where_each_sync_would_go(workspace: Workspace) -> None:
+    world = workspace.world
+    world.add_sync("1", "sf-contacts", destination="Salesforce", tags={"env": "production"})
+    world.add_sync("2", "hs-deals", destination="HubSpot", tags={"env": "staging"})
+    world.add_sync("3", "legacy-users", destination="Braze")
+    world.add_sync("4", "paused", disabled=True)
+    workspace.config.write_text(ROUTES)
+    out = io.StringIO()
+    env = {name: workspace.env[name] for name in ("HIGHTOUCH_API_KEY", "HIGHTOUCH_API_URL")}  # nothing else
+    code = main(["routes", "--config", str(workspace.config)], environ=env, stdout=out, sleep=lambda s: None)
+    assert code == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == [
+        *["sync", "id", "route", "channels", "mentions", "team", "threshold", "escalate", "muted", "until"]
+    ]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert set(rows) == {"sf-contacts", "hs-deals", "legacy-users"}  # the paused sync is not listed
+    assert rows["hs-deals"].split()[2:] == ["staging", "#data-alerts", "-", "-", "-", "no", "-"]
+    assert rows["legacy-users"].split()[2:] == ["legacy", "#data-alerts", "-", "DATA", "3", "yes", "2026-12-31"]
+    assert rows["sf-contacts"].split()[2:5] == ["crm-production", "#crm-alerts,", "#crm-oncall"]
+    only = io.StringIO()
+    assert main(["routes", "--config", str(workspace.config), "--sync", "2"], environ=env, stdout=only) == 0
+    assert len(only.getvalue().splitlines()) == 3

@@ -29,6 +29,7 @@ from triage.errors import (
     TriageError,
     UsageError,
 )
+from triage.explain import routes_table
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
@@ -95,6 +96,16 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help="read Hightouch, print what would be sent; send nothing, write no state "
         "(SLACK_BOT_TOKEN and LINEAR_API_KEY are not needed)",
     )
+
+    routes = commands.add_parser(
+        "routes",
+        parents=[common],
+        help="show where each sync's alerts would go (reads Hightouch, sends nothing)",
+        description="List every enabled sync with the route its alerts follow: channels, mentions, Linear team, "
+        "threshold, whether it escalates, and any mute. Needs only HIGHTOUCH_API_KEY; sends nothing.",
+    )
+    routes.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
+    routes.add_argument("--sync", help="only this sync (slug or id)")
 
     validate = commands.add_parser(
         "validate",
@@ -207,6 +218,8 @@ def main(
             return run_demo(out, main, args.scenario)
         if args.command == "sandbox":
             return _sandbox(args, out)
+        if args.command == "routes":
+            return _routes(args, environ, out, sleep)
         return _run(args, environ, out, sleep, now())
     except (UsageError, ConfigError) as exc:
         _error(str(exc), secrets)
@@ -310,6 +323,14 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
         pass
     finally:
         server.server_close()
+    return EXIT_OK
+
+
+def _routes(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, sleep: Callable[[float], None]) -> int:
+    config = load_config(args.config)
+    env = load_environment(environ, need_senders=False)
+    services = build_services(config, env, dry_run=True, sleep=sleep)
+    out.write(routes_table(services.hightouch, config, args.sync))
     return EXIT_OK
 
 
