@@ -211,3 +211,34 @@ def test_a_template_that_reaches_for_the_environment_fails_validate(
     err = capsys.readouterr().err
     assert "linear_title.txt.j2" in err and "unsafe" in err
     assert "lin_api_x" not in out + err
+
+
+BUSINESS_HOURS = """\
+on:
+  schedule:
+    - cron: "*/5 8-18 * * 1-5"   # every 5 minutes in business hours
+    - cron: "7 19-23,0-7 * * *"  # hourly overnight
+jobs:
+  tick:
+    timeout-minutes: 12
+    steps: []
+"""
+
+
+def test_validate_checks_the_time_limit_against_the_fastest_interval_of_the_schedule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "triage.yml").write_text(BUSINESS_HOURS)
+    path = tmp_path / "config.yaml"
+    path.write_text("triage:\n  tick_time_limit_seconds: 240\n")
+    assert run_cli("validate", "--config", str(path), env={})[0] == 0
+    path.write_text("triage:\n  tick_time_limit_seconds: 600\n")
+    assert run_cli("validate", "--config", str(path), env={})[0] == 2
+    assert "fastest interval of the schedule in .github/workflows/triage.yml (5 minutes): set at most 270" in (
+        capsys.readouterr().err
+    )
+    (workflows / "triage.yml").write_text(BUSINESS_HOURS.replace("*/5 8-18", "*/5 8-25"))
+    assert run_cli("validate", "--config", str(path), env={})[0] == 2
+    assert "on.schedule: '*/5 8-25 * * 1-5': '8-25' is out of range 0-23" in capsys.readouterr().err

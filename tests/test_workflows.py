@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from triage.schedule import minutes_of_day
+
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 
 
@@ -22,20 +24,13 @@ def steps(doc: dict[Any, Any]) -> list[dict[str, Any]]:
     return [step for job in doc["jobs"].values() for step in job["steps"]]
 
 
-def cron_minutes(expression: str) -> list[int]:
-    minute, hour, day, month, weekday = expression.split()
-    assert (hour, day, month, weekday) == ("*", "*", "*", "*")
-    if minute.startswith("*/"):
-        return list(range(0, 60, int(minute[2:])))
-    return sorted(int(m) for m in minute.split(","))
-
-
-def test_tick_fires_every_15_minutes_off_the_hour() -> None:
-    (schedule,) = load("triage.yml")["on"]["schedule"]
-    minutes = cron_minutes(schedule["cron"])
-    gaps = [(b - a) % 60 for a, b in zip(minutes, minutes[1:] + minutes[:1], strict=True)]
-    assert gaps == [15, 15, 15, 15]
-    assert 0 not in minutes
+def test_the_schedule_is_yours_any_valid_cron_lines_will_do() -> None:
+    """The cadence is the team's to change: only that each line is a cron line is checked
+    here; `validate` checks that a tick fits the fastest interval."""
+    schedule = load("triage.yml")["on"]["schedule"]
+    assert schedule
+    for item in schedule:
+        assert minutes_of_day(item["cron"])
 
 
 def test_manual_runs_take_dry_run_and_log_level() -> None:

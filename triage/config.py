@@ -20,6 +20,7 @@ import yaml
 
 from triage.errors import ConfigError, UsageError
 from triage.models import KNOWN_STATUSES, PENDING_STATUSES
+from triage.schedule import CronError, fastest_interval_minutes
 
 log = logging.getLogger(__name__)
 
@@ -354,37 +355,54 @@ COMMIT_MARGIN_SECONDS = 60
 
 
 def check_fits_workflow(config_path: Path, config: Config) -> None:
-    """The tick's time limit must end before the workflow's job timeout kills the job:
-    killed, a tick loses the state commit of what it already sent. Checked by `validate`
-    when the workflow sits beside config.yaml."""
+    """The tick's time limit must fit the workflow that runs it, when that workflow sits
+    beside config.yaml (checked by `validate`): end before the job's timeout kills it
+    (killed, a tick loses the state commit of what it already sent), and before the
+    next scheduled tick is due at the fastest cadence of its cron lines."""
     workflow = config.base_dir / WORKFLOW
     try:
         doc = yaml.safe_load(workflow.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return  # no workflow here (or not ours to judge)
-    jobs = doc.get("jobs") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return
+    request = config.triage.request_timeout_seconds
+    bounds: list[tuple[float, str]] = []
+    jobs = doc.get("jobs")
     timeouts = [
         job["timeout-minutes"]
         for job in (jobs.values() if isinstance(jobs, dict) else [])
         if isinstance(job, dict) and isinstance(job.get("timeout-minutes"), int)
     ]
-    if not timeouts:
-        return
-    minutes = min(timeouts)
-    limit = config.triage.tick_time_limit_seconds
-    most = minutes * 60 - config.triage.request_timeout_seconds - COMMIT_MARGIN_SECONDS
-    if limit > most:
-        reader = _Reader(config_path)
-        root = yaml.compose(config_path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-        section = reader.mapping(reader.mapping(root, "").get("triage"), "triage")
-        reader.fail(
-            section,
-            "tick_time_limit_seconds",
-            "triage",
-            f"{limit:g} s does not fit the {minutes}-minute timeout-minutes of {WORKFLOW} once a request in flight "
-            f"({config.triage.request_timeout_seconds:g} s) and the state commit ({COMMIT_MARGIN_SECONDS} s) are "
-            f"counted: set at most {most:g}, or raise timeout-minutes",
+    if timeouts:
+        minutes = min(timeouts)
+        bounds.append(
+            (
+                minutes * 60 - request - COMMIT_MARGIN_SECONDS,
+                f"the {minutes}-minute timeout-minutes of {WORKFLOW} once a request in flight ({request:g} s) and "
+                f"the state commit ({COMMIT_MARGIN_SECONDS} s) are counted",
+            )
         )
+    triggers = doc.get("on", doc.get(True))  # YAML 1.1 reads the key `on` as true
+    schedule = triggers.get("schedule") if isinstance(triggers, dict) else None
+    crons = [str(item["cron"]) for item in schedule or [] if isinstance(item, dict) and "cron" in item]
+    if crons:
+        try:
+            interval = fastest_interval_minutes(crons)
+        except CronError as exc:
+            raise ConfigError(f"{workflow}: on.schedule: {exc}") from None
+        bounds.append(
+            (interval * 60 - request, f"the fastest interval of the schedule in {WORKFLOW} ({interval} minutes)")
+        )
+    limit = config.triage.tick_time_limit_seconds
+    for most, why in bounds:
+        if limit > most:
+            reader = _Reader(config_path)
+            root = yaml.compose(config_path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+            section = reader.mapping(reader.mapping(root, "").get("triage"), "triage")
+            reader.fail(
+                section, "tick_time_limit_seconds", "triage", f"{limit:g} s does not fit {why}: set at most {most:g}"
+            )
 
 
 def _check_sync_url(reader: _Reader, section: dict[str, yaml.Node], template: str) -> None:
