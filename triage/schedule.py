@@ -3,6 +3,8 @@ follow another, so `validate` can check that a tick fits between two."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 MINUTES_PER_DAY = 24 * 60
 
 
@@ -47,6 +49,6 @@ def fastest_interval_minutes(expressions: list[str]) -> int:
     fires = sorted(set().union(*(minutes_of_day(e) for e in expressions)))
     if len(fires) == 1:
         return MINUTES_PER_DAY
-    gaps = [b - a for a, b in zip(fires, fires[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(fires)]
     gaps.append(fires[0] + MINUTES_PER_DAY - fires[-1])
     return min(gaps)
