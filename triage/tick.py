@@ -276,20 +276,23 @@ class Tick:
         )
 
     def _act(self, prepared: _Prepared, state: State, summary: TickSummary) -> None:
+        """Carry out one sync's decision: its posts, then its state, then its Linear step."""
         sync, decision = prepared.sync, prepared.decision
         summary.checked += 1
         self._log_unknown(sync, decision)
         if decision.alert is not None:
             summary.new_failures += decision.alert.new_failures
-        for post in decision.posts:
-            assert prepared.alert is not None  # built whenever there is something to post
-            self._send_slack(prepared.alert, post, decision.route)
-            summary.slack_sent += 1
-        self._record(state, sync.id, decision.state)
-
-        if decision.escalation is not None and prepared.escalation is not None:
-            summary.escalations += 1
-            self._escalate(decision.escalation, prepared.escalation, state, summary)
+        try:
+            for post in decision.posts:
+                assert prepared.alert is not None  # built whenever there is something to post
+                self._send_slack(prepared.alert, post, decision.route)
+                summary.slack_sent += 1
+            self._record(state, sync.id, decision.state)
+            if decision.escalation is not None and prepared.escalation is not None:
+                summary.escalations += 1
+                self._escalate(decision.escalation, prepared.escalation, state, summary)
+        except ConfigError as exc:  # a channel, team or label of this route that does not exist
+            raise ConfigError(f"route {decision.route.name!r}: {exc}") from None
 
     def _record(self, state: State, sync_id: str, sync_state: SyncState) -> None:
         if state.syncs.get(sync_id) == sync_state:
@@ -313,10 +316,7 @@ class Tick:
         if self.services.slack is None:
             self._show(f"Slack message to {post.channel} (route {route.name})", message.mrkdwn)
             return
-        try:
-            self.services.slack.post_message(post.channel, message.text, message.blocks)
-        except ConfigError as exc:
-            raise ConfigError(f"route {route.name!r}: {exc}") from None
+        self.services.slack.post_message(post.channel, message.text, message.blocks)
         self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {post.channel}\n")
 
     def _escalate(self, escalation: Escalation, ctx: TriageContext, state: State, summary: TickSummary) -> None:
