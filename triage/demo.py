@@ -26,6 +26,14 @@ linear:
   escalation_threshold: 3
 triage:
   wait_budget_seconds: 5
+routes:
+  - name: crm
+    match: {destination_type: [salesforce], tags: {env: production}}
+    slack: {channel: "#crm-alerts", mention: [S0CRMTEAM], dm_on_escalation: [U0ONCALL1]}
+    linear: {team: CRM, priority: urgent, labels: [hightouch]}
+  - name: staging
+    match: {tags: {env: staging}}
+    linear: {escalate: false}
 """
 
 RULE = "─" * 78
@@ -45,6 +53,9 @@ def run_demo(out: TextIO, run_cli: Callable[..., int], scenario: Path | None = N
             f"{server.base_url}.\nEach tick below is one `python -m triage run`, "
             "as the scheduled workflow runs it every 15 minutes.\n"
         )
+        routes = io.StringIO()
+        run_cli(["routes", "--log-level", "error", "--config", str(config)], environ=env, stdout=routes)
+        out.write(f"\nWhere each sync's alerts go (`python -m triage routes`):\n{_indent(routes.getvalue(), '  ')}")
         tick = 0
         while (step := world.advance()) is not None:
             tick += 1
@@ -62,10 +73,16 @@ def run_demo(out: TextIO, run_cli: Callable[..., int], scenario: Path | None = N
                 out.write(f"The tick exited with code {code}; the demo stops here.\n")
                 return code
             for message in world.slack_messages[seen_messages:]:
-                out.write(f"\n  Slack message in {message['channel']}:\n")
+                where = message["channel"]
+                heading = f"Direct message to {where}" if where in world.users else f"Slack message in {where}"
+                out.write(f"\n  {heading}:\n")
                 out.write(_indent(slack_as_seen(message), "    "))
             for issue in world.linear_issues[seen_issues:]:
-                out.write(f"\n  Linear issue {issue['identifier']} (priority {_priority(issue)}): {issue['title']}\n")
+                team = issue["team"]["key"]
+                out.write(
+                    f"\n  Linear issue {issue['identifier']} (team {team}, priority {_priority(issue)}): "
+                    f"{issue['title']}\n"
+                )
                 out.write(_indent(issue["description"], "    "))
             if len(world.slack_messages) == seen_messages and len(world.linear_issues) == seen_issues:
                 out.write("\n  Nothing sent to Slack or Linear.\n")
@@ -82,7 +99,8 @@ def slack_as_seen(message: dict[str, Any]) -> str:
     """Slack mrkdwn roughly as the Slack client shows it: links as text, no markup."""
     text = "\n\n".join(b["text"]["text"] for b in message.get("blocks") or []) or str(message.get("text", ""))
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
-    text = text.replace("```", "").replace(":red_circle: ", "● ")
+    text = text.replace("```", "").replace(":red_circle: ", "● ").replace("\u200b", "")
+    text = re.sub(r"<!subteam\^(\w+)>", r"@\1", re.sub(r"<@(\w+)>", r"@\1", text))
     text = re.sub(r"\*([^*\n]+)\*", r"\1", text)
     return html.unescape(text)
 

@@ -116,6 +116,7 @@ class TriageContext:
     new_failures: int
     consecutive_failures: int
     escalation_threshold: int
+    escalates: bool = True  # False: the sync's route never opens a Linear issue
 
 
 def sync_url(config: Config, app_url: str, sync_id: str) -> str:
@@ -124,7 +125,9 @@ def sync_url(config: Config, app_url: str, sync_id: str) -> str:
     )
 
 
-def build_context(alert: Alert, *, destination: str, model: str, url: str, threshold: int) -> TriageContext:
+def build_context(
+    alert: Alert, *, destination: str, model: str, url: str, threshold: int, escalates: bool = True
+) -> TriageContext:
     history = tuple(_view(r, failed) for r, failed in zip(alert.previous_runs, alert.previous_failed, strict=True))
     return TriageContext(
         sync_id=alert.sync.id,
@@ -139,6 +142,7 @@ def build_context(alert: Alert, *, destination: str, model: str, url: str, thres
         new_failures=alert.new_failures,
         consecutive_failures=alert.consecutive_failures,
         escalation_threshold=threshold,
+        escalates=escalates,
     )
 
 

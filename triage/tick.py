@@ -255,12 +255,12 @@ class Tick:
             sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
         )
         decision = decide_sync(sync, runs, known, ctx, self.config, self._target(sync))
-        threshold = decision.route.escalation_threshold
+        route = decision.route
         return _Prepared(
             sync=sync,
             decision=decision,
-            alert=self._context(decision.alert, threshold) if decision.posts and decision.alert else None,
-            escalation=self._context(decision.escalation.alert, threshold) if decision.escalation else None,
+            alert=self._context(decision.alert, route) if decision.posts and decision.alert else None,
+            escalation=self._context(decision.escalation.alert, route) if decision.escalation else None,
         )
 
     def _target(self, sync: Sync) -> Target:
@@ -301,14 +301,15 @@ class Tick:
         if not self.dry_run:
             self.store.record(sync_id, sync_state)
 
-    def _context(self, alert: Alert, threshold: int) -> TriageContext:
+    def _context(self, alert: Alert, route: Route) -> TriageContext:
         hightouch = self.services.hightouch
         return build_context(
             alert,
             destination=hightouch.destination_name(alert.sync.destination_id),
             model=hightouch.model_name(alert.sync.model_id),
             url=sync_url(self.config, self.services.app_url, alert.sync.id),
-            threshold=threshold,
+            threshold=route.escalation_threshold,
+            escalates=route.escalate,
         )
 
     def _send_slack(self, ctx: TriageContext, post: Post, route: Route) -> None:

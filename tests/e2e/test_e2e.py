@@ -235,9 +235,16 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "baseline recorded" in out
-    assert out.count("Slack message in #data-alerts") == 6
-    assert "Linear issue DATA-1 (priority High): Hightouch sync salesforce-contacts failing repeatedly" in out
-    assert "DATA-1 already open" in out
+    assert "salesforce-contacts  101  crm      #crm-alerts   S0CRMTEAM  CRM" in out  # the routes table
+    assert "stg-orders           105  staging  #data-alerts  -          -     -          no" in out
+    assert out.count("Slack message in #data-alerts") == 4
+    assert out.count("Slack message in #crm-alerts") == 3 and out.count("Direct message to U0ONCALL1") == 1
+    assert "@S0CRMTEAM ● Hightouch sync salesforce-contacts" in out  # the team is mentioned
+    assert (
+        "Linear issue CRM-1 (team CRM, priority Urgent): Hightouch sync salesforce-contacts failing repeatedly" in out
+    )
+    assert "CRM-1 already open" in out
+    assert "stg-orders failing repeatedly" not in out  # the staging route never escalates
     assert "deferred to the next tick: 1 (104)" in out
     assert "iterable-users" not in out.split("state file after")[1].split("Slack messages:")[0]
     assert list(tmp_path.iterdir()) == []
