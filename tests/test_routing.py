@@ -232,3 +232,26 @@ def test_routes_command_shows_where_each_sync_would_go(workspace: Workspace) -> 
     only = io.StringIO()
     assert main(["routes", "--config", str(workspace.config), "--sync", "2"], environ=env, stdout=only) == 0
     assert len(only.getvalue().splitlines()) == 3
+
+
+def test_a_label_missing_in_the_routes_team_holds_that_sync_and_names_the_label(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = workspace.world
+    world.add_label("hightouch")  # a workspace label: any team may use it
+    workspace.config.write_text(
+        "linear: {escalation_threshold: 1, labels: [hightouch]}\n"
+        "routes:\n  - name: tagged\n    match: {sync: [b]}\n    linear: {labels: [hightouch, nope]}\n"
+    )
+    for sync_id, name in (("1", "a"), ("2", "b")):
+        world.add_sync(sync_id, name)
+        world.add_run(sync_id, "success")
+    workspace.tick()
+    for sync_id in "12":
+        world.add_run(sync_id, "failed")
+    code, _ = workspace.tick()
+    assert code == 2
+    assert "route 'tagged': Linear label 'nope' not found in team DATA" in capsys.readouterr().err
+    (issue,) = world.linear_issues  # sync a's, with the workspace label
+    assert issue["labelIds"] == ["label-1"]
+    assert workspace.saved()["syncs"]["2"]["linear_pending"] is True  # sync b's waits for the fix
