@@ -225,18 +225,9 @@ def decide_sync(
     if walked.failures:
         alert = _alert(sync, ordered, walked.failures[-1], len(walked.failures), state, window, failure_statuses)
 
-    # Escalate on a new failure past the threshold, or retry a Linear step that
-    # failed last tick, while the sync is still failing. A muted route tells no one:
-    # its runs are judged all the same, so nothing is alerted once the mute ends.
-    threshold = route.escalation_threshold
-    escalated: Alert | None = None
-    if route.escalate and not muted and state.consecutive_failures >= threshold:
-        if alert is not None:
-            escalated = alert
-        elif state.linear_pending:
-            newest = _newest_handled_failure(ordered, state, failure_statuses)
-            if newest is not None:
-                escalated = _alert(sync, ordered, newest, 0, state, window, failure_statuses)
+    # A muted route tells no one; its runs are judged all the same, so nothing is
+    # alerted once the mute ends.
+    escalated = None if muted else _due_escalation(sync, ordered, alert, state, route, config)
     if escalated is None:
         # No escalation due (the sync recovered): forget a create id an earlier tick
         # chose; an issue that did land names the sync and is found by the next search.
@@ -248,7 +239,7 @@ def decide_sync(
     if alert is not None and not muted:
         posts = tuple(Post(channel, alert, route.mentions) for channel in route.channels)
         before = known.consecutive_failures if known is not None else 0
-        if escalated is alert and before < threshold:
+        if escalated is alert and before < route.escalation_threshold:
             # Crossing the threshold: the on-call people hear of it directly, once.
             posts += tuple(Post(user, alert) for user in route.dm_on_escalation)
     escalation = None
@@ -257,6 +248,24 @@ def decide_sync(
     return SyncDecision(
         state=state, route=route, alert=alert, posts=posts, escalation=escalation, unknown_statuses=unknown
     )
+
+
+def _due_escalation(
+    sync: Sync, ordered: list[Run], alert: Alert | None, state: SyncState, route: Route, config: Config
+) -> Alert | None:
+    """The alert a Linear step is due for: a new failure past the route's threshold, or a
+    Linear step that failed last tick, retried while the sync is still failing."""
+    if not route.escalate or state.consecutive_failures < route.escalation_threshold:
+        return None
+    if alert is not None:
+        return alert
+    if not state.linear_pending:
+        return None
+    failure_statuses = config.triage.failure_statuses
+    newest = _newest_handled_failure(ordered, state, failure_statuses)
+    if newest is None:
+        return None
+    return _alert(sync, ordered, newest, 0, state, config.triage.history_window, failure_statuses)
 
 
 def linear_attempt(state: SyncState, create_id: str) -> SyncState:
