@@ -1,26 +1,33 @@
-"""In-memory stand-ins for Hightouch, Slack and Linear, served through `responses`.
+"""Hightouch, Slack and Linear for unit tests: the sandbox's own request handler, answering
+through `responses` at fixed test URLs, so there is one emulator of the APIs.
 
-They speak the documented shapes (paging with limit/offset/hasMore, Slack's
-ok:false errors, GraphQL errors) and record every request, so tests can
-assert on exactly what was sent.
+What is here is harness, not emulation: builders in the shape the unit tests speak
+(explicit run ids and minutes), a log of requests as the tests assert on them, and
+queues of canned answers that stand in front of the handler to inject a fault.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests
 import responses
 
-from tests.slack_payloads import assert_slack_accepts
+from tests.sandboxed import handled, request_body
+from triage.sandbox import Sandbox
+from triage.sandbox import World as SandboxWorld
+from triage.sandbox.server import HIGHTOUCH
+from triage.sandbox.server import LINEAR as LINEAR_PATH
+from triage.sandbox.server import SLACK as SLACK_PATH
 
-HT = "https://api.hightouch.test/api/v1"
-SLACK = "https://slack.test/api"
-LINEAR = "https://linear.test/graphql"
+HOST = "https://sandbox.test"
+HT = HOST + HIGHTOUCH
+SLACK = HOST + SLACK_PATH
+LINEAR = HOST + LINEAR_PATH
 APP = "https://app.hightouch.test"
 
 ENV = {
@@ -33,6 +40,10 @@ ENV = {
     "HIGHTOUCH_APP_URL": APP,
 }
 
+T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+# Every run's rows: 9 added, 3 changed, 0 removed; 3 rejected.
+ROWS: dict[str, int | None] = {"added": 9, "changed": 3, "removed": 0, "rejected": 3}
+
 Reply = tuple[int, dict[str, str], str]
 
 
@@ -40,126 +51,80 @@ def reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Repl
     return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body)
 
 
-@dataclass
 class FakeHightouch:
-    syncs: list[dict[str, Any]] = field(default_factory=list)
-    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)  # "/destinations/10" -> "Salesforce"
-    newest_first: bool = True
-    requests: list[str] = field(default_factory=list)  # "GET /syncs?offset=0", ...
-    # path prefix -> replies to give before behaving normally again
-    faults: dict[str, list[Reply]] = field(default_factory=dict)
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+        self.requests: list[str] = []  # "GET /syncs?offset=0", ...
+        self.faults: dict[str, list[Reply]] = {}  # path prefix -> answers to give first
+
+    @property
+    def newest_first(self) -> bool:
+        return self.world.newest_first
+
+    @newest_first.setter
+    def newest_first(self, value: bool) -> None:
+        self.world.newest_first = value
 
     def add_sync(self, sync_id: str, name: str, *, disabled: bool = False) -> None:
-        self.syncs.append(
-            {
-                "id": sync_id,
-                "slug": name,
-                "disabled": disabled,
-                "status": "success",
-                "lastRunAt": None,
-                "destinationId": "10",
-                "modelId": "20",
-                "workspaceId": "1",
-            }
+        self.world.add_sync(
+            sync_id,
+            name,
+            destination="Salesforce Production",
+            model="Active contacts",
+            disabled=disabled,
+            destination_id="10",
+            model_id="20",
         )
-        self.runs.setdefault(sync_id, [])
-        self.names.setdefault("/destinations/10", "Salesforce Production")
-        self.names.setdefault("/models/20", "Active contacts")
 
     def add_run(self, sync_id: str, run_id: int, status: str, *, error: str | None = None, minute: int = 0) -> None:
-        created = f"2026-11-23T{6 + minute // 60:02d}:{minute % 60:02d}:00Z"
-        settled = status not in ("queued", "querying", "processing", "reporting")
-        self.runs[sync_id].append(
-            {
-                "id": run_id,
-                "status": status,
-                "createdAt": created,
-                "startedAt": created,
-                "finishedAt": created if settled else None,
-                "error": error
-                if error is not None
-                else ("Destination rejected the batch" if status == "failed" else None),
-                "plannedRows": {"addedCount": 12, "changedCount": 3, "removedCount": 0},
-                "successfulRows": {"addedCount": 9, "changedCount": 3, "removedCount": 0},
-                "failedRows": {"addedCount": 3, "changedCount": None, "removedCount": None},
-                "completionRatio": 1,
-            }
+        self.world.add_run(
+            sync_id, status, error=error, rows=dict(ROWS), at=T0 + timedelta(minutes=minute), run_id=run_id
         )
-        for item in self.syncs:
-            if item["id"] == sync_id:
-                item["lastRunAt"] = created
 
     def set_status(self, sync_id: str, run_id: int, status: str) -> None:
-        for item in self.runs[sync_id]:
-            if item["id"] == run_id:
-                item["status"] = status
-                item["finishedAt"] = item["createdAt"]
-        for item in self.syncs:
-            if item["id"] == sync_id:
-                item["lastRunAt"] = item["lastRunAt"][:-1] + ".5Z"  # Hightouch bumps it when a run ends
+        """Settle one run; Hightouch moves the sync's lastRunAt when a run ends."""
+        sync = self.world.syncs[sync_id]
+        run = next(r for r in sync.runs if r.id == run_id)
+        run.status, run.finished_at = status, run.created_at + timedelta(seconds=1)
+        assert sync.last_run_at is not None
+        sync.last_run_at += timedelta(milliseconds=500)
 
-    def handle(self, request: requests.PreparedRequest) -> Reply:
-        url = urlparse(str(request.url))
-        path = url.path.removeprefix(urlparse(HT).path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        self.requests.append(
-            f"{request.method} {path}" + (f"?offset={query.get('offset', '0')}" if "offset" in query else "")
-        )
-        for prefix, queued in self.faults.items():
-            if path.startswith(prefix) and queued:
-                return queued.pop(0)
-        if request.headers.get("Authorization") != f"Bearer {ENV['HIGHTOUCH_API_KEY']}":
-            return reply(401, {"message": "Authentication error"})
-        if path == "/syncs":
-            return self._page(self.syncs, query)
-        match = re.fullmatch(r"/syncs/([^/]+)/runs", path)
-        if match:
-            runs = sorted(self.runs.get(match.group(1), []), key=lambda r: r["id"], reverse=self.newest_first)
-            if "runId" in query:
-                runs = [r for r in runs if str(r["id"]) == query["runId"]]
-            return self._page(runs, query)
-        if path in self.names:
-            return reply(200, {"id": path.rsplit("/", 1)[1], "name": self.names[path]})
-        return reply(404, {"message": "Not found"})
-
-    @staticmethod
-    def _page(items: list[dict[str, Any]], query: dict[str, str]) -> Reply:
-        limit = min(int(query.get("limit", "100")), 100)
-        offset = int(query.get("offset", "0"))
-        page = items[offset : offset + limit]
-        return reply(200, {"data": page, "hasMore": offset + limit < len(items)})
+    def log(self, method: str, path: str, query: dict[str, str]) -> None:
+        offset = f"?offset={query['offset']}" if "offset" in query else ""
+        self.requests.append(f"{method} {path}{offset}")
 
     def runs_requests(self) -> list[str]:
         return [r for r in self.requests if "/runs" in r]
 
 
-@dataclass
 class FakeSlack:
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # ok:false codes to answer with, in turn
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+        self.errors: list[str] = []  # ok:false codes to answer with, in turn
 
-    def handle(self, request: requests.PreparedRequest) -> Reply:
-        body = json.loads(request.body or b"{}")
-        if self.errors:
-            return reply(200, {"ok": False, "error": self.errors.pop(0)})
-        if request.headers.get("Authorization") != f"Bearer {ENV['SLACK_BOT_TOKEN']}":
-            return reply(200, {"ok": False, "error": "invalid_auth"})
-        assert_slack_accepts(body)
-        self.messages.append(body)
-        return reply(200, {"ok": True, "channel": "C024BE91L", "ts": f"1700000000.{len(self.messages):06d}"})
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.world.slack_messages
 
     def texts(self) -> list[str]:
         return ["\n\n".join(b["text"]["text"] for b in m["blocks"]) for m in self.messages]
 
 
-@dataclass
 class FakeLinear:
-    issues: list[dict[str, Any]] = field(default_factory=list)
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    team: dict[str, str] = field(default_factory=lambda: {"id": "team-1", "key": "DATA", "name": "Data"})
-    fail_next: list[Reply] = field(default_factory=list)
-    create_then_fail: Reply | None = None  # carry out the next create, then answer with this
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+        world.teams = [{"id": "team-1", "key": "DATA", "name": "Data"}]
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.fail_next: list[Reply] = []
+        self.create_then_fail: Reply | None = None  # carry out the next create, then answer with this
+
+    @property
+    def issues(self) -> list[dict[str, Any]]:
+        return self.world.linear_issues
+
+    @property
+    def team(self) -> dict[str, str]:
+        return self.world.teams[0]
 
     def open_issue(self, title: str, description: str = "", state: str = "started") -> None:
         number = len(self.issues) + 1
@@ -171,71 +136,72 @@ class FakeLinear:
                 "description": description,
                 "url": f"https://linear.test/issue/DATA-{number}",
                 "state": {"type": state},
-                "teamId": self.team["id"],
+                "archivedAt": None,
+                "trashed": False,
+                "team": self.team,
             }
         )
 
-    def handle(self, request: requests.PreparedRequest) -> Reply:
-        body = json.loads(request.body or b"{}")
-        query, variables = body["query"], body.get("variables", {})
-        if "issueCreate" in query:
-            operation = "issueCreate"
-        elif "issues(" in query:
-            operation = "issues"
-        elif "issue(" in query:
-            operation = "issue"
-        else:
-            operation = "teams"
-        self.calls.append((operation, variables))
-        if self.fail_next:
-            return self.fail_next.pop(0)
-        if request.headers.get("Authorization") != ENV["LINEAR_API_KEY"]:
-            return reply(
-                400,
-                {"errors": [{"message": "Authentication required", "extensions": {"type": "authentication error"}}]},
-            )
-        if operation == "teams":
-            key = variables["key"]
-            matches = key == self.team["key"] or key.lower() == self.team["name"].lower()
-            nodes = [self.team] if matches else []
-            return reply(200, {"data": {"teams": {"nodes": nodes}}})
-        if operation == "issues":
-            name = variables["name"].lower()
-            nodes = [
-                i
-                for i in self.issues
-                if i["teamId"] == variables["teamId"]
-                and i["state"]["type"] not in ("completed", "canceled", "duplicate")
-                and (name in i["title"].lower() or name in i["description"].lower())
-            ]
-            return reply(200, {"data": {"issues": {"nodes": nodes}}})
-        if operation == "issue":
-            found = [i for i in self.issues if variables["id"] in (i["id"], i["identifier"])]
-            if not found:
-                return reply(
-                    200, {"errors": [{"message": "Entity not found", "extensions": {"type": "invalid input"}}]}
-                )
-            return reply(200, {"data": {"issue": found[0]}})
-        payload = variables["input"]
-        self.open_issue(payload["title"], payload["description"], state="triage")
-        self.issues[-1]["priority"] = payload["priority"]
-        self.issues[-1]["id"] = payload.get("id") or self.issues[-1]["id"]
-        if self.create_then_fail is not None:
-            answer, self.create_then_fail = self.create_then_fail, None
-            return answer
-        return reply(200, {"data": {"issueCreate": {"success": True, "issue": self.issues[-1]}}})
+    def log(self, body: bytes) -> str:
+        request = json.loads(body or b"{}")
+        query = request["query"]
+        operation = next(
+            (
+                op
+                for op in ("issueCreate", "issueLabels", "issues", "issue", "teams")
+                if re.search(rf"\b{op}\s*\(", query)
+            ),
+            "other",
+        )
+        self.calls.append((operation, request.get("variables", {})))
+        return operation
 
     def operations(self) -> list[str]:
         return [op for op, _ in self.calls]
 
 
-@dataclass
 class World:
-    hightouch: FakeHightouch = field(default_factory=FakeHightouch)
-    slack: FakeSlack = field(default_factory=FakeSlack)
-    linear: FakeLinear = field(default_factory=FakeLinear)
+    """The three APIs as the sandbox answers them, with the tests' hooks in front."""
+
+    def __init__(self) -> None:
+        self.sandbox = SandboxWorld()
+        self.sandbox.hightouch_key = ENV["HIGHTOUCH_API_KEY"]
+        self.sandbox.slack_token = ENV["SLACK_BOT_TOKEN"]
+        self.sandbox.linear_key = ENV["LINEAR_API_KEY"]
+        self.handler = Sandbox(self.sandbox)
+        self.hightouch = FakeHightouch(self.sandbox)
+        self.slack = FakeSlack(self.sandbox)
+        self.linear = FakeLinear(self.sandbox)
 
     def register(self, rsps: responses.RequestsMock) -> None:
-        rsps.add_callback(responses.GET, re.compile(re.escape(HT) + r"/.*"), callback=self.hightouch.handle)
-        rsps.add_callback(responses.POST, f"{SLACK}/chat.postMessage", callback=self.slack.handle)
-        rsps.add_callback(responses.POST, LINEAR, callback=self.linear.handle)
+        pattern = re.compile(re.escape(HOST) + r"/.*")
+        for method in (responses.GET, responses.POST):
+            rsps.add_callback(method, pattern, callback=self.answer)
+
+    def answer(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes | str]:
+        url = urlparse(str(request.url))
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        canned = self._hooks(str(request.method), url.path, query, request_body(request))
+        if canned is not None:
+            return canned
+        answer = handled(self.handler, request)
+        if url.path == LINEAR_PATH and b"issueCreate" in request_body(request) and self.linear.create_then_fail:
+            answer, self.linear.create_then_fail = self.linear.create_then_fail, None
+        return answer
+
+    def _hooks(self, method: str, path: str, query: dict[str, str], body: bytes) -> Reply | None:
+        """Log the request as the tests read it; answer from a fault queue if one applies."""
+        if path.startswith(HIGHTOUCH):
+            sub = path.removeprefix(HIGHTOUCH)
+            self.hightouch.log(method, sub, query)
+            for prefix, queued in self.hightouch.faults.items():
+                if sub.startswith(prefix) and queued:
+                    return queued.pop(0)
+        elif path.startswith(SLACK_PATH):
+            if self.slack.errors:
+                return reply(200, {"ok": False, "error": self.slack.errors.pop(0)})
+        elif path == LINEAR_PATH:
+            self.linear.log(body)
+            if self.linear.fail_next:
+                return self.linear.fail_next.pop(0)
+        return None

@@ -25,22 +25,30 @@ SANDBOX_URL = "http://sandbox.test"
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
+def request_body(request: requests.PreparedRequest) -> bytes:
+    return request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+
+
+def handled(handler: Sandbox, request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+    """The sandbox's answer to a request that `responses` caught; every Slack post is first
+    judged by Slack's own Block Kit models."""
+    url = urlparse(str(request.url))
+    body = request_body(request)
+    if url.path.endswith("/chat.postMessage"):
+        assert_slack_accepts(json.loads(body))
+    target = url.path + (f"?{url.query}" if url.query else "")
+    return handler.handle(str(request.method), target, request.headers, body)
+
+
 @contextmanager
 def mounted(world: World) -> Iterator[None]:
     """Answer every request to SANDBOX_URL with the sandbox's handler for the block's duration."""
     handler = Sandbox(world)
-
-    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], bytes]:
-        url = urlparse(str(request.url))
-        target = url.path + (f"?{url.query}" if url.query else "")
-        body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
-        if url.path.endswith("/chat.postMessage"):
-            assert_slack_accepts(json.loads(body))
-        return handler.handle(str(request.method), target, request.headers, body)
-
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         for method in (responses.GET, responses.POST):
-            rsps.add_callback(method, re.compile(re.escape(SANDBOX_URL) + r"/.*"), callback=answer)
+            rsps.add_callback(
+                method, re.compile(re.escape(SANDBOX_URL) + r"/.*"), callback=lambda r: handled(handler, r)
+            )
         yield
 
 

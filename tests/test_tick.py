@@ -444,8 +444,7 @@ def test_hostile_names_and_huge_errors_neither_crash_nor_break_the_message(tmp_p
     h = Harness(tmp_path, world)
     h.tick()
     ht.add_run("1", 101, "failed", minute=20, error="<!here> " + "é" * 1_000_000)
-    ht.runs["1"][-1]["failedRows"] = None  # counts missing altogether
-    ht.runs["1"][-1]["successfulRows"] = {"addedCount": None}
+    ht.world.syncs["1"].runs[-1].rows = {"added": None, "rejected": None}  # counts sent as null
     code, out = h.tick()
     assert code == 0, out
     (message,) = world.slack.messages

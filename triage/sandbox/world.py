@@ -166,12 +166,19 @@ class World:
         disabled: bool = False,
         destination_type: str | None = None,
         tags: dict[str, str] | None = None,
+        destination_id: str | None = None,
+        model_id: str | None = None,
     ) -> SandboxSync:
+        """A sync; its destination and model are found or made by name (or given ids)."""
         with self.lock:
-            dest_id = self._named(self.destinations, destination, 100)
+            if destination_id is not None:
+                self.destinations[destination_id] = destination
+            if model_id is not None:
+                self.models[model_id] = model
+            dest_id = destination_id or self._named(self.destinations, destination, 100)
             # Hightouch's type is the service's (salesforce, hubspot, …): by default its name's first word.
             self.destination_types.setdefault(dest_id, destination_type or destination.split()[0].lower())
-            model_id = self._named(self.models, model, 200)
+            model_id = model_id or self._named(self.models, model, 200)
             sync = SandboxSync(
                 id=sync_id,
                 slug=slug,
@@ -200,13 +207,15 @@ class World:
         error: str | None = None,
         rows: dict[str, int | None] | None = None,
         at: datetime | None = None,
+        run_id: int | None = None,
     ) -> SandboxRun:
+        """A run of a sync, created `at` (now), with the next id (or `run_id`)."""
         with self.lock:
             sync = self.syncs[sync_id]
             moment = at or datetime.now(UTC)
-            self.next_run_id += 1
+            self.next_run_id = max(self.next_run_id + 1, run_id or 0)
             run = SandboxRun(
-                id=self.next_run_id,
+                id=run_id if run_id is not None else self.next_run_id,
                 status=status,
                 created_at=moment,
                 finished_at=None if status in PENDING else moment + timedelta(seconds=1),
