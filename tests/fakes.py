@@ -145,14 +145,8 @@ class FakeLinear:
     def log(self, body: bytes) -> str:
         request = json.loads(body or b"{}")
         query = request["query"]
-        operation = next(
-            (
-                op
-                for op in ("issueCreate", "issueLabels", "issues", "issue", "teams")
-                if re.search(rf"\b{op}\s*\(", query)
-            ),
-            "other",
-        )
+        operations = ("issueCreate", "commentCreate", "issueLabels", "issues", "issue", "teams")
+        operation = next((op for op in operations if re.search(rf"\b{op}\s*\(", query)), "other")
         self.calls.append((operation, request.get("variables", {})))
         return operation
 

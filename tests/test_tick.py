@@ -131,7 +131,7 @@ def test_four_ticks_baseline_flake_escalation_then_existing_issue(tmp_path: Path
     code, out = h.tick()
     assert code == 0, out
     assert len(world.slack.messages) == 3
-    assert world.linear.operations()[3:] == ["teams", "issues"]
+    assert world.linear.operations()[3:] == ["teams", "issues", "commentCreate"]  # found: told it failed again
     assert len(world.linear.issues) == 1
     assert h.saved()["syncs"]["1"]["consecutive_failures"] == 4
     assert "found: 1" in out
@@ -156,7 +156,7 @@ def test_existing_open_issue_means_no_create_but_slack_is_still_sent(tmp_path: P
     code, out = h.tick()
     assert code == 0, out
     assert len(world.slack.messages) == 1
-    assert world.linear.operations() == ["teams", "issues"]
+    assert world.linear.operations() == ["teams", "issues", "commentCreate"]
     assert h.saved()["syncs"]["1"]["linear_issue"] == "DATA-1"
 
 
@@ -410,7 +410,7 @@ def test_remembered_open_issue_is_reused_when_search_misses_it(tmp_path: Path, w
     ht.add_run("1", 103, "failed", minute=20)
     code, out = h.tick()
     assert code == 0, out
-    assert world.linear.operations() == ["teams", "issues", "issue"]
+    assert world.linear.operations() == ["teams", "issues", "issue", "commentCreate"]
     assert len(world.linear.issues) == 1
 
 

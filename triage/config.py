@@ -52,6 +52,9 @@ class SlackConfig:
     channel: str | tuple[str, ...] = "#data-alerts"  # one channel, or several
     mention: tuple[str, ...] = ()  # Slack user-group (S…) and user (U…/W…) ids
     dm_on_escalation: tuple[str, ...] = ()  # user ids
+    threads: bool = True  # later failures of an incident reply in its first message's thread
+    broadcast: str = "escalation"  # thread replies also shown in the channel: never | escalation | all
+    recovery: bool = True  # a recovery reply, and the first message marked resolved
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -67,6 +70,8 @@ class LinearConfig:
     priority: str = "high"
     escalate: bool = True
     labels: tuple[str, ...] = ()
+    comment_on_failure: bool = True  # a comment on the open issue when the sync fails again
+    comment_on_recovery: bool = True  # a comment when the sync recovers
 
     @property
     def priority_value(self) -> int:
@@ -207,9 +212,9 @@ def parse_config(text: str, path: Path) -> Config:
     ht = reader.mapping(sections.get("hightouch"), "hightouch")
     reader.reject_unknown(ht, {"workspace_slug", "sync_url", "max_requests_per_10s", "concurrency"}, "hightouch")
     sl = reader.mapping(sections.get("slack"), "slack")
-    reader.reject_unknown(sl, SLACK_KEYS, "slack")
+    reader.reject_unknown(sl, SLACK_KEYS | SLACK_INCIDENT_KEYS, "slack")
     li = reader.mapping(sections.get("linear"), "linear")
-    reader.reject_unknown(li, LINEAR_KEYS, "linear")
+    reader.reject_unknown(li, LINEAR_KEYS | LINEAR_INCIDENT_KEYS, "linear")
     tr = reader.mapping(sections.get("triage"), "triage")
     reader.reject_unknown(
         tr,
@@ -233,10 +238,16 @@ def parse_config(text: str, path: Path) -> Config:
         concurrency=reader.integer(ht, "concurrency", "hightouch", d_ht.concurrency, maximum=64),
     )
     _check_sync_url(reader, ht, hightouch.sync_url)
+    broadcast = reader.string(sl, "broadcast", "slack", d_sl.broadcast)
+    if broadcast not in BROADCASTS:
+        reader.fail(sl, "broadcast", "slack", f"expected one of {' | '.join(BROADCASTS)}, got {broadcast!r}")
     slack = SlackConfig(
         channel=_one_or_many(reader.channels(sl, "slack")) or d_sl.channel,
         mention=reader.slack_ids(sl, "mention", "slack", MENTION_ID) or (),
         dm_on_escalation=reader.slack_ids(sl, "dm_on_escalation", "slack", USER_ID) or (),
+        threads=_default(reader.boolean(sl, "threads", "slack"), d_sl.threads),
+        broadcast=broadcast,
+        recovery=_default(reader.boolean(sl, "recovery", "slack"), d_sl.recovery),
     )
     linear = LinearConfig(
         team=reader.string(li, "team", "linear", d_li.team),
@@ -246,6 +257,8 @@ def parse_config(text: str, path: Path) -> Config:
         priority=reader.priority(li, "linear") or d_li.priority,
         escalate=_default(reader.boolean(li, "escalate", "linear"), d_li.escalate),
         labels=reader.optional_list(li, "labels", "linear") or (),
+        comment_on_failure=_default(reader.boolean(li, "comment_on_failure", "linear"), d_li.comment_on_failure),
+        comment_on_recovery=_default(reader.boolean(li, "comment_on_recovery", "linear"), d_li.comment_on_recovery),
     )
     failure_statuses = reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses)
     unknown = [status for status in failure_statuses if status not in SETTLED_STATUSES]
@@ -283,6 +296,10 @@ def parse_config(text: str, path: Path) -> Config:
 
 SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}
 LINEAR_KEYS = {"team", "escalation_threshold", "priority", "escalate", "labels"}
+# How incidents are followed: set once, at the top level.
+SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery"}
+LINEAR_INCIDENT_KEYS = {"comment_on_failure", "comment_on_recovery"}
+BROADCASTS = ("never", "escalation", "all")
 MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags"}
 ROUTE_KEYS = {"name", "match", "slack", "linear", "mute", "mute_until"}
 # Slack ids: user groups S…, users U… or W… (Enterprise Grid); mentions take both, DMs users only.

@@ -26,6 +26,7 @@ from triage.models import (
     State,
     Sync,
     SyncState,
+    Thread,
     is_after,
     is_known_status,
     iso_time,
@@ -149,21 +150,48 @@ class Alert:
 
 @dataclass(frozen=True)
 class Post:
-    """One Slack message about `alert`, to a channel (or a user's DM), with its mentions."""
+    """One Slack message about `alert`, to a channel (or a user's DM), with its mentions:
+    a reply in the incident's `thread` when there is one, else a new message that
+    (`starts_thread`) becomes the incident's first message in that channel."""
 
     channel: str
     alert: Alert
     mentions: tuple[str, ...] = ()
+    thread: Thread | None = None
+    broadcast: bool = False  # a thread reply also shown in the channel
+    starts_thread: bool = False
+
+
+@dataclass(frozen=True)
+class Update:
+    """Refresh an incident's first message, after the Linear step, to show where it stands."""
+
+    thread: Thread
+    alert: Alert
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The first successful run after an incident that was told: a reply in each of its
+    threads, the first messages marked resolved, and a comment on its Linear issue."""
+
+    run: Run
+    failed_runs: int
+    started_at: str | None
+    threads: tuple[Thread, ...]
+    linear_issue: str | None = None  # comment on it, when configured
 
 
 @dataclass(frozen=True)
 class Escalation:
-    """A due Linear step: find the sync's open issue in `team`, or create it."""
+    """A due Linear step: find the sync's open issue in `team`, or create it; `comment`
+    on an issue found open that the sync failed again."""
 
     alert: Alert
     team: str
     priority: int
     labels: tuple[str, ...] = ()
+    comment: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,8 +207,10 @@ class SyncDecision:
     state: SyncState
     route: Route
     alert: Alert | None = None  # new failures this tick (posted unless the route is muted)
+    recovery: Recovery | None = None  # told before the posts: an incident that ended this tick
     posts: tuple[Post, ...] = ()  # channel messages, then DMs of an escalation
     escalation: Escalation | None = None
+    updates: tuple[Update, ...] = ()  # after the Linear step, so they can name its issue
     unknown_statuses: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -236,17 +266,40 @@ def decide_sync(
         state = replace(state, linear_pending=True)
 
     posts: tuple[Post, ...] = ()
+    updates: tuple[Update, ...] = ()
     if alert is not None and not muted:
-        posts = tuple(Post(channel, alert, route.mentions) for channel in route.channels)
         before = known.consecutive_failures if known is not None else 0
-        if escalated is alert and before < route.escalation_threshold:
+        crossing = escalated is alert and before < route.escalation_threshold
+        broadcast = config.slack.broadcast == "all" or (config.slack.broadcast == "escalation" and crossing)
+        for channel in route.channels:
+            thread = next((t for t in state.threads if t.channel == channel), None) if config.slack.threads else None
+            if thread is None:
+                posts += (Post(channel, alert, route.mentions, starts_thread=config.slack.threads),)
+            else:
+                posts += (Post(channel, alert, route.mentions, thread=thread, broadcast=broadcast),)
+                updates += (Update(thread, alert),)
+        if crossing:
             # Crossing the threshold: the on-call people hear of it directly, once.
             posts += tuple(Post(user, alert) for user in route.dm_on_escalation)
     escalation = None
     if escalated is not None:
-        escalation = Escalation(escalated, route.team, route.priority_value, route.labels)
+        escalation = Escalation(
+            escalated, route.team, route.priority_value, route.labels, comment=config.linear.comment_on_failure
+        )
+    recovery = walked.recovery if config.slack.recovery or config.linear.comment_on_recovery else None
+    if recovery is not None and not config.slack.recovery:
+        recovery = replace(recovery, threads=())
+    if recovery is not None and not config.linear.comment_on_recovery:
+        recovery = replace(recovery, linear_issue=None)
     return SyncDecision(
-        state=state, route=route, alert=alert, posts=posts, escalation=escalation, unknown_statuses=unknown
+        state=state,
+        route=route,
+        alert=alert,
+        recovery=recovery,
+        posts=posts,
+        escalation=escalation,
+        updates=updates,
+        unknown_statuses=unknown,
     )
 
 
@@ -268,15 +321,28 @@ def _due_escalation(
     return _alert(sync, ordered, newest, 0, state, config.triage.history_window, failure_statuses)
 
 
+def thread_started(state: SyncState, channel: str, channel_id: str, ts: str) -> SyncState:
+    """The state once an incident's first message went out in `channel`: later failures reply to it."""
+    others = tuple(t for t in state.threads if t.channel != channel)
+    return replace(state, threads=(*others, Thread(channel, channel_id, ts)))
+
+
 def linear_attempt(state: SyncState, create_id: str) -> SyncState:
     """The state to record before an issue create: the id it carries, so a create whose
     answer is lost can be looked up next tick instead of sent again."""
     return replace(state, linear_create_id=create_id)
 
 
-def linear_done(state: SyncState, issue_identifier: str, team: str | None = None) -> SyncState:
+def linear_done(state: SyncState, issue_identifier: str, team: str | None = None, url: str | None = None) -> SyncState:
     """The state once the Linear step succeeded (issue found or created, in `team`)."""
-    return replace(state, linear_pending=False, linear_issue=issue_identifier, linear_team=team, linear_create_id=None)
+    return replace(
+        state,
+        linear_pending=False,
+        linear_issue=issue_identifier,
+        linear_url=url,
+        linear_team=team,
+        linear_create_id=None,
+    )
 
 
 def never_ran_state(sync: Sync) -> SyncState:
@@ -287,6 +353,7 @@ def never_ran_state(sync: Sync) -> SyncState:
 class _Walk:
     state: SyncState
     failures: list[Run]
+    recovery: Recovery | None = None
 
 
 def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) -> _Walk:
@@ -297,21 +364,27 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
     """
     state = start
     failures: list[Run] = []
+    recovery: Recovery | None = None
     for index, run in enumerate(runs):
         result = outcome(run, failure_statuses)
         if result is Outcome.UNSETTLED:
             if not _abandoned(runs[index + 1 :], failure_statuses):
-                return _Walk(replace(state, pending_run_id=run.id), failures)
+                return _Walk(replace(state, pending_run_id=run.id), failures, recovery)
             # Passed over, neither failure nor success, so one zombie run cannot silence a sync.
             result = Outcome.OTHER
         count = state.consecutive_failures
         if result is Outcome.FAILED:
             count += 1
             failures.append(run)
+            if count == 1:  # an incident starts
+                state = replace(state, incident_at=iso_time(run.time))
         elif result is Outcome.SUCCEEDED:
+            if state.threads and recovery is None:  # the end of an incident that was told
+                recovery = Recovery(run, count, state.incident_at, state.threads, state.linear_issue)
             count = 0
+            state = replace(state, incident_at=None, threads=())
         state = replace(state, cursor_run_id=run.id, cursor_at=iso_time(run.time), consecutive_failures=count)
-    return _Walk(state, failures)
+    return _Walk(state, failures, recovery)
 
 
 def _abandoned(later: list[Run], failure_statuses: tuple[str, ...]) -> bool:

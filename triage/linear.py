@@ -66,6 +66,12 @@ MAX_SEARCH_PAGES = 20
 
 CLOSED_STATES = ("completed", "canceled", "duplicate")
 
+COMMENT_MUTATION = """
+mutation Comment($input: CommentCreateInput!) {
+  commentCreate(input: $input) { success }
+}
+"""
+
 CREATE_MUTATION = """
 mutation CreateIssue($input: IssueCreateInput!) {
   issueCreate(input: $input) {
@@ -158,6 +164,15 @@ class LinearClient:
         """The issue with this identifier if it exists and is still open."""
         issue = self.issue(identifier)
         return issue if issue is not None and issue.open else None
+
+    def comment(self, issue_id: str, body: str) -> None:
+        """Add a Markdown comment to an issue (by its id). Not retried when the answer is lost:
+        a comment told twice is noise, not harm, but it is not worth a second try."""
+        data = self._graphql(
+            "commentCreate", COMMENT_MUTATION, {"input": {"issueId": issue_id, "body": body}}, idempotent=False
+        )
+        if not (data.get("commentCreate") or {}).get("success"):
+            raise ApiError("Linear commentCreate: success was false")
 
     def labels(self, team: Team) -> dict[str, str]:
         """Label ids by lower-cased name: the team's labels and the workspace's."""

@@ -124,6 +124,15 @@ def sort_runs(runs: list[Run] | tuple[Run, ...]) -> list[Run]:
 
 
 @dataclass(frozen=True)
+class Thread:
+    """The first Slack message of an incident in one channel: later messages reply to it."""
+
+    channel: str  # as configured (#data-alerts): the key routes and state agree on
+    channel_id: str  # as Slack answered (C…): what chat.update needs
+    ts: str
+
+
+@dataclass(frozen=True)
 class SyncState:
     """What one tick hands to the next about one sync (see state/state.yaml)."""
 
@@ -133,10 +142,13 @@ class SyncState:
     last_run_at: str | None = None  # sync.lastRunAt when last checked
     consecutive_failures: int = 0
     linear_issue: str | None = None  # last Linear issue found or created
+    linear_url: str | None = None  # its link, as Linear gave it
     linear_team: str | None = None  # the team key of that issue: a route change still finds it
     linear_pending: bool = False  # an escalation is due but has not succeeded yet
     linear_create_id: str | None = None  # id given to an issue create whose outcome is unknown
     pending_run_id: str | None = None  # an unsettled run to look at again next tick
+    incident_at: str | None = None  # when the open incident's first failed run happened
+    threads: tuple[Thread, ...] = ()  # the incident's first message in each channel
 
 
 @dataclass

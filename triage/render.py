@@ -29,6 +29,9 @@ SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SLACK_TEMPLATE = "slack_message.md.j2"
 LINEAR_TITLE_TEMPLATE = "linear_title.txt.j2"
 LINEAR_DESCRIPTION_TEMPLATE = "linear_description.md.j2"
+SLACK_RECOVERY_TEMPLATE = "slack_recovery.md.j2"
+LINEAR_FAILURE_COMMENT_TEMPLATE = "linear_comment_failure.md.j2"
+LINEAR_RECOVERY_COMMENT_TEMPLATE = "linear_comment_recovery.md.j2"
 
 SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
 SLACK_MAX_BLOCKS = 50
@@ -117,6 +120,24 @@ class TriageContext:
     consecutive_failures: int
     escalation_threshold: int
     escalates: bool = True  # False: the sync's route never opens a Linear issue
+    incident_since: str = ""  # when the incident's first failed run happened ("" unknown)
+    linear_issue: str = ""  # the sync's open Linear issue (DATA-42), once known
+    linear_url: str = ""
+
+
+@dataclass(frozen=True)
+class RecoveryContext:
+    """What the recovery reply, the resolved first message and the Linear comment show."""
+
+    sync_id: str
+    sync_name: str
+    sync_url: str
+    run_id: str
+    failed_runs: int
+    since: str  # when the incident started ("" unknown)
+    duration: str  # how long it lasted, for people: "2 h 15 min" ("" unknown)
+    linear_issue: str = ""
+    linear_url: str = ""
 
 
 def sync_url(config: Config, app_url: str, sync_id: str) -> str:
@@ -239,13 +260,40 @@ class Renderer:
             title, description = plain_linear_issue(ctx)
         return LinearIssueText(title=cut(title, 250), description=description)
 
+    def slack_recovery(self, ctx: RecoveryContext, *, strict: bool = False) -> SlackMessage:
+        """The recovery reply, also the text the incident's first message is updated to."""
+        try:
+            body = self._render(SLACK_RECOVERY_TEMPLATE, ctx).strip()
+        except ConfigError as exc:
+            if strict:
+                raise
+            log.error("%s; sync %s gets the built-in plain recovery", exc, ctx.sync_id)
+            body = f":large_green_circle: Hightouch sync {slack_escape(ctx.sync_name)} recovered (run {ctx.run_id})"
+        headline = body.splitlines()[0] if body else "recovered"
+        return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=body)
+
+    def linear_comment(self, ctx: TriageContext | RecoveryContext, *, strict: bool = False) -> str:
+        """A comment on the sync's open issue: it failed again, or it recovered."""
+        name = LINEAR_RECOVERY_COMMENT_TEMPLATE if isinstance(ctx, RecoveryContext) else LINEAR_FAILURE_COMMENT_TEMPLATE
+        try:
+            return self._render(name, ctx).strip()
+        except ConfigError as exc:
+            if strict:
+                raise
+            log.error("%s; sync %s gets a built-in plain comment", exc, ctx.sync_id)
+            return f"Hightouch sync {markdown_escape(ctx.sync_name)}: see {ctx.sync_url}"
+
     def check(self) -> None:
         """Render every template once with sample data: a broken template fails here, not mid-tick."""
         ctx = sample_context()
         self.slack_message(ctx, ("S0123ABCD", "U024BE7LH"), strict=True)
         self.linear_issue(ctx, strict=True)
+        self.linear_comment(ctx, strict=True)
+        recovery = sample_recovery()
+        self.slack_recovery(recovery, strict=True)
+        self.linear_comment(recovery, strict=True)
 
-    def _render(self, name: str, ctx: TriageContext, **extra: str) -> str:
+    def _render(self, name: str, ctx: TriageContext | RecoveryContext, **extra: str) -> str:
         try:
             template = self.env.get_template(name)
             return template.render(ctx=ctx, **vars(ctx), **extra)
@@ -387,4 +435,35 @@ def sample_context() -> TriageContext:
         new_failures=1,
         consecutive_failures=3,
         escalation_threshold=3,
+        incident_since="2026-11-23 08:30 UTC",
+        linear_issue="DATA-42",
+        linear_url="https://linear.app/acme/issue/DATA-42",
     )
+
+
+def sample_recovery() -> RecoveryContext:
+    return RecoveryContext(
+        sync_id="1234",
+        sync_name="salesforce-contacts",
+        sync_url="https://app.hightouch.com/my-workspace/syncs/1234",
+        run_id="98770",
+        failed_runs=4,
+        since="2026-11-23 08:30 UTC",
+        duration="2 h 15 min",
+        linear_issue="DATA-42",
+        linear_url="https://linear.app/acme/issue/DATA-42",
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """A span for people: 45 s, 12 min, 2 h 15 min, 3 d 4 h."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)} s"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -1,4 +1,4 @@
-"""Slack Web API client: chat.postMessage only.
+"""Slack Web API client: chat.postMessage and chat.update.
 
 Slack answers HTTP 200 with `ok: false` for most errors; each error code is
 classified here, once: bad credentials stop the tick, a bad channel is a
@@ -38,15 +38,37 @@ class PostedMessage:
     ts: str
 
 
+class MessageGone(ApiError):
+    """The message to update was deleted, or can no longer be edited."""
+
+
+GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
 class SlackClient:
+    """chat.postMessage (threads, broadcast) and chat.update, through the one HTTP policy.
+
+    The hand-written client is kept over slack_sdk: every call must share the tick's wait
+    budget, throttle and idempotency rules, which slack_sdk's own retry handlers do not know.
+    """
+
     def __init__(self, http: HttpClient, base_url: str, token: str) -> None:
         self.http = http
-        self.url = base_url.rstrip("/") + "/chat.postMessage"
+        self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"}
 
-    def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> PostedMessage:
-        """Post one message. Retried by the HTTP policy only when Slack provably did not post it."""
-        payload = {
+    def post_message(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> PostedMessage:
+        """Post one message, or a reply in a thread. Retried by the HTTP policy only when
+        Slack provably did not post it."""
+        payload: dict[str, Any] = {
             "channel": channel,
             "text": text,
             "blocks": blocks,
@@ -54,9 +76,26 @@ class SlackClient:
             "unfurl_media": False,
             "link_names": False,
         }
-        endpoint = "chat.postMessage"
+        if thread_ts is not None:
+            payload["thread_ts"] = thread_ts
+            payload["reply_broadcast"] = broadcast
+        body = self._call("chat.postMessage", channel, payload, idempotent=False)
+        return PostedMessage(channel=str(body.get("channel") or channel), ts=str(body.get("ts") or ""))
+
+    def update_message(self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Replace a message the bot posted. Raises MessageGone when it no longer exists.
+        An update is idempotent: sending it twice leaves the same message."""
+        payload = {"channel": channel_id, "ts": ts, "text": text, "blocks": blocks}
+        self._call("chat.update", channel_id, payload, idempotent=True)
+
+    def _call(self, endpoint: str, channel: str, payload: dict[str, Any], *, idempotent: bool) -> dict[str, Any]:
         response = self.http.request(
-            "POST", self.url, endpoint=endpoint, idempotent=False, headers=self._headers, json=payload
+            "POST",
+            f"{self.base_url}/{endpoint}",
+            endpoint=endpoint,
+            idempotent=idempotent,
+            headers=self._headers,
+            json=payload,
         )
         try:
             body = response.json()
@@ -65,10 +104,12 @@ class SlackClient:
         if not isinstance(body, dict):
             raise ApiError(f"Slack {endpoint}: unexpected response")
         if body.get("ok") is True:
-            return PostedMessage(channel=str(body.get("channel") or channel), ts=str(body.get("ts") or ""))
+            return body
         error = str(body.get("error") or f"HTTP {response.status_code}")
         if error in AUTH_ERRORS:
             raise AuthError(f"Slack {endpoint}: {error}: the bot token was refused (SLACK_BOT_TOKEN)")
         if error in CHANNEL_ERRORS:
             raise ConfigError(f"Slack channel {channel!r} {CHANNEL_ERRORS[error]} [{error}]")
+        if error in GONE_ERRORS:
+            raise MessageGone(f"Slack {endpoint} in {channel!r}: {error}")
         raise ApiError(f"Slack {endpoint} to {channel!r} failed: {error}")

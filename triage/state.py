@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from triage.errors import StateBusy, StateError
-from triage.models import State, SyncState
+from triage.models import State, SyncState, Thread
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +184,15 @@ def dump_state(state: State) -> str:
 def _compact(sync_state: SyncState) -> dict[str, Any]:
     """Leave out empty optional fields so the committed diff stays small."""
     data = asdict(sync_state)
-    for key in ("cursor_at", "linear_issue", "linear_team", "linear_create_id", "pending_run_id"):
+    for key in ("cursor_at", "linear_issue", "linear_url", "linear_team", "linear_create_id", "pending_run_id"):
         if data[key] is None:
             del data[key]
     if not data["linear_pending"]:
         del data["linear_pending"]
+    if data["incident_at"] is None:
+        del data["incident_at"]
+    if not data["threads"]:
+        del data["threads"]
     return data
 
 
@@ -238,11 +242,24 @@ def _sync_state(raw: Any, where: str) -> SyncState:
         last_run_at=_optional_str(raw.get("last_run_at")),
         consecutive_failures=count,
         linear_issue=_optional_str(raw.get("linear_issue")),
+        linear_url=_optional_str(raw.get("linear_url")),
         linear_team=_optional_str(raw.get("linear_team")),
         linear_pending=bool(raw.get("linear_pending", False)),
         linear_create_id=_optional_str(raw.get("linear_create_id")),
         pending_run_id=_optional_str(raw.get("pending_run_id")),
+        incident_at=_optional_str(raw.get("incident_at")),
+        threads=_threads(raw.get("threads"), where),
     )
+
+
+def _threads(raw: Any, where: str) -> tuple[Thread, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+        isinstance(t, dict) and {"channel", "channel_id", "ts"} <= set(t) for t in raw
+    ):
+        raise StateError(f"{where}: threads must be a list of {{channel, channel_id, ts}}")
+    return tuple(Thread(channel=str(t["channel"]), channel_id=str(t["channel_id"]), ts=str(t["ts"])) for t in raw)
 
 
 def _optional_str(value: Any) -> str | None:

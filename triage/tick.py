@@ -34,22 +34,33 @@ from triage.decide import (
     Alert,
     Escalation,
     Post,
+    Recovery,
     SyncDecision,
     TickContext,
+    Update,
     decide_sync,
     enough_runs,
     linear_attempt,
     linear_done,
     never_ran_state,
     plan_tick,
+    thread_started,
 )
 from triage.errors import ApiError, AuthError, ConfigError, Deferred
 from triage.hightouch import HightouchClient
 from triage.linear import Issue, LinearClient, Team
-from triage.models import State, Sync, SyncState
-from triage.render import Renderer, TriageContext, build_context, markdown_escape, sync_url
+from triage.models import State, Sync, SyncState, parse_iso_time
+from triage.render import (
+    RecoveryContext,
+    Renderer,
+    TriageContext,
+    build_context,
+    duration_text,
+    markdown_escape,
+    sync_url,
+)
 from triage.routing import Route, Target, needs_names
-from triage.slack import SlackClient
+from triage.slack import MessageGone, PostedMessage, SlackClient
 from triage.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -283,14 +294,22 @@ class Tick:
         if decision.alert is not None:
             summary.new_failures += decision.alert.new_failures
         try:
+            if decision.recovery is not None:
+                self._recover(sync, decision.recovery, state.syncs.get(sync.id))
+            kept = decision.state
             for post in decision.posts:
                 assert prepared.alert is not None  # built whenever there is something to post
-                self._send_slack(prepared.alert, post, decision.route)
+                posted = self._send_slack(self._with_incident(prepared.alert, kept), post, decision.route)
                 summary.slack_sent += 1
-            self._record(state, sync.id, decision.state)
+                if posted is not None and post.starts_thread:
+                    kept = thread_started(kept, post.channel, posted.channel, posted.ts)
+            self._record(state, sync.id, kept)
             if decision.escalation is not None and prepared.escalation is not None:
                 summary.escalations += 1
                 self._escalate(decision.escalation, prepared.escalation, state, summary)
+            for update in decision.updates:
+                assert prepared.alert is not None
+                self._update(self._with_incident(prepared.alert, state.syncs[sync.id]), update, state)
         except ConfigError as exc:  # a channel, team or label of this route that does not exist
             raise ConfigError(f"route {decision.route.name!r}: {exc}") from None
 
@@ -312,13 +331,78 @@ class Tick:
             escalates=route.escalate,
         )
 
-    def _send_slack(self, ctx: TriageContext, post: Post, route: Route) -> None:
+    def _send_slack(self, ctx: TriageContext, post: Post, route: Route) -> PostedMessage | None:
         message = self.renderer.slack_message(ctx, post.mentions)
+        where = f"{post.channel}{' (thread reply)' if post.thread else ''}"
         if self.services.slack is None:
-            self._show(f"Slack message to {post.channel} (route {route.name})", message.mrkdwn)
+            self._show(f"Slack message to {where} (route {route.name})", message.mrkdwn)
+            return None
+        posted = self.services.slack.post_message(
+            post.channel,
+            message.text,
+            message.blocks,
+            thread_ts=post.thread.ts if post.thread else None,
+            broadcast=post.broadcast,
+        )
+        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {where}\n")
+        return posted
+
+    @staticmethod
+    def _with_incident(ctx: TriageContext, known: SyncState) -> TriageContext:
+        """The alert's words with what state knows of the incident: its start, its issue."""
+        since = parse_iso_time(known.incident_at)
+        return replace(
+            ctx,
+            incident_since=since.strftime("%Y-%m-%d %H:%M UTC") if since else "",
+            linear_issue=known.linear_issue or "",
+            linear_url=known.linear_url or "",
+        )
+
+    def _update(self, ctx: TriageContext, update: Update, state: State) -> None:
+        """Refresh the incident's first message; if it was deleted, start the thread again."""
+        slack = self.services.slack
+        message = self.renderer.slack_message(ctx)
+        if slack is None:
+            self._show(f"Slack update of the first message in {update.thread.channel}", message.mrkdwn)
             return
-        self.services.slack.post_message(post.channel, message.text, message.blocks)
-        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {post.channel}\n")
+        try:
+            slack.update_message(update.thread.channel_id, update.thread.ts, message.text, message.blocks)
+        except MessageGone as exc:
+            log.warning("%s: posting a new first message for the incident", exc)
+            posted = slack.post_message(update.thread.channel, message.text, message.blocks)
+            known = state.syncs[ctx.sync_id]
+            self._record(state, ctx.sync_id, thread_started(known, update.thread.channel, posted.channel, posted.ts))
+
+    def _recover(self, sync: Sync, recovery: Recovery, known: SyncState | None) -> None:
+        """Tell each thread of the incident that it is over, and mark its first message resolved."""
+        started, ended = parse_iso_time(recovery.started_at), recovery.run.time
+        ctx = RecoveryContext(
+            sync_id=sync.id,
+            sync_name=sync.name,
+            sync_url=sync_url(self.config, self.services.app_url, sync.id),
+            run_id=recovery.run.id,
+            failed_runs=recovery.failed_runs,
+            since=started.strftime("%Y-%m-%d %H:%M UTC") if started else "",
+            duration=duration_text((ended - started).total_seconds()) if started and ended else "",
+            linear_issue=recovery.linear_issue or "",
+            linear_url=(known.linear_url or "") if known else "",
+        )
+        message = self.renderer.slack_recovery(ctx)
+        slack, linear = self.services.slack, self.services.linear
+        for thread in recovery.threads:
+            if slack is None:
+                self._show(f"Slack recovery reply in {thread.channel}", message.mrkdwn)
+                continue
+            slack.post_message(thread.channel_id, message.text, message.blocks, thread_ts=thread.ts)
+            try:
+                slack.update_message(thread.channel_id, thread.ts, message.text, message.blocks)
+            except MessageGone as exc:
+                log.warning("%s: the recovery reply stands alone", exc)
+            self.out.write(f"  {sync.name} ({sync.id}): recovery sent to {thread.channel}\n")
+        if recovery.linear_issue and linear is not None:
+            issue = linear.issue(recovery.linear_issue)
+            if issue is not None:
+                linear.comment(issue.id, self.renderer.linear_comment(ctx))
 
     def _escalate(self, escalation: Escalation, ctx: TriageContext, state: State, summary: TickSummary) -> None:
         """Find the sync's open issue, or create it; record what was found or created.
@@ -350,6 +434,9 @@ class Tick:
             teams.append(self._team(linear, known.linear_team))
         existing = existing or self._find_existing(linear, teams, ctx, known.linear_issue)
         verdict = "already open"
+        if existing is not None and escalation.comment and escalation.alert.new_failures:
+            linear.comment(existing.id, self.renderer.linear_comment(ctx))
+            verdict = "already open, commented"
         if existing is None:
             labels = self._labels(linear, team, escalation.labels)
             create_id = create_id or self.new_id()
@@ -368,7 +455,7 @@ class Tick:
             summary.linear_created += 1
         else:
             summary.linear_found += 1
-        done = linear_done(state.syncs[ctx.sync_id], existing.identifier, existing.team or team.key)
+        done = linear_done(state.syncs[ctx.sync_id], existing.identifier, existing.team or team.key, existing.url)
         self._record(state, ctx.sync_id, done)
         self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {existing.identifier} {verdict}\n")
 

@@ -313,27 +313,33 @@ def test_routes_send_each_sync_to_its_owners(deploy: Deployment) -> None:
     assert [m["channel"] for m in world.slack_messages] == ["#crm-alerts", "#crm-alerts", "#staging"]
     assert world.slack_messages[0]["text"].startswith("<!subteam^S0123ABCD> <@U024BE7LH> :red_circle:")
 
-    del world.slack_messages[:]
+    seen = len(world.slack_messages)
     for sync_id in "134":
         world.add_run(sync_id, "failed")
     for _ in range(3):
         world.add_run("3", "failed")  # the staging sync: 5 in a row
     deploy.ok_tick()
-    assert [m["channel"] for m in world.slack_messages] == ["#crm-alerts", "U024BE7LH", "#staging"]  # DM at 2
+    new = world.slack_messages[seen:]
+    assert [m["channel"] for m in new] == ["#crm-alerts", "U024BE7LH", "#staging"]  # a DM at 2
+    first = world.slack_messages[0]
+    assert (new[0]["thread_ts"], new[0]["reply_broadcast"]) == (first["ts"], True)  # crossing: shown in channel
+    assert "thread_ts" not in new[1]  # the DM stands alone
+    assert new[2]["reply_broadcast"] is False  # staging never escalates: a quiet reply
     (issue,) = world.linear_issues
     assert (issue["team"]["key"], issue["priority"], issue["labelIds"]) == ("CRM", 1, ["label-1"])
+    assert issue["url"] in str(first["blocks"])  # the first message now names the issue
     assert deploy.saved("1")["linear_team"] == "CRM"
     assert deploy.saved("3")["consecutive_failures"] == 5  # never escalated
     assert deploy.saved("4")["consecutive_failures"] == 2  # muted: judged, not told
 
-    del world.slack_messages[:]
+    seen = len(world.slack_messages)
     deploy.config.write_text(deploy.config.read_text().replace(tomorrow, "2020-01-01"))  # the mute ends
     deploy.ok_tick()
-    assert world.slack_messages == []  # nothing from the mute is alerted after it
+    assert world.slack_messages[seen:] == []  # nothing from the mute is alerted after it
     world.add_run("4", "failed")
     deploy.ok_tick()
-    assert [m["channel"] for m in world.slack_messages] == ["#data-alerts"]
-    assert "3 runs in a row" in deploy.messages()[0]
+    assert [m["channel"] for m in world.slack_messages[seen:]] == ["#data-alerts"]
+    assert "3 runs in a row" in deploy.messages()[-1]
 
 
 def test_a_broken_route_holds_only_its_syncs_until_it_is_fixed(deploy: Deployment) -> None:
@@ -359,3 +365,52 @@ def test_a_broken_route_holds_only_its_syncs_until_it_is_fixed(deploy: Deploymen
     deploy.ok_tick()
     deploy.ok_tick()
     assert sorted(m["text"].split("|")[1].split(">")[0] for m in world.slack_messages) == ["hs-deals", "sf-contacts"]
+
+
+def test_one_incident_is_one_thread_that_ends_with_a_recovery(deploy: Deployment) -> None:
+    world = deploy.world
+    world.add_sync("1", "sf-contacts")
+    world.add_run("1", "success")
+    deploy.ok_tick()
+    messages = world.slack_messages
+
+    world.add_run("1", "failed", error="first error")
+    deploy.ok_tick()
+    (first,) = messages  # the incident's first message: top level
+    assert "thread_ts" not in first
+
+    world.add_run("1", "failed")
+    deploy.ok_tick()
+    assert (messages[1]["thread_ts"], messages[1]["reply_broadcast"]) == (first["ts"], False)  # a quiet reply
+
+    world.add_run("1", "failed", error="third error")
+    deploy.ok_tick()
+    assert (messages[2]["thread_ts"], messages[2]["reply_broadcast"]) == (first["ts"], True)  # escalation: shown
+    (issue,) = world.linear_issues
+    live = "\n".join(b["text"]["text"] for b in first["blocks"])
+    assert f"<{issue['url']}|{issue['identifier']}>" in live  # the first message names the issue...
+    assert "3 runs in a row since" in live and "third error" in live  # ...and where things stand
+
+    world.add_run("1", "failed")
+    deploy.ok_tick()
+    assert messages[3]["thread_ts"] == first["ts"] and len(issue["comments"]) == 1  # failed again: a comment
+
+    world.add_run("1", "success")
+    deploy.ok_tick()
+    recovery = messages[4]
+    assert recovery["thread_ts"] == first["ts"] and "recovered" in recovery["text"]
+    assert "after 4 failed runs" in recovery["text"]
+    assert "recovered" in first["text"]  # the first message is marked resolved
+    assert len(issue["comments"]) == 2 and "Recovered" in issue["comments"][1]
+    assert "threads" not in deploy.saved("1")
+
+    world.add_run("1", "success")
+    deploy.ok_tick()
+    assert len(messages) == 5  # never a second recovery
+
+    world.apply({"linear_state": {issue["identifier"]: "completed"}})
+    for _ in range(3):
+        world.add_run("1", "failed")
+    deploy.ok_tick()
+    assert "thread_ts" not in messages[5]  # a new incident: a new top-level message
+    assert len(world.linear_issues) == 2  # the old issue was closed: a new one

@@ -234,8 +234,10 @@ class Sandbox:
     # -- Slack ---------------------------------------------------------------
 
     def _slack(self, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """chat.postMessage (threads with thread_ts and reply_broadcast, DMs to a user id) and
+        chat.update, with Slack's ok:false errors."""
         world = self.world
-        if path != "/chat.postMessage":
+        if path not in ("/chat.postMessage", "/chat.update"):
             return _json(200, {"ok": False, "error": "unknown_method"})
         if headers.get("Authorization") != f"Bearer {world.slack_token}":
             return _json(200, {"ok": False, "error": "invalid_auth"})
@@ -243,12 +245,9 @@ class Sandbox:
             payload = json.loads(body or b"{}")
         except ValueError:
             return _json(200, {"ok": False, "error": "invalid_json"})
-        channel = payload.get("channel")
-        if not channel:
-            return _json(200, {"ok": False, "error": "channel_not_found"})
         with world.lock:
-            # A user id as the channel posts in the app's DM with that user.
-            if channel not in world.channels and channel not in world.users:
+            channel_id = world.channel_id(str(payload.get("channel") or ""))
+            if channel_id is None:
                 return _json(200, {"ok": False, "error": "channel_not_found"})
             if not payload.get("text") and not payload.get("blocks"):
                 return _json(200, {"ok": False, "error": "no_text"})
@@ -256,9 +255,19 @@ class Sandbox:
                 text = (block.get("text") or {}).get("text", "")
                 if len(text) > 3000:
                     return _json(200, {"ok": False, "error": "invalid_blocks"})
-            ts = f"{time.time():.6f}"
-            world.slack_messages.append({**payload, "ts": ts})
-        channel_id = f"D{channel[1:]}" if channel in world.users else "C" + re.sub(r"\W", "", channel).upper()
+            if path == "/chat.update":
+                found = next(
+                    (m for m in world.slack_messages if m["channel_id"] == channel_id and m["ts"] == payload.get("ts")),
+                    None,
+                )
+                if found is None:
+                    return _json(200, {"ok": False, "error": "message_not_found"})
+                found.update(text=payload.get("text"), blocks=payload.get("blocks"), edits=found.get("edits", 0) + 1)
+                return _json(200, {"ok": True, "channel": channel_id, "ts": found["ts"], "text": payload.get("text")})
+            # Unique and increasing, as Slack's are within a channel.
+            ts = f"{max(time.time(), world.last_ts + 0.000001):.6f}"
+            world.last_ts = float(ts)
+            world.slack_messages.append({**payload, "ts": ts, "channel_id": channel_id})
         return _json(200, {"ok": True, "channel": channel_id, "ts": ts, "message": {"text": payload.get("text")}})
 
     # -- Linear --------------------------------------------------------------
@@ -292,6 +301,13 @@ class Sandbox:
         with world.lock:
             if "issueCreate" in query:
                 return self._linear_create(variables)
+            if "commentCreate" in query:
+                payload = variables.get("input") or {}
+                issue = next((i for i in world.linear_issues if i["id"] == payload.get("issueId")), None)
+                if issue is None:
+                    return _json(200, LINEAR_NOT_FOUND)
+                issue.setdefault("comments", []).append(str(payload.get("body") or ""))
+                return _json(200, {"data": {"commentCreate": {"success": True}}})
             if re.search(r"\bissues\s*\(", query):
                 return self._linear_issues(variables)
             if re.search(r"\bissue\s*\(", query):

@@ -7,6 +7,7 @@ since the HTTP server answers requests from several threads.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
@@ -135,6 +136,7 @@ class World:
         self.linear_key = "lin_api_sandbox_key"
         self.channels = {"#data-alerts", "data-alerts", "C0DATAALERTS"}
         self.users: set[str] = set()  # user ids a DM (chat.postMessage to a user id) can reach
+        self.last_ts = 0.0
         self.newest_first = True
         self.rate_limit = False
         self.rate_limit_requests = 200
@@ -272,6 +274,21 @@ class World:
                 self.add_label(str(label["name"]), label.get("team"))
             self.steps = [Step(note=str(s.get("note", "")), actions=s) for s in data.get("steps") or []]
             self.step_index = 0
+
+    def channel_id(self, channel: str) -> str | None:
+        """Slack's id for a channel given by name or id (C…), or for a DM with a user (D…);
+        None when the bot cannot post there."""
+        with self.lock:
+            if channel in self.users:
+                return "D" + channel[1:]
+            ids = {self._id_of(name): name for name in self.channels}
+            if channel in ids:
+                return channel
+            return self._id_of(channel) if channel in self.channels else None
+
+    @staticmethod
+    def _id_of(name: str) -> str:
+        return name if re.fullmatch(r"C[A-Z0-9]+", name) else "C" + re.sub(r"[^A-Z0-9]", "", name.upper())
 
     def add_team(self, key: str, name: str) -> None:
         with self.lock:
