@@ -75,6 +75,9 @@ def run_demo(out: TextIO, run_cli: Callable[..., int], scenario: Path | None = N
             for message in world.slack_messages[seen_messages:]:
                 where = message["channel"]
                 heading = f"Direct message to {where}" if where in world.users else f"Slack message in {where}"
+                if "thread_ts" in message:
+                    shown = ", also shown in the channel" if message.get("reply_broadcast") else ""
+                    heading = f"Reply in the incident's thread in {where}{shown}"
                 out.write(f"\n  {heading}:\n")
                 out.write(_indent(slack_as_seen(message), "    "))
             for issue in world.linear_issues[seen_issues:]:
@@ -99,7 +102,8 @@ def slack_as_seen(message: dict[str, Any]) -> str:
     """Slack mrkdwn roughly as the Slack client shows it: links as text, no markup."""
     text = "\n\n".join(b["text"]["text"] for b in message.get("blocks") or []) or str(message.get("text", ""))
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
-    text = text.replace("```", "").replace(":red_circle: ", "● ").replace("\u200b", "")
+    text = text.replace("```", "").replace(":red_circle: ", "● ").replace(":large_green_circle: ", "✔ ")
+    text = text.replace("\u200b", "")
     text = re.sub(r"<!subteam\^(\w+)>", r"@\1", re.sub(r"<@(\w+)>", r"@\1", text))
     text = re.sub(r"\*([^*\n]+)\*", r"\1", text)
     return html.unescape(text)

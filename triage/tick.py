@@ -393,7 +393,7 @@ class Tick:
             if slack is None:
                 self._show(f"Slack recovery reply in {thread.channel}", message.mrkdwn)
                 continue
-            slack.post_message(thread.channel_id, message.text, message.blocks, thread_ts=thread.ts)
+            slack.post_message(thread.channel, message.text, message.blocks, thread_ts=thread.ts)
             try:
                 slack.update_message(thread.channel_id, thread.ts, message.text, message.blocks)
             except MessageGone as exc:

@@ -237,8 +237,12 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) ->
     assert "baseline recorded" in out
     assert "salesforce-contacts  101  crm      #crm-alerts   S0CRMTEAM  CRM" in out  # the routes table
     assert "stg-orders           105  staging  #data-alerts  -          -     -          no" in out
-    assert out.count("Slack message in #data-alerts") == 4
-    assert out.count("Slack message in #crm-alerts") == 3 and out.count("Direct message to U0ONCALL1") == 1
+    assert out.count("Slack message in #data-alerts") == 4 and out.count("Slack message in #crm-alerts") == 1
+    assert out.count("Reply in the incident's thread in #crm-alerts, also shown in the channel") == 1
+    assert out.count("Reply in the incident's thread in #crm-alerts:") == 1
+    assert "hubspot-deals (http" in out.split("Reply in the incident's thread in #data-alerts:")[1].split("\n")[1]
+    assert "recovered: run" in out  # hubspot-deals recovers: said in its thread
+    assert out.count("Direct message to U0ONCALL1") == 1
     assert "@S0CRMTEAM ● Hightouch sync salesforce-contacts" in out  # the team is mentioned
     assert (
         "Linear issue CRM-1 (team CRM, priority Urgent): Hightouch sync salesforce-contacts failing repeatedly" in out
