@@ -18,6 +18,7 @@ import requests
 import responses
 
 from tests.sandboxed import handled, request_body
+from tests.slack_payloads import is_health
 from triage.sandbox import Sandbox
 from triage.sandbox import World as SandboxWorld
 from triage.sandbox.server import HIGHTOUCH
@@ -104,7 +105,12 @@ class FakeSlack:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        return self.world.slack_messages
+        """The alerts posted (the tool's health messages are in `health`)."""
+        return [m for m in self.world.slack_messages if not is_health(m)]
+
+    @property
+    def health(self) -> list[dict[str, Any]]:
+        return [m for m in self.world.slack_messages if is_health(m)]
 
     def texts(self) -> list[str]:
         return ["\n\n".join(b["text"]["text"] for b in m["blocks"]) for m in self.messages]

@@ -21,3 +21,8 @@ def assert_slack_accepts(payload: dict[str, Any]) -> None:
     text = payload.get("text") or ""
     assert text or blocks, "no_text"
     assert len(text) <= MAX_TEXT
+
+
+def is_health(message: dict[str, Any]) -> bool:
+    """Whether a message is the tool speaking of itself, not an alert about a sync."""
+    return "*hightouch-triage " in str(message.get("text", ""))

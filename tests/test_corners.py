@@ -320,3 +320,27 @@ def test_a_trashed_or_archived_issue_is_not_open(workspace: Workspace) -> None:
     world.add_run("1", "failed")
     assert workspace.tick()[0] == 0
     assert len(world.linear_issues) == 3  # neither counted: a new one was created
+
+
+def test_the_tool_says_once_when_it_cannot_run_and_once_when_it_works_again(workspace: Workspace) -> None:
+    world = workspace.world
+    world.add_sync("1", "sync-1")
+    world.add_run("1", "success")
+    workspace.tick()
+    actions = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/triage", "GITHUB_RUN_ID": "42"}
+    revoked = {"HIGHTOUCH_API_KEY": "revoked-key", **actions}
+    for _ in range(4):
+        code, _ = workspace.tick(env=revoked)
+        assert code == 1
+    (told,) = world.slack_messages  # once for the streak, not once per tick
+    assert told["channel"] == "#data-alerts" and "cannot run" in told["text"]
+    shown = "".join(b["text"]["text"] for b in told["blocks"]).replace("\u200b", "")
+    assert "HIGHTOUCH_API_KEY" in shown and "revoked-key" not in shown
+    assert "https://github.com/acme/triage/actions/runs/42" in str(told["blocks"])
+    assert (workspace.state.parent / "health.yaml").exists()
+
+    assert workspace.tick()[0] == 0
+    again = world.slack_messages[1]
+    assert again["thread_ts"] == told["ts"] and "works again" in again["text"]
+    assert not (workspace.state.parent / "health.yaml").exists()
+    assert workspace.tick()[0] == 0 and len(world.slack_messages) == 2

@@ -30,6 +30,7 @@ from triage.errors import (
     UsageError,
 )
 from triage.explain import routes_table
+from triage.health import report_health, run_url
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
@@ -370,17 +371,52 @@ def _run(
         out.write(f"{exc}\n")
         return EXIT_OK
     except TriageError as exc:
+        message = redact(str(exc), env.secrets)
         if step_summary:
-            message = redact(str(exc), env.secrets)
             stopped = f"### hightouch-triage tick\n\nThe tick stopped: {markdown_escape(message)}\n"
             append_text(step_summary, stopped, env.secrets)
+        _health(args, services, renderer, config, environ, now, message, out)
         raise
     out.write(format_summary(summary, args.dry_run))
     if step_summary:
         append_text(step_summary, summary_markdown(summary, args.dry_run), env.secrets)
+    problems = summary.config_errors or summary.errors
+    failure = f"{len(problems)} sync(s) could not be handled, e.g. {problems[0]}" if problems else None
+    _health(args, services, renderer, config, environ, now, failure, out)
     if summary.config_errors:
         return EXIT_USAGE  # a route points nowhere: its alerts wait for the fix, the rest went out
     return EXIT_ERROR if summary.errors else EXIT_OK
+
+
+def _health(
+    args: argparse.Namespace,
+    services: Services,
+    renderer: Renderer,
+    config: Config,
+    environ: Mapping[str, str],
+    now: datetime,
+    failure: str | None,
+    out: TextIO,
+) -> None:
+    """Tell the default channel when ticks start failing, and when they work again. If
+    Slack itself is what fails, the workflow run shows it as an error annotation."""
+    if services.slack is None:
+        return  # a dry run tells no one
+    try:
+        report_health(
+            args.state.parent / "health.yaml",
+            failure,
+            slack=services.slack,
+            renderer=renderer,
+            channel=config.slack.channels[0],
+            now=now,
+            link=run_url(environ),
+        )
+    except TriageError as exc:
+        log = logging.getLogger("triage")
+        log.error("could not tell Slack about the tool's health: %s", exc)
+        if environ.get("GITHUB_ACTIONS") == "true":
+            out.write(f"::error title=hightouch-triage::{failure or exc}\n")
 
 
 def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Callable[[float], None]) -> Services:

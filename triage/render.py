@@ -32,6 +32,7 @@ LINEAR_DESCRIPTION_TEMPLATE = "linear_description.md.j2"
 SLACK_RECOVERY_TEMPLATE = "slack_recovery.md.j2"
 LINEAR_FAILURE_COMMENT_TEMPLATE = "linear_comment_failure.md.j2"
 LINEAR_RECOVERY_COMMENT_TEMPLATE = "linear_comment_recovery.md.j2"
+SLACK_HEALTH_TEMPLATE = "slack_health.md.j2"
 
 SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
 SLACK_MAX_BLOCKS = 50
@@ -123,6 +124,16 @@ class TriageContext:
     incident_since: str = ""  # when the incident's first failed run happened ("" unknown)
     linear_issue: str = ""  # the sync's open Linear issue (DATA-42), once known
     linear_url: str = ""
+
+
+@dataclass(frozen=True)
+class HealthContext:
+    """What the tool says of itself: a tick failed, or ticks work again."""
+
+    failed: bool
+    error: str  # the failure, in one line (secrets already redacted)
+    run_url: str  # the workflow run, when known ("" otherwise)
+    since: str  # when the failing began
 
 
 @dataclass(frozen=True)
@@ -272,6 +283,17 @@ class Renderer:
         headline = body.splitlines()[0] if body else "recovered"
         return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=body)
 
+    def slack_health(self, ctx: HealthContext, *, strict: bool = False) -> SlackMessage:
+        try:
+            body = self._render(SLACK_HEALTH_TEMPLATE, ctx).strip()
+        except ConfigError as exc:
+            if strict:
+                raise
+            log.error("%s; the health message is the built-in one", exc)
+            body = f"hightouch-triage {'cannot run' if ctx.failed else 'works again'}: {slack_escape(ctx.error)}"
+        headline = body.splitlines()[0] if body else "hightouch-triage"
+        return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=body)
+
     def linear_comment(self, ctx: TriageContext | RecoveryContext, *, strict: bool = False) -> str:
         """A comment on the sync's open issue: it failed again, or it recovered."""
         name = LINEAR_RECOVERY_COMMENT_TEMPLATE if isinstance(ctx, RecoveryContext) else LINEAR_FAILURE_COMMENT_TEMPLATE
@@ -292,8 +314,13 @@ class Renderer:
         recovery = sample_recovery()
         self.slack_recovery(recovery, strict=True)
         self.linear_comment(recovery, strict=True)
+        for failed in (True, False):
+            sample = HealthContext(
+                failed, "Hightouch GET /syncs: HTTP 401", "https://github.com/a/b/actions/runs/1", "x"
+            )
+            self.slack_health(sample, strict=True)
 
-    def _render(self, name: str, ctx: TriageContext | RecoveryContext, **extra: str) -> str:
+    def _render(self, name: str, ctx: TriageContext | RecoveryContext | HealthContext, **extra: str) -> str:
         try:
             template = self.env.get_template(name)
             return template.render(ctx=ctx, **vars(ctx), **extra)
