@@ -344,3 +344,16 @@ def test_the_tool_says_once_when_it_cannot_run_and_once_when_it_works_again(work
     assert again["thread_ts"] == told["ts"] and "works again" in again["text"]
     assert not (workspace.state.parent / "health.yaml").exists()
     assert workspace.tick()[0] == 0 and len(world.slack_messages) == 2
+
+
+def test_a_recovery_can_close_the_issue_in_the_teams_first_done_state(workspace: Workspace) -> None:
+    world = workspace.world
+    escalating(workspace, config="linear: {close_on_recovery: true}\n")
+    world.add_run("1", "failed")
+    assert workspace.tick()[0] == 0
+    (issue,) = world.linear_issues
+    world.add_run("1", "success")
+    code, out = workspace.tick()
+    assert code == 0, out
+    assert issue["state"] == {"type": "completed", "name": "Done", "id": "team-data-done"}  # lowest position
+    assert "closed" in out

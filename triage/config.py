@@ -72,6 +72,7 @@ class LinearConfig:
     labels: tuple[str, ...] = ()
     comment_on_failure: bool = True  # a comment on the open issue when the sync fails again
     comment_on_recovery: bool = True  # a comment when the sync recovers
+    close_on_recovery: bool = False  # move the issue to the team's first "completed" state on recovery
 
     @property
     def priority_value(self) -> int:
@@ -259,6 +260,7 @@ def parse_config(text: str, path: Path) -> Config:
         labels=reader.optional_list(li, "labels", "linear") or (),
         comment_on_failure=_default(reader.boolean(li, "comment_on_failure", "linear"), d_li.comment_on_failure),
         comment_on_recovery=_default(reader.boolean(li, "comment_on_recovery", "linear"), d_li.comment_on_recovery),
+        close_on_recovery=_default(reader.boolean(li, "close_on_recovery", "linear"), d_li.close_on_recovery),
     )
     failure_statuses = reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses)
     unknown = [status for status in failure_statuses if status not in SETTLED_STATUSES]
@@ -298,7 +300,7 @@ SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}
 LINEAR_KEYS = {"team", "escalation_threshold", "priority", "escalate", "labels"}
 # How incidents are followed: set once, at the top level.
 SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery"}
-LINEAR_INCIDENT_KEYS = {"comment_on_failure", "comment_on_recovery"}
+LINEAR_INCIDENT_KEYS = {"comment_on_failure", "comment_on_recovery", "close_on_recovery"}
 BROADCASTS = ("never", "escalation", "all")
 MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags"}
 ROUTE_KEYS = {"name", "match", "slack", "linear", "mute", "mute_until"}

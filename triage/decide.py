@@ -180,6 +180,7 @@ class Recovery:
     started_at: str | None
     threads: tuple[Thread, ...]
     linear_issue: str | None = None  # comment on it, when configured
+    close: bool = False  # and move it to its team's first "completed" state
 
 
 @dataclass(frozen=True)
@@ -286,11 +287,15 @@ def decide_sync(
         escalation = Escalation(
             escalated, route.team, route.priority_value, route.labels, comment=config.linear.comment_on_failure
         )
-    recovery = walked.recovery if config.slack.recovery or config.linear.comment_on_recovery else None
-    if recovery is not None and not config.slack.recovery:
-        recovery = replace(recovery, threads=())
-    if recovery is not None and not config.linear.comment_on_recovery:
-        recovery = replace(recovery, linear_issue=None)
+    recovery = walked.recovery
+    if recovery is not None:
+        linear = config.linear
+        recovery = replace(
+            recovery,
+            threads=recovery.threads if config.slack.recovery else (),
+            linear_issue=recovery.linear_issue if linear.comment_on_recovery or linear.close_on_recovery else None,
+            close=linear.close_on_recovery,
+        )
     return SyncDecision(
         state=state,
         route=route,

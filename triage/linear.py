@@ -48,7 +48,7 @@ query OpenIssues($teamId: ID!, $name: String!, $marker: String!, $after: String)
 
 ISSUE_QUERY = """
 query Issue($id: String!) {
-  issue(id: $id) { id identifier title url archivedAt trashed state { type } team { key } }
+  issue(id: $id) { id identifier title url archivedAt trashed state { type } team { id key } }
 }
 """
 
@@ -65,6 +65,21 @@ query Labels($teamId: ID!) {
 MAX_SEARCH_PAGES = 20
 
 CLOSED_STATES = ("completed", "canceled", "duplicate")
+
+# A team's "completed" states, in the order the team's board shows them.
+DONE_STATES_QUERY = """
+query DoneStates($teamId: ID!) {
+  workflowStates(filter: {team: {id: {eq: $teamId}}, type: {eq: "completed"}}) {
+    nodes { id name position }
+  }
+}
+"""
+
+CLOSE_MUTATION = """
+mutation Close($id: String!, $stateId: String!) {
+  issueUpdate(id: $id, input: {stateId: $stateId}) { success }
+}
+"""
 
 COMMENT_MUTATION = """
 mutation Comment($input: CommentCreateInput!) {
@@ -97,6 +112,7 @@ class Issue:
     url: str
     open: bool = True  # not completed, canceled or duplicate, nor archived or trashed
     team: str | None = None  # the team's key
+    team_id: str | None = None
 
 
 def marker(sync_id: str) -> str:
@@ -173,6 +189,19 @@ class LinearClient:
         )
         if not (data.get("commentCreate") or {}).get("success"):
             raise ApiError("Linear commentCreate: success was false")
+
+    def close(self, issue_id: str, team_id: str) -> None:
+        """Move an issue to its team's first "completed" state. Idempotent: closing twice is closed."""
+        data = self._graphql("workflowStates", DONE_STATES_QUERY, {"teamId": team_id}, idempotent=True)
+        nodes = [n for n in (data.get("workflowStates") or {}).get("nodes") or [] if isinstance(n, dict)]
+        if not nodes:
+            raise ApiError(f"Linear workflowStates: team {team_id} has no completed state")
+        first = min(nodes, key=lambda n: float(n.get("position") or 0))
+        result = self._graphql(
+            "issueUpdate", CLOSE_MUTATION, {"id": issue_id, "stateId": str(first["id"])}, idempotent=True
+        )
+        if not (result.get("issueUpdate") or {}).get("success"):
+            raise ApiError("Linear issueUpdate: success was false")
 
     def labels(self, team: Team) -> dict[str, str]:
         """Label ids by lower-cased name: the team's labels and the workspace's."""
@@ -305,4 +334,5 @@ def _issue(node: dict[str, Any]) -> Issue:
         url=str(node.get("url") or ""),
         open=not (closed or node.get("archivedAt") or node.get("trashed")),
         team=str((node.get("team") or {}).get("key") or "") or None,
+        team_id=str((node.get("team") or {}).get("id") or "") or None,
     )

@@ -124,6 +124,7 @@ class TriageContext:
     incident_since: str = ""  # when the incident's first failed run happened ("" unknown)
     linear_issue: str = ""  # the sync's open Linear issue (DATA-42), once known
     linear_url: str = ""
+    slack_thread_url: str = ""  # the incident's Slack thread, for the Linear issue to link back
 
 
 @dataclass(frozen=True)
@@ -465,6 +466,7 @@ def sample_context() -> TriageContext:
         incident_since="2026-11-23 08:30 UTC",
         linear_issue="DATA-42",
         linear_url="https://linear.app/acme/issue/DATA-42",
+        slack_thread_url="https://acme.slack.com/archives/C024BE91L/p1700000000000100",
     )
 
 

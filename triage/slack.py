@@ -88,14 +88,24 @@ class SlackClient:
         payload = {"channel": channel_id, "ts": ts, "text": text, "blocks": blocks}
         self._call("chat.update", channel_id, payload, idempotent=True)
 
-    def _call(self, endpoint: str, channel: str, payload: dict[str, Any], *, idempotent: bool) -> dict[str, Any]:
+    def permalink(self, channel_id: str, ts: str) -> str:
+        """A link to a message (chat.getPermalink), for the Linear issue to point at its thread."""
+        # A read method: Slack takes its arguments as a query, not a JSON body.
+        params = {"channel": channel_id, "message_ts": ts}
+        body = self._call("chat.getPermalink", channel_id, params, idempotent=True, method="GET")
+        return str(body.get("permalink") or "")
+
+    def _call(
+        self, endpoint: str, channel: str, payload: dict[str, Any], *, idempotent: bool, method: str = "POST"
+    ) -> dict[str, Any]:
         response = self.http.request(
-            "POST",
+            method,
             f"{self.base_url}/{endpoint}",
             endpoint=endpoint,
             idempotent=idempotent,
             headers=self._headers,
-            json=payload,
+            json=payload if method == "POST" else None,
+            params=payload if method == "GET" else None,
         )
         try:
             body = response.json()

@@ -401,8 +401,11 @@ class Tick:
             self.out.write(f"  {sync.name} ({sync.id}): recovery sent to {thread.channel}\n")
         if recovery.linear_issue and linear is not None:
             issue = linear.issue(recovery.linear_issue)
-            if issue is not None:
+            if issue is not None and self.config.linear.comment_on_recovery:
                 linear.comment(issue.id, self.renderer.linear_comment(ctx))
+            if issue is not None and issue.open and recovery.close and issue.team_id:
+                linear.close(issue.id, issue.team_id)
+                self.out.write(f"  {sync.name} ({sync.id}): Linear issue {issue.identifier} closed\n")
 
     def _escalate(self, escalation: Escalation, ctx: TriageContext, state: State, summary: TickSummary) -> None:
         """Find the sync's open issue, or create it; record what was found or created.
@@ -413,9 +416,9 @@ class Tick:
         that holds the remembered issue if the route moved, then the remembered issue
         itself; only if all come up empty is an issue created.
         """
-        issue_text = self.renderer.linear_issue(ctx)
         linear = self.services.linear
         if linear is None:
+            issue_text = self.renderer.linear_issue(ctx)
             self._show(
                 f"Linear: search team {escalation.team} for an open issue naming {ctx.sync_name!r}; if none, create",
                 f"{issue_text.title}\n\n{issue_text.description}",
@@ -439,6 +442,7 @@ class Tick:
             verdict = "already open, commented"
         if existing is None:
             labels = self._labels(linear, team, escalation.labels)
+            issue_text = self.renderer.linear_issue(replace(ctx, slack_thread_url=self._thread_link(known)))
             create_id = create_id or self.new_id()
             self._record(state, ctx.sync_id, linear_attempt(known, create_id))
             # Not retried in this tick when it fails: the next tick looks the id up first.
@@ -458,6 +462,18 @@ class Tick:
         done = linear_done(state.syncs[ctx.sync_id], existing.identifier, existing.team or team.key, existing.url)
         self._record(state, ctx.sync_id, done)
         self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Linear issue {existing.identifier} {verdict}\n")
+
+    def _thread_link(self, known: SyncState) -> str:
+        """A link to the incident's Slack thread, for the issue to point back at ("" if none)."""
+        slack = self.services.slack
+        if slack is None or not known.threads:
+            return ""
+        first = known.threads[0]
+        try:
+            return slack.permalink(first.channel_id, first.ts)
+        except ApiError as exc:  # a link is a courtesy: the issue is filed without it
+            log.warning("no link to the Slack thread: %s", exc)
+            return ""
 
     def _team(self, linear: LinearClient, key: str) -> Team:
         """A Linear team by key or name, looked up once per tick."""

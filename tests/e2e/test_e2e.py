@@ -400,6 +400,8 @@ def test_one_incident_is_one_thread_that_ends_with_a_recovery(deploy: Deployment
     live = "\n".join(b["text"]["text"] for b in first["blocks"])
     assert f"<{issue['url']}|{issue['identifier']}>" in live  # the first message names the issue...
     assert "3 runs in a row since" in live and "third error" in live  # ...and where things stand
+    thread_link = f"/archives/{first['channel_id']}/p{first['ts'].replace('.', '')}"
+    assert thread_link in issue["description"]  # and the issue links back to the thread
 
     world.add_run("1", "failed")
     deploy.ok_tick()

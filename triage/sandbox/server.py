@@ -102,7 +102,7 @@ class Sandbox:
         if api == "hightouch":
             answer = self._hightouch(method, sub, query, headers, body)
         elif api == "slack":
-            answer = self._slack(sub, headers, body)
+            answer = self._slack(sub, query, headers, body)
         else:
             answer = self._linear(headers, body)
         if self.world.on_request is not None:
@@ -233,14 +233,24 @@ class Sandbox:
 
     # -- Slack ---------------------------------------------------------------
 
-    def _slack(self, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        """chat.postMessage (threads with thread_ts and reply_broadcast, DMs to a user id) and
-        chat.update, with Slack's ok:false errors."""
+    def _slack(self, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes) -> Answer:
+        """chat.postMessage (threads with thread_ts and reply_broadcast, DMs to a user id),
+        chat.update and chat.getPermalink, with Slack's ok:false errors."""
         world = self.world
-        if path not in ("/chat.postMessage", "/chat.update"):
+        if path not in ("/chat.postMessage", "/chat.update", "/chat.getPermalink"):
             return _json(200, {"ok": False, "error": "unknown_method"})
         if headers.get("Authorization") != f"Bearer {world.slack_token}":
             return _json(200, {"ok": False, "error": "invalid_auth"})
+        if path == "/chat.getPermalink":
+            with world.lock:
+                channel_id = world.channel_id(query.get("channel", ""))
+                ts = query.get("message_ts", "")
+                if channel_id is None:
+                    return _json(200, {"ok": False, "error": "channel_not_found"})
+                if not any(m["channel_id"] == channel_id and m["ts"] == ts for m in world.slack_messages):
+                    return _json(200, {"ok": False, "error": "message_not_found"})
+            link = f"https://sandbox.slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
+            return _json(200, {"ok": True, "channel": channel_id, "permalink": link})
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
@@ -301,6 +311,18 @@ class Sandbox:
         with world.lock:
             if "issueCreate" in query:
                 return self._linear_create(variables)
+            if re.search(r"\bworkflowStates\s*\(", query):
+                states = [
+                    {"id": f"{variables.get('teamId')}-shipped", "name": "Shipped", "position": 3},
+                    {"id": f"{variables.get('teamId')}-done", "name": "Done", "position": 2},
+                ]
+                return _json(200, {"data": {"workflowStates": {"nodes": states}}})
+            if "issueUpdate" in query:
+                issue = next((i for i in world.linear_issues if i["id"] == variables.get("id")), None)
+                if issue is None:
+                    return _json(200, LINEAR_NOT_FOUND)
+                issue["state"] = {"type": "completed", "name": "Done", "id": variables.get("stateId")}
+                return _json(200, {"data": {"issueUpdate": {"success": True}}})
             if "commentCreate" in query:
                 payload = variables.get("input") or {}
                 issue = next((i for i in world.linear_issues if i["id"] == payload.get("issueId")), None)
