@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import at, config, iso
-from triage.decide import TickContext, decide_sync, linear_done, plan_tick
+from triage.decide import TickContext, decide_sync, linear_done, plan_tick, thread_started
 from triage.models import Run, State, Sync, SyncState, sort_runs
 
 THRESHOLD = 3
@@ -250,3 +250,38 @@ def _newly_handled(runs: list[tuple[Run, str, int]], before: SyncState, after: S
     if before.cursor_run_id is not None and before.cursor_run_id not in ids:
         start = 0  # the old cursor and everything before it are gone
     return [r for r, _, _ in runs[start:end]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    history=st.lists(st.sampled_from(SETTLED), max_size=4),
+    ticks=st.lists(st.lists(st.sampled_from(SETTLED), max_size=3), min_size=1, max_size=10),
+)
+def test_a_recovery_ends_each_told_incident_once_and_only_those(history: list[str], ticks: list[list[str]]) -> None:
+    cfg = config(threshold=THRESHOLD)
+    world = Workspace()
+    for status in history:
+        world.add(status, 0, 0)
+    state = decide_sync(world.sync(), world.listed(), None, TickContext(True, None), cfg).state
+    assert not state.threads  # the baseline tells no one
+    recoveries = 0
+    told_and_ended = 0
+    for number, statuses in enumerate(ticks, start=1):
+        told_before = bool(state.threads)
+        for status in statuses:
+            world.add(status, 0, number)
+        decision = decide_sync(world.sync(), world.listed(), state, TickContext(False, at(0)), cfg)
+        ended = any(
+            r.status in ("success", "warning")
+            for r in _handled(world.listed(), state.cursor_run_id, decision.state.cursor_run_id)
+        )
+        if decision.recovery is not None:
+            recoveries += 1
+            assert told_before  # only an incident that was told gets a recovery
+            assert decision.recovery.threads == state.threads
+        told_and_ended += told_before and ended
+        state = decision.state
+        for post in decision.posts:
+            if post.starts_thread:
+                state = thread_started(state, post.channel, "C1", f"{number}.0")
+    assert recoveries == told_and_ended  # each told incident that ended got exactly one
