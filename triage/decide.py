@@ -275,7 +275,8 @@ def decide_sync(
         for channel in route.channels:
             thread = next((t for t in state.threads if t.channel == channel), None) if config.slack.threads else None
             if thread is None:
-                posts += (Post(channel, alert, route.mentions, starts_thread=config.slack.threads),)
+                # Remembered even without threads: the recovery answers the latest message.
+                posts += (Post(channel, alert, route.mentions, starts_thread=True),)
             else:
                 posts += (Post(channel, alert, route.mentions, thread=thread, broadcast=broadcast),)
                 updates += (Update(thread, alert),)

@@ -372,6 +372,10 @@ class Tick:
             posted = slack.post_message(update.thread.channel, message.text, message.blocks)
             known = state.syncs[ctx.sync_id]
             self._record(state, ctx.sync_id, thread_started(known, update.thread.channel, posted.channel, posted.ts))
+        except (AuthError, ConfigError):
+            raise
+        except ApiError as exc:  # the alert itself went out: a stale first message is not worth a failed tick
+            log.warning("the incident's first message in %s was not refreshed: %s", update.thread.channel, exc)
 
     def _recover(self, sync: Sync, recovery: Recovery, known: SyncState | None) -> None:
         """Tell each thread of the incident that it is over, and mark its first message resolved."""
@@ -396,8 +400,10 @@ class Tick:
             slack.post_message(thread.channel, message.text, message.blocks, thread_ts=thread.ts)
             try:
                 slack.update_message(thread.channel_id, thread.ts, message.text, message.blocks)
-            except MessageGone as exc:
-                log.warning("%s: the recovery reply stands alone", exc)
+            except (AuthError, ConfigError):
+                raise
+            except ApiError as exc:  # deleted, or Slack down: the reply said it already
+                log.warning("the incident's first message was not marked resolved: %s", exc)
             self.out.write(f"  {sync.name} ({sync.id}): recovery sent to {thread.channel}\n")
         if recovery.linear_issue and linear is not None:
             issue = linear.issue(recovery.linear_issue)
