@@ -357,3 +357,27 @@ def test_a_recovery_can_close_the_issue_in_the_teams_first_done_state(workspace:
     assert code == 0, out
     assert issue["state"] == {"type": "completed", "name": "Done", "id": "team-data-done"}  # lowest position
     assert "closed" in out
+
+
+def test_a_storm_is_one_summary_with_every_alert_in_its_thread_once(workspace: Workspace) -> None:
+    world = workspace.world
+    for number in range(1, 41):
+        world.add_sync(str(number), f"sync-{number}", destination="Snowflake" if number % 2 else "Salesforce")
+        world.add_run(str(number), "success")
+    world.add_sync("99", "calm")
+    world.add_run("99", "success")
+    workspace.tick()
+    for number in range(1, 41):
+        world.add_run(str(number), "failed", error=f"Warehouse unreachable after {number} s")
+    code, out = workspace.tick()
+    assert code == 0, out
+    summary, *replies = world.slack_messages
+    assert "40 Hightouch syncs started failing" in summary["text"] and "thread_ts" not in summary
+    text = "\n".join(b["text"]["text"] for b in summary["blocks"])
+    assert "Warehouse unreachable after N s` — 40" in text  # one cause, one group
+    assert "Snowflake — 20" in text and "Salesforce — 20" in text
+    assert len(replies) == 40 and {r["thread_ts"] for r in replies} == {summary["ts"]}
+    assert not any(r["reply_broadcast"] for r in replies)
+    assert sorted(r["text"].split("|")[1].split(">")[0] for r in replies) == sorted(f"sync-{n}" for n in range(1, 41))
+    workspace.tick()
+    assert len(world.slack_messages) == 41  # none twice

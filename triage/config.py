@@ -55,6 +55,7 @@ class SlackConfig:
     threads: bool = True  # later failures of an incident reply in its first message's thread
     broadcast: str = "escalation"  # thread replies also shown in the channel: never | escalation | all
     recovery: bool = True  # a recovery reply, and the first message marked resolved
+    storm_threshold: int = 10  # this many syncs starting to fail for one channel in one tick: a summary first
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -249,6 +250,7 @@ def parse_config(text: str, path: Path) -> Config:
         threads=_default(reader.boolean(sl, "threads", "slack"), d_sl.threads),
         broadcast=broadcast,
         recovery=_default(reader.boolean(sl, "recovery", "slack"), d_sl.recovery),
+        storm_threshold=reader.integer(sl, "storm_threshold", "slack", d_sl.storm_threshold, minimum=2),
     )
     linear = LinearConfig(
         team=reader.string(li, "team", "linear", d_li.team),
@@ -299,7 +301,7 @@ def parse_config(text: str, path: Path) -> Config:
 SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}
 LINEAR_KEYS = {"team", "escalation_threshold", "priority", "escalate", "labels"}
 # How incidents are followed: set once, at the top level.
-SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery"}
+SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery", "storm_threshold"}
 LINEAR_INCIDENT_KEYS = {"comment_on_failure", "comment_on_recovery", "close_on_recovery"}
 BROADCASTS = ("never", "escalation", "all")
 MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags"}

@@ -12,6 +12,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -325,6 +326,25 @@ def _due_escalation(
     if newest is None:
         return None
     return _alert(sync, ordered, newest, 0, state, config.triage.history_window, failure_statuses)
+
+
+def plan_storms(decisions: list[SyncDecision], threshold: int) -> dict[str, tuple[Alert, ...]]:
+    """Channels where `threshold` or more syncs start an incident in one tick (a warehouse
+    outage), with those syncs' alerts: each gets one summary first, the alerts as replies."""
+    starting: dict[str, list[Alert]] = {}
+    for decision in decisions:
+        for post in decision.posts:
+            if post.starts_thread:
+                starting.setdefault(post.channel, []).append(post.alert)
+    return {channel: tuple(alerts) for channel, alerts in starting.items() if len(alerts) >= threshold}
+
+
+def error_key(error: str | None) -> str:
+    """An error's first line without the numbers and ids that differ between syncs, so one
+    cause reads as one group: `Table 'X' … 42 rows` and `… 7 rows` are the same."""
+    lines = (error or "").strip().splitlines()
+    first = lines[0] if lines else "no error message"
+    return re.sub(r"\b[0-9a-f]*\d[0-9a-f-]*\b", "N", first)[:200]
 
 
 def thread_started(state: SyncState, channel: str, channel_id: str, ts: str) -> SyncState:

@@ -33,6 +33,7 @@ SLACK_RECOVERY_TEMPLATE = "slack_recovery.md.j2"
 LINEAR_FAILURE_COMMENT_TEMPLATE = "linear_comment_failure.md.j2"
 LINEAR_RECOVERY_COMMENT_TEMPLATE = "linear_comment_recovery.md.j2"
 SLACK_HEALTH_TEMPLATE = "slack_health.md.j2"
+SLACK_STORM_TEMPLATE = "slack_storm.md.j2"
 
 SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
 SLACK_MAX_BLOCKS = 50
@@ -125,6 +126,21 @@ class TriageContext:
     linear_issue: str = ""  # the sync's open Linear issue (DATA-42), once known
     linear_url: str = ""
     slack_thread_url: str = ""  # the incident's Slack thread, for the Linear issue to link back
+
+
+@dataclass(frozen=True)
+class SyncLink:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class StormContext:
+    """One summary for many syncs that started failing together in one channel."""
+
+    count: int
+    by_error: tuple[tuple[str, tuple[SyncLink, ...]], ...]  # error's first line → syncs, largest first
+    by_destination: tuple[tuple[str, tuple[SyncLink, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -284,6 +300,17 @@ class Renderer:
         headline = body.splitlines()[0] if body else "recovered"
         return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=body)
 
+    def slack_storm(self, ctx: StormContext, *, strict: bool = False) -> SlackMessage:
+        try:
+            body = self._render(SLACK_STORM_TEMPLATE, ctx).strip()
+        except ConfigError as exc:
+            if strict:
+                raise
+            log.error("%s; the storm summary is the built-in one", exc)
+            body = f":rotating_light: {ctx.count} Hightouch syncs started failing: their alerts are in this thread"
+        headline = body.splitlines()[0] if body else f"{ctx.count} Hightouch syncs started failing"
+        return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=body)
+
     def slack_health(self, ctx: HealthContext, *, strict: bool = False) -> SlackMessage:
         try:
             body = self._render(SLACK_HEALTH_TEMPLATE, ctx).strip()
@@ -315,13 +342,19 @@ class Renderer:
         recovery = sample_recovery()
         self.slack_recovery(recovery, strict=True)
         self.linear_comment(recovery, strict=True)
+        link = SyncLink("salesforce-contacts", "https://app.hightouch.com/my-workspace/syncs/1234")
+        self.slack_storm(
+            StormContext(12, (("Warehouse unreachable", (link,)),), (("Salesforce", (link,)),)), strict=True
+        )
         for failed in (True, False):
             sample = HealthContext(
                 failed, "Hightouch GET /syncs: HTTP 401", "https://github.com/a/b/actions/runs/1", "x"
             )
             self.slack_health(sample, strict=True)
 
-    def _render(self, name: str, ctx: TriageContext | RecoveryContext | HealthContext, **extra: str) -> str:
+    def _render(
+        self, name: str, ctx: TriageContext | RecoveryContext | HealthContext | StormContext, **extra: str
+    ) -> str:
         try:
             template = self.env.get_template(name)
             return template.render(ctx=ctx, **vars(ctx), **extra)

@@ -20,7 +20,6 @@ import copy
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -40,19 +39,23 @@ from triage.decide import (
     Update,
     decide_sync,
     enough_runs,
+    error_key,
     linear_attempt,
     linear_done,
     never_ran_state,
+    plan_storms,
     plan_tick,
     thread_started,
 )
-from triage.errors import ApiError, AuthError, ConfigError, Deferred
+from triage.errors import ApiError, AuthError, ConfigError, Deferred, OutOfTime
 from triage.hightouch import HightouchClient
 from triage.linear import Issue, LinearClient, Team
-from triage.models import State, Sync, SyncState, parse_iso_time
+from triage.models import State, Sync, SyncState, Thread, parse_iso_time
 from triage.render import (
     RecoveryContext,
     Renderer,
+    StormContext,
+    SyncLink,
     TriageContext,
     build_context,
     duration_text,
@@ -117,6 +120,7 @@ class Tick:
     clock: Callable[[], float] = time.monotonic
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # Linear takes a client-chosen UUID v4
     _teams: dict[str, Team] = field(default_factory=dict)
+    _storm_threads: dict[str, Thread | None] = field(default_factory=dict)  # channel -> this tick's summary
     _team_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
     _unknown_logged: set[str] = field(default_factory=set)
 
@@ -210,58 +214,51 @@ class Tick:
         self.store.save(state)
 
     def _handle_all(self, to_check: list[Sync], state: State, ctx: TickContext, summary: TickSummary) -> list[str]:
-        """Read ahead in parallel (runs, names), act in order; return the ids deferred.
+        """Read every sync in parallel (runs, names), then act in order; return the ids deferred.
 
-        Reads for a bounded window of syncs run on worker threads; Slack,
-        Linear and state writes happen here, one sync at a time, in plan order.
+        Reads run on worker threads; Slack, Linear and state writes happen here, one sync
+        at a time, in plan order. Acting waits for all reads so that a storm — many syncs
+        starting to fail for one channel in this tick — is seen whole before its first post.
         """
         deadline = self.clock() + self.config.triage.tick_time_limit_seconds
-        workers = self.config.hightouch.concurrency
-        window: deque[Future[_Prepared]] = deque()
-        submitted = handled = 0
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hightouch") as pool:
-
-            def read_ahead() -> None:
-                nonlocal submitted
-                while submitted < len(to_check) and len(window) < 2 * workers and self.clock() < deadline:
-                    sync = to_check[submitted]
-                    window.append(pool.submit(self._prepare, sync, state.syncs.get(sync.id), ctx))
-                    submitted += 1
-
+        with ThreadPoolExecutor(max_workers=self.config.hightouch.concurrency, thread_name_prefix="hightouch") as pool:
+            futures = [pool.submit(self._prepare, sync, state.syncs.get(sync.id), ctx, deadline) for sync in to_check]
             try:
-                read_ahead()
-                while window:
-                    future = window.popleft()
-                    sync = to_check[handled]
-                    if self.clock() >= deadline:
-                        log.warning("tick time limit reached: deferring %d syncs", len(to_check) - handled)
-                        break
-                    try:
-                        self._act(future.result(), state, summary)
-                    except Deferred as exc:
-                        log.warning("%s: deferring %d syncs to the next tick", exc, len(to_check) - handled)
-                        break
-                    except AuthError:
-                        raise
-                    except ConfigError as exc:
-                        # A route that points nowhere (a channel or team that does not exist): this
-                        # sync keeps its state and waits for the fix; the other routes go on.
-                        summary.config_errors.append(f"{sync.name} ({sync.id}): {exc}")
-                        log.error("sync %s (%s): %s", sync.name, sync.id, exc)
-                    except ApiError as exc:
-                        # This sync keeps its recorded state and is tried again next tick.
-                        summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
-                        log.error("sync %s (%s): %s", sync.name, sync.id, exc)
-                    handled += 1
-                    read_ahead()
+                results = [_outcome(future) for future in futures]
             finally:
-                for future in window:
+                for future in futures:
                     future.cancel()
-        # Whatever was not handled (rate limit, time limit) goes first next tick.
-        return [s.id for s in to_check[handled:]]
+        storms = plan_storms(
+            [r.decision for r in results if isinstance(r, _Prepared)], self.config.slack.storm_threshold
+        )
+        # Past the time limit, a sync already read is still recorded; any request it needs
+        # (a post) raises OutOfTime, which defers it and the rest.
+        for handled, (sync, result) in enumerate(zip(to_check, results, strict=True)):
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                self._act(result, state, summary, storms)
+            except Deferred as exc:
+                # Whatever was not handled (rate limit, time limit) goes first next tick.
+                log.warning("%s: deferring %d syncs to the next tick", exc, len(to_check) - handled)
+                return [s.id for s in to_check[handled:]]
+            except AuthError:
+                raise
+            except ConfigError as exc:
+                # A route that points nowhere (a channel or team that does not exist): this
+                # sync keeps its state and waits for the fix; the other routes go on.
+                summary.config_errors.append(f"{sync.name} ({sync.id}): {exc}")
+                log.error("sync %s (%s): %s", sync.name, sync.id, exc)
+            except ApiError as exc:
+                # This sync keeps its recorded state and is tried again next tick.
+                summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
+                log.error("sync %s (%s): %s", sync.name, sync.id, exc)
+        return []
 
-    def _prepare(self, sync: Sync, known: SyncState | None, ctx: TickContext) -> _Prepared:
+    def _prepare(self, sync: Sync, known: SyncState | None, ctx: TickContext, deadline: float) -> _Prepared:
         """The read-only part of handling a sync: safe to run on a worker thread."""
+        if self.clock() >= deadline:
+            raise OutOfTime(f"sync {sync.id}: the tick's time limit is reached before its runs were read")
         runs = self.services.hightouch.list_runs(
             sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
         )
@@ -286,7 +283,9 @@ class Tick:
             model=hightouch.model_name(sync.model_id),
         )
 
-    def _act(self, prepared: _Prepared, state: State, summary: TickSummary) -> None:
+    def _act(
+        self, prepared: _Prepared, state: State, summary: TickSummary, storms: dict[str, tuple[Alert, ...]]
+    ) -> None:
         """Carry out one sync's decision: its posts, then its state, then its Linear step."""
         sync, decision = prepared.sync, prepared.decision
         summary.checked += 1
@@ -299,6 +298,9 @@ class Tick:
             kept = decision.state
             for post in decision.posts:
                 assert prepared.alert is not None  # built whenever there is something to post
+                if post.starts_thread and post.channel in storms:
+                    # One of a storm: a reply in the storm's summary thread, posted first.
+                    post = replace(post, thread=self._storm_thread(post.channel, storms), starts_thread=False)
                 posted = self._send_slack(self._with_incident(prepared.alert, kept), post, decision.route)
                 summary.slack_sent += 1
                 if posted is not None and post.starts_thread:
@@ -357,6 +359,33 @@ class Tick:
             linear_issue=known.linear_issue or "",
             linear_url=known.linear_url or "",
         )
+
+    def _storm_thread(self, channel: str, storms: dict[str, tuple[Alert, ...]]) -> Thread | None:
+        """The storm summary's thread in `channel`, posted on first use in this tick."""
+        if channel not in self._storm_threads:
+            alerts = storms[channel]
+            links = {a.sync.id: SyncLink(a.sync.name, self._url(a.sync.id)) for a in alerts}
+            by_error: dict[str, list[SyncLink]] = {}
+            by_destination: dict[str, list[SyncLink]] = {}
+            for alert in alerts:
+                by_error.setdefault(error_key(alert.run.error), []).append(links[alert.sync.id])
+                destination = self.services.hightouch.destination_name(alert.sync.destination_id)
+                by_destination.setdefault(destination, []).append(links[alert.sync.id])
+            ctx = StormContext(
+                count=len(alerts), by_error=_largest_first(by_error), by_destination=_largest_first(by_destination)
+            )
+            message = self.renderer.slack_storm(ctx)
+            if self.services.slack is None:
+                self._show(f"Slack storm summary to {channel}", message.mrkdwn)
+                self._storm_threads[channel] = None
+            else:
+                posted = self.services.slack.post_message(channel, message.text, message.blocks)
+                self.out.write(f"  storm: {len(alerts)} syncs started failing; summary sent to {channel}\n")
+                self._storm_threads[channel] = Thread(channel, posted.channel, posted.ts)
+        return self._storm_threads[channel]
+
+    def _url(self, sync_id: str) -> str:
+        return sync_url(self.config, self.services.app_url, sync_id)
 
     def _update(self, ctx: TriageContext, update: Update, state: State) -> None:
         """Refresh the incident's first message; if it was deleted, start the thread again."""
@@ -525,6 +554,17 @@ class Tick:
                     status,
                     sync.name,
                 )
+
+
+def _outcome(future: Future[_Prepared]) -> _Prepared | BaseException:
+    try:
+        return future.result()
+    except Exception as exc:  # raised again when this sync's turn comes, so errors stay per sync
+        return exc
+
+
+def _largest_first(groups: dict[str, list[SyncLink]]) -> tuple[tuple[str, tuple[SyncLink, ...]], ...]:
+    return tuple(sorted(((k, tuple(v)) for k, v in groups.items()), key=lambda kv: -len(kv[1])))
 
 
 def format_summary(summary: TickSummary, dry_run: bool) -> str:
