@@ -1,7 +1,11 @@
 """One tick: fetch → decide → act → record, per sync.
 
-Reads (runs, names) run ahead on a few threads; everything that sends or
-records happens on the main thread, one sync at a time, in plan order.
+Reads (runs, names) run on a few threads, all of them before the first act, so
+a storm is seen whole; everything that sends or records happens on the main
+thread, one sync at a time, in plan order. The tick executes the actions
+`decide` addressed (posts, updates, recoveries, the Linear step) and folds
+the ids they return (message ts, issue identifier) into state with the pure
+helpers of decide.py; it never reads a channel or a team from config.
 
 Guarantees:
 - a sync's new state is recorded only after its Slack message went out, so
