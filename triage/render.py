@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -237,6 +238,9 @@ class LinearIssueText:
     description: str
 
 
+Context = TriageContext | RecoveryContext | HealthContext | StormContext  # what a template is given
+
+
 class Renderer:
     def __init__(self, config: Config) -> None:
         user_dir = config.base_dir / "templates"
@@ -264,17 +268,15 @@ class Renderer:
         (it passed `validate` on the sample), the built-in plain message instead, so one
         odd alert cannot stop the tick. `strict` raises instead (for `validate`)."""
         people = mention_markup(mentions)
-        try:
-            body = self._render(SLACK_TEMPLATE, ctx, mentions=people).strip()
-        except ConfigError as exc:
-            if strict:
-                raise
-            log.error("%s; sync %s gets the built-in plain message", exc, ctx.sync_id)
-            body = f"{people} {plain_slack_message(ctx)}".strip()
-        headline = body.splitlines()[0] if body else f"Hightouch sync {slack_escape(ctx.sync_name)} failed"
-        return SlackMessage(
-            text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=cut(body, SLACK_TEXT_LIMIT)
+        body = self._or_plain(
+            SLACK_TEMPLATE,
+            ctx,
+            strict,
+            f"sync {ctx.sync_id} gets the built-in plain message",
+            lambda: f"{people} {plain_slack_message(ctx)}".strip(),
+            mentions=people,
         )
+        return _slack(body)
 
     def linear_issue(self, ctx: TriageContext, *, strict: bool = False) -> LinearIssueText:
         """The issue as the templates word it, or the built-in plain text (see slack_message)."""
@@ -290,48 +292,40 @@ class Renderer:
 
     def slack_recovery(self, ctx: RecoveryContext, *, strict: bool = False) -> SlackMessage:
         """The recovery reply, also the text the incident's first message is updated to."""
-        try:
-            body = self._render(SLACK_RECOVERY_TEMPLATE, ctx).strip()
-        except ConfigError as exc:
-            if strict:
-                raise
-            log.error("%s; sync %s gets the built-in plain recovery", exc, ctx.sync_id)
-            body = f":large_green_circle: Hightouch sync {slack_escape(ctx.sync_name)} recovered (run {ctx.run_id})"
-        headline = body.splitlines()[0] if body else "recovered"
-        return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=body)
+        plain = f":large_green_circle: Hightouch sync {slack_escape(ctx.sync_name)} recovered (run {ctx.run_id})"
+        what = f"sync {ctx.sync_id} gets the built-in plain recovery"
+        return _slack(self._or_plain(SLACK_RECOVERY_TEMPLATE, ctx, strict, what, lambda: plain))
 
     def slack_storm(self, ctx: StormContext, *, strict: bool = False) -> SlackMessage:
-        try:
-            body = self._render(SLACK_STORM_TEMPLATE, ctx).strip()
-        except ConfigError as exc:
-            if strict:
-                raise
-            log.error("%s; the storm summary is the built-in one", exc)
-            body = f":rotating_light: {ctx.count} Hightouch syncs started failing: their alerts are in this thread"
-        headline = body.splitlines()[0] if body else f"{ctx.count} Hightouch syncs started failing"
-        return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=body)
+        """The summary a storm's alerts reply to."""
+        plain = f":rotating_light: {ctx.count} Hightouch syncs started failing: their alerts are in this thread"
+        what = "the storm summary is the built-in one"
+        return _slack(self._or_plain(SLACK_STORM_TEMPLATE, ctx, strict, what, lambda: plain))
 
     def slack_health(self, ctx: HealthContext, *, strict: bool = False) -> SlackMessage:
-        try:
-            body = self._render(SLACK_HEALTH_TEMPLATE, ctx).strip()
-        except ConfigError as exc:
-            if strict:
-                raise
-            log.error("%s; the health message is the built-in one", exc)
-            body = f"hightouch-triage {'cannot run' if ctx.failed else 'works again'}: {slack_escape(ctx.error)}"
-        headline = body.splitlines()[0] if body else "hightouch-triage"
-        return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=body)
+        """What the tool says of itself: it cannot run, or it works again."""
+        plain = f"hightouch-triage {'cannot run' if ctx.failed else 'works again'}: {slack_escape(ctx.error)}"
+        what = "the health message is the built-in one"
+        return _slack(self._or_plain(SLACK_HEALTH_TEMPLATE, ctx, strict, what, lambda: plain))
 
     def linear_comment(self, ctx: TriageContext | RecoveryContext, *, strict: bool = False) -> str:
         """A comment on the sync's open issue: it failed again, or it recovered."""
         name = LINEAR_RECOVERY_COMMENT_TEMPLATE if isinstance(ctx, RecoveryContext) else LINEAR_FAILURE_COMMENT_TEMPLATE
+        plain = f"Hightouch sync {markdown_escape(ctx.sync_name)}: see {ctx.sync_url}"
+        return self._or_plain(name, ctx, strict, f"sync {ctx.sync_id} gets a built-in plain comment", lambda: plain)
+
+    def _or_plain(
+        self, name: str, ctx: Context, strict: bool, what: str, plain: Callable[[], str], **extra: str
+    ) -> str:
+        """A template rendered; if it fails on real data, the built-in plain words (logged as an
+        error: `what` happened instead). `strict` (for `validate`) raises instead."""
         try:
-            return self._render(name, ctx).strip()
+            return self._render(name, ctx, **extra).strip()
         except ConfigError as exc:
             if strict:
                 raise
-            log.error("%s; sync %s gets a built-in plain comment", exc, ctx.sync_id)
-            return f"Hightouch sync {markdown_escape(ctx.sync_name)}: see {ctx.sync_url}"
+            log.error("%s; %s", exc, what)
+            return plain()
 
     def check(self) -> None:
         """Render every template once with sample data: a broken template fails here, not mid-tick."""
@@ -352,9 +346,7 @@ class Renderer:
             )
             self.slack_health(sample, strict=True)
 
-    def _render(
-        self, name: str, ctx: TriageContext | RecoveryContext | HealthContext | StormContext, **extra: str
-    ) -> str:
+    def _render(self, name: str, ctx: Context, **extra: str) -> str:
         try:
             template = self.env.get_template(name)
             return template.render(ctx=ctx, **vars(ctx), **extra)
@@ -370,6 +362,12 @@ def mention_markup(ids: tuple[str, ...]) -> str:
     """Slack mentions of user groups (S…) and users (U…/W…). The ids come from config.yaml,
     checked there: the one value in a message that is not escaped."""
     return " ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in ids)
+
+
+def _slack(body: str) -> SlackMessage:
+    """A rendered Slack text as Slack takes it: blocks, and its first line as the notification."""
+    headline = body.splitlines()[0] if body else "hightouch-triage"
+    return SlackMessage(text=cut_markup(headline, 300), blocks=slack_blocks(body), mrkdwn=cut(body, SLACK_TEXT_LIMIT))
 
 
 # The last resort when a template fails on real data. Words live in templates; these few
