@@ -13,6 +13,7 @@ import responses
 import yaml
 
 from tests.sandboxed import Workspace
+from tests.slack_payloads import is_health
 from triage import commit_state
 from triage.commit_state import GitError
 from triage.errors import ApiError, OutOfTime
@@ -381,3 +382,102 @@ def test_a_storm_is_one_summary_with_every_alert_in_its_thread_once(workspace: W
     assert sorted(r["text"].split("|")[1].split(">")[0] for r in replies) == sorted(f"sync-{n}" for n in range(1, 41))
     workspace.tick()
     assert len(world.slack_messages) == 41  # none twice
+
+
+def alerts(world: World) -> list[dict[str, object]]:
+    """The messages about syncs (a tick that exits 1 also reports the tool's own health)."""
+    return [m for m in world.slack_messages if not is_health(m)]
+
+
+def lose_slack_answers(world: World, times: int = 1) -> None:
+    """Slack takes the next post(s), and the answer never reaches the tool (a timeout)."""
+    lost = [times]
+
+    def on_request(api: str, method: str, path: str, body: bytes) -> None:
+        if api == "slack" and path == "/chat.postMessage" and lost[0] > 0:
+            lost[0] -= 1
+            raise requests.ReadTimeout("no answer within the read timeout")
+
+    world.on_request = on_request
+
+
+def test_a_post_whose_answer_was_lost_is_found_in_history_and_not_sent_again(workspace: Workspace) -> None:
+    world = workspace.world
+    world.add_sync("1", "contacts")
+    world.add_run("1", "success")
+    workspace.tick()
+    world.add_run("1", "failed")
+    lose_slack_answers(world)
+    assert workspace.tick()[0] == 1  # the sync's alert is unconfirmed: retried next tick
+    (first,) = alerts(world)
+    assert first["metadata"] == {
+        "event_type": "hightouch_sync_failure",
+        "event_payload": {"sync_id": "1", "run_id": first["metadata"]["event_payload"]["run_id"]},
+    }
+    (unconfirmed,) = workspace.saved()["syncs"]["1"]["sent"]
+    assert unconfirmed["channel"] == "#data-alerts" and "ts" not in unconfirmed
+
+    code, out = workspace.tick()
+    assert code == 0, out
+    assert len(alerts(world)) == 1  # found in the channel's history: not sent again
+    assert "slack GET /conversations.history" in world.request_log
+    assert "went out in an earlier tick" in out
+    saved = workspace.saved()["syncs"]["1"]
+    assert "sent" not in saved and saved["threads"][0]["ts"] == first["ts"]  # the incident's first message
+
+    world.add_run("1", "failed")
+    workspace.tick()
+    assert alerts(world)[1]["thread_ts"] == first["ts"]  # later failures reply to it
+
+
+def test_a_lost_answer_for_a_post_slack_refused_is_sent_next_tick(workspace: Workspace) -> None:
+    world = workspace.world
+    world.add_sync("1", "contacts")
+    world.add_run("1", "success")
+    workspace.tick()
+    world.add_run("1", "failed")
+    world.apply({"faults": [{"api": "slack", "path": "/chat.postMessage", "status": 500}]})
+    assert workspace.tick()[0] == 1
+    assert alerts(world) == []
+    assert workspace.tick()[0] == 0
+    assert len(alerts(world)) == 1  # not in history, so sent: nothing lost
+
+
+def test_without_the_history_scope_a_lost_answer_means_one_repeat_and_one_warning(
+    workspace: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = workspace.world
+    world.slack_scopes = {"chat:write"}
+    for number in ("1", "2"):
+        world.add_sync(number, f"sync-{number}")
+        world.add_run(number, "success")
+    workspace.tick()
+    for number in ("1", "2"):
+        world.add_run(number, "failed")
+    lose_slack_answers(world, times=2)
+    assert workspace.tick()[0] == 1
+    capsys.readouterr()
+    assert workspace.tick()[0] == 0
+    assert len(alerts(world)) == 4  # each alert at most twice
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "channels:history" in line]
+    assert len(warnings) == 1  # one warning per tick, not one per message
+    assert workspace.tick()[0] == 0 and len(alerts(world)) == 4
+
+
+def test_a_sync_posting_to_two_channels_sends_only_the_one_that_did_not_go_out(workspace: Workspace) -> None:
+    world = workspace.world
+    world.channels.add("#crm-alerts")
+    workspace.config.write_text(
+        'hightouch:\n  workspace_slug: acme\nslack:\n  channel: ["#data-alerts", "#crm-alerts"]\n'
+    )
+    world.add_sync("1", "contacts")
+    world.add_run("1", "success")
+    workspace.tick()
+    world.add_run("1", "failed")
+    refuse_crm = {"api": "slack", "path": "/chat.postMessage", "body": "#crm-alerts", "slack_error": "fatal_error"}
+    world.apply({"faults": [refuse_crm]})
+    assert workspace.tick()[0] == 1  # Slack refused the second channel's post
+    assert [m["channel"] for m in alerts(world)] == ["#data-alerts"]
+    assert workspace.tick()[0] == 0
+    assert [m["channel"] for m in alerts(world)] == ["#data-alerts", "#crm-alerts"]  # the first not again
+    assert world.request_log.count("slack GET /conversations.history") == 1  # only the unanswered one is looked up

@@ -24,6 +24,7 @@ from triage.models import (
     FAILURE_LIKE_STATUSES,
     SUCCESS_STATUSES,
     Run,
+    Sent,
     State,
     Sync,
     SyncState,
@@ -161,6 +162,16 @@ class Post:
     thread: Thread | None = None
     broadcast: bool = False  # a thread reply also shown in the channel
     starts_thread: bool = False
+    earlier: Sent | None = None  # this very message, sent by a tick that did not finish
+
+    @property
+    def kind(self) -> str:
+        return FAILURE
+
+
+# The kinds of message whose delivery is recorded (and found in Slack's history by its metadata).
+FAILURE = "failure"
+RECOVERY = "recovery"
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,10 @@ class Recovery:
     threads: tuple[Thread, ...]
     linear_issue: str | None = None  # comment on it, when configured
     close: bool = False  # and move it to its team's first "completed" state
+    earlier: tuple[Sent, ...] = ()  # these replies, sent by a tick that did not finish
+
+    def earlier_in(self, channel: str) -> Sent | None:
+        return next((s for s in self.earlier if s.channel == channel), None)
 
 
 @dataclass(frozen=True)
@@ -203,11 +218,14 @@ class SyncDecision:
     `state` already has the cursor moved past every handled run and
     `linear_pending` set when escalation is due; the tick records it only
     after every post went out, then folds the Linear step's result in with
-    `linear_done`.
+    `linear_done`. Until then each message is recorded on `before` as it is
+    sent (`sending`, `delivered`), so a tick that dies midway leaves the next
+    one what it needs to send each message once.
     """
 
     state: SyncState
     route: Route
+    before: SyncState  # the state as it stood: each message's Sent is recorded onto it
     alert: Alert | None = None  # new failures this tick (posted unless the route is muted)
     recovery: Recovery | None = None  # told before the posts: an incident that ended this tick
     posts: tuple[Post, ...] = ()  # channel messages, then DMs of an escalation
@@ -245,12 +263,16 @@ def decide_sync(
         if start.pending_run_id is not None:
             # A baseline run still running: judge it, and all after it, later.
             new = []
+        # Its lastRunAt left unset, so a tick that dies before recording the decision
+        # reads these runs again.
+        before = start
     else:
+        before = known
         start = replace(known, name=sync.name, pending_run_id=None)
         new = _after_cursor(ordered, known)
 
     walked = _walk(start, new, failure_statuses)
-    state = replace(walked.state, last_run_at=sync.last_run_at)
+    state = replace(walked.state, last_run_at=sync.last_run_at, sent=())
     window = config.triage.history_window
 
     alert = None
@@ -270,20 +292,22 @@ def decide_sync(
     posts: tuple[Post, ...] = ()
     updates: tuple[Update, ...] = ()
     if alert is not None and not muted:
-        before = known.consecutive_failures if known is not None else 0
-        crossing = escalated is alert and before < route.escalation_threshold
+        failing_before = known.consecutive_failures if known is not None else 0
+        crossing = escalated is alert and failing_before < route.escalation_threshold
+        dms = route.dm_on_escalation
         broadcast = config.slack.broadcast == "all" or (config.slack.broadcast == "escalation" and crossing)
         for channel in route.channels:
             thread = next((t for t in state.threads if t.channel == channel), None) if config.slack.threads else None
+            earlier = _earlier(before, channel, FAILURE, alert.run.id)
             if thread is None:
                 # Remembered even without threads: the recovery answers the latest message.
-                posts += (Post(channel, alert, route.mentions, starts_thread=True),)
+                posts += (Post(channel, alert, route.mentions, starts_thread=True, earlier=earlier),)
             else:
-                posts += (Post(channel, alert, route.mentions, thread=thread, broadcast=broadcast),)
+                posts += (Post(channel, alert, route.mentions, thread, broadcast, earlier=earlier),)
                 updates += (Update(thread, alert),)
         if crossing:
             # Crossing the threshold: the on-call people hear of it directly, once.
-            posts += tuple(Post(user, alert) for user in route.dm_on_escalation)
+            posts += tuple(Post(u, alert, earlier=_earlier(before, u, FAILURE, alert.run.id)) for u in dms)
     escalation = None
     if escalated is not None:
         escalation = Escalation(
@@ -297,10 +321,12 @@ def decide_sync(
             threads=recovery.threads if config.slack.recovery else (),
             linear_issue=recovery.linear_issue if linear.comment_on_recovery or linear.close_on_recovery else None,
             close=linear.close_on_recovery,
+            earlier=tuple(s for s in before.sent if s.kind == RECOVERY and s.run_id == recovery.run.id),
         )
     return SyncDecision(
         state=state,
         route=route,
+        before=before,
         alert=alert,
         recovery=recovery,
         posts=posts,
@@ -351,6 +377,27 @@ def thread_started(state: SyncState, channel: str, channel_id: str, ts: str) -> 
     """The state once an incident's first message went out in `channel`: later failures reply to it."""
     others = tuple(t for t in state.threads if t.channel != channel)
     return replace(state, threads=(*others, Thread(channel, channel_id, ts)))
+
+
+def _earlier(state: SyncState, channel: str, kind: str, run_id: str) -> Sent | None:
+    return next((s for s in state.sent if (s.channel, s.kind, s.run_id) == (channel, kind, run_id)), None)
+
+
+def sending(state: SyncState, sent: Sent) -> SyncState:
+    """The state to record just before a message goes out: `sent` without its ts yet."""
+    others = tuple(s for s in state.sent if (s.channel, s.kind, s.run_id) != (sent.channel, sent.kind, sent.run_id))
+    return replace(state, sent=(*others, sent))
+
+
+def delivered(state: SyncState, sent: Sent, channel_id: str, ts: str) -> SyncState:
+    """The state once Slack answered (or its history showed) that the message went out."""
+    return sending(state, replace(sent, channel_id=channel_id, ts=ts))
+
+
+def not_sent(state: SyncState, sent: Sent) -> SyncState:
+    """The state when the message provably did not go out (a rate or time limit)."""
+    key = (sent.channel, sent.kind, sent.run_id)
+    return replace(state, sent=tuple(s for s in state.sent if (s.channel, s.kind, s.run_id) != key))
 
 
 def linear_attempt(state: SyncState, create_id: str) -> SyncState:

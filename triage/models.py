@@ -133,6 +133,22 @@ class Thread:
 
 
 @dataclass(frozen=True)
+class Sent:
+    """One Slack message of the alert (or recovery) being handled, recorded before it is
+    sent: `ts` is None until Slack answered. A record still without `ts` at the next tick
+    means the answer was lost (a crash, a timeout): Slack's history says whether it went out.
+    """
+
+    channel: str  # as the post addressed it
+    kind: str  # "failure" or "recovery": the message's metadata event
+    run_id: str  # the run it is about (the alert's newest failure, or the recovering run)
+    at: str  # when it was about to be sent: history is read from a little before
+    thread_ts: str | None = None  # a reply in this thread
+    channel_id: str | None = None  # Slack's id of the channel, when known (history needs it)
+    ts: str | None = None  # Slack's answer: the message went out
+
+
+@dataclass(frozen=True)
 class SyncState:
     """What one tick hands to the next about one sync (see state/state.yaml)."""
 
@@ -149,6 +165,7 @@ class SyncState:
     pending_run_id: str | None = None  # an unsettled run to look at again next tick
     incident_at: str | None = None  # when the open incident's first failed run happened
     threads: tuple[Thread, ...] = ()  # the incident's first message in each channel
+    sent: tuple[Sent, ...] = ()  # messages of a tick that did not finish this sync (see Sent)
 
 
 @dataclass

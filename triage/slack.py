@@ -1,4 +1,5 @@
-"""Slack Web API client: chat.postMessage and chat.update.
+"""Slack Web API client: chat.postMessage, chat.update, chat.getPermalink and the
+history reads that tell whether a message whose answer was lost went out.
 
 Slack answers HTTP 200 with `ok: false` for most errors; each error code is
 classified here, once: bad credentials stop the tick, a bad channel is a
@@ -7,6 +8,7 @@ config problem that names the channel, the rest are API errors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,20 @@ class MessageGone(ApiError):
     """The message to update was deleted, or can no longer be edited."""
 
 
+class MissingScope(ApiError):
+    """The token may post but not read history (channels:history / groups:history)."""
+
+
+# A message's metadata names what it is about, so Slack's history can answer "was it sent?".
+EVENT_TYPES = {"failure": "hightouch_sync_failure", "recovery": "hightouch_sync_recovery"}
+# A channel (C…), private channel (G…) or DM (D…) id, as opposed to a #name.
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
+USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")  # a DM: its channel id is known only from a post's answer
+# History is read from this long before a send was attempted (clocks differ a little).
+HISTORY_MARGIN_SECONDS = 120
+HISTORY_PAGES = 10  # 200 messages each: far more than one channel receives around one send
+
+
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
 
@@ -65,9 +81,11 @@ class SlackClient:
         *,
         thread_ts: str | None = None,
         broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> PostedMessage:
         """Post one message, or a reply in a thread. Retried by the HTTP policy only when
-        Slack provably did not post it."""
+        Slack provably did not post it. `metadata` ({event_type, event_payload}) lets
+        `find_sent` recognise the message later."""
         payload: dict[str, Any] = {
             "channel": channel,
             "text": text,
@@ -76,6 +94,8 @@ class SlackClient:
             "unfurl_media": False,
             "link_names": False,
         }
+        if metadata is not None:
+            payload["metadata"] = metadata
         if thread_ts is not None:
             payload["thread_ts"] = thread_ts
             payload["reply_broadcast"] = broadcast
@@ -94,6 +114,48 @@ class SlackClient:
         params = {"channel": channel_id, "message_ts": ts}
         body = self._call("chat.getPermalink", channel_id, params, idempotent=True, method="GET")
         return str(body.get("permalink") or "")
+
+    def find_sent(
+        self, channel_id: str, metadata: dict[str, Any], since: float, *, thread_ts: str | None = None
+    ) -> str | None:
+        """The ts of a message carrying `metadata` posted in the channel (or in the thread)
+        since `since` (Unix time, less a margin), or None. Raises MissingScope when the token
+        may not read the channel's history."""
+        endpoint = "conversations.replies" if thread_ts else "conversations.history"
+        params: dict[str, Any] = {
+            "channel": channel_id,
+            "oldest": f"{max(since - HISTORY_MARGIN_SECONDS, 0):.6f}",
+            "include_all_metadata": "true",
+            "limit": 200,
+        }
+        if thread_ts:
+            params["ts"] = thread_ts
+        for _ in range(HISTORY_PAGES):
+            body = self._call(endpoint, channel_id, params, idempotent=True, method="GET")
+            for message in body.get("messages") or []:
+                if isinstance(message, dict) and _carries(message.get("metadata"), metadata):
+                    return str(message.get("ts") or "") or None
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not body.get("has_more") or not cursor:
+                return None
+            params = {**params, "cursor": cursor}
+        return None
+
+    def find_channel_id(self, name: str) -> str | None:
+        """The id of a channel configured by name (conversations.list), or None. Raises
+        MissingScope without channels:read / groups:read."""
+        wanted = name.removeprefix("#")
+        params: dict[str, Any] = {"types": "public_channel,private_channel", "exclude_archived": "true", "limit": 1000}
+        for _ in range(HISTORY_PAGES):
+            body = self._call("conversations.list", name, params, idempotent=True, method="GET")
+            for channel in body.get("channels") or []:
+                if isinstance(channel, dict) and channel.get("name") == wanted:
+                    return str(channel.get("id") or "") or None
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+            params = {**params, "cursor": cursor}
+        return None
 
     def _call(
         self, endpoint: str, channel: str, payload: dict[str, Any], *, idempotent: bool, method: str = "POST"
@@ -116,6 +178,9 @@ class SlackClient:
         if body.get("ok") is True:
             return body
         error = str(body.get("error") or f"HTTP {response.status_code}")
+        if error == "missing_scope" and endpoint.startswith("conversations."):
+            needed = body.get("needed") or "a history scope"
+            raise MissingScope(f"Slack {endpoint}: missing_scope: the bot token lacks {needed}")
         if error in AUTH_ERRORS:
             raise AuthError(f"Slack {endpoint}: {error}: the bot token was refused (SLACK_BOT_TOKEN)")
         if error in CHANNEL_ERRORS:
@@ -123,3 +188,17 @@ class SlackClient:
         if error in GONE_ERRORS:
             raise MessageGone(f"Slack {endpoint} in {channel!r}: {error}")
         raise ApiError(f"Slack {endpoint} to {channel!r} failed: {error}")
+
+
+def message_metadata(kind: str, sync_id: str, run_id: str) -> dict[str, Any]:
+    """What a message of `kind` about a sync's run carries, for `find_sent` to recognise it."""
+    return {"event_type": EVENT_TYPES[kind], "event_payload": {"sync_id": sync_id, "run_id": run_id}}
+
+
+def _carries(found: Any, wanted: dict[str, Any]) -> bool:
+    """Whether a message's metadata is `wanted`: its event type, and every payload field
+    (Slack may add fields of its own)."""
+    if not isinstance(found, dict) or found.get("event_type") != wanted["event_type"]:
+        return False
+    payload = found.get("event_payload")
+    return isinstance(payload, dict) and all(str(payload.get(k)) == str(v) for k, v in wanted["event_payload"].items())

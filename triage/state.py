@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from triage.errors import StateBusy, StateError
-from triage.models import State, SyncState, Thread
+from triage.models import Sent, State, SyncState, Thread
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,10 @@ def _compact(sync_state: SyncState) -> dict[str, Any]:
         del data["incident_at"]
     if not data["threads"]:
         del data["threads"]
+    if not data["sent"]:
+        del data["sent"]
+    else:
+        data["sent"] = [{k: v for k, v in item.items() if v is not None} for item in data["sent"]]
     return data
 
 
@@ -249,6 +253,7 @@ def _sync_state(raw: Any, where: str) -> SyncState:
         pending_run_id=_optional_str(raw.get("pending_run_id")),
         incident_at=_optional_str(raw.get("incident_at")),
         threads=_threads(raw.get("threads"), where),
+        sent=_sent(raw.get("sent"), where),
     )
 
 
@@ -260,6 +265,30 @@ def _threads(raw: Any, where: str) -> tuple[Thread, ...]:
     ):
         raise StateError(f"{where}: threads must be a list of {{channel, channel_id, ts}}")
     return tuple(Thread(channel=str(t["channel"]), channel_id=str(t["channel_id"]), ts=str(t["ts"])) for t in raw)
+
+
+_SENT_FIELDS = {f.name for f in fields(Sent)}
+
+
+def _sent(raw: Any, where: str) -> tuple[Sent, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+        isinstance(s, dict) and {"channel", "kind", "run_id", "at"} <= set(s) <= _SENT_FIELDS for s in raw
+    ):
+        raise StateError(f"{where}: sent must be a list of {{channel, kind, run_id, at, …}}")
+    return tuple(
+        Sent(
+            channel=str(s["channel"]),
+            kind=str(s["kind"]),
+            run_id=str(s["run_id"]),
+            at=str(_optional_str(s["at"])),
+            thread_ts=_optional_str(s.get("thread_ts")),
+            channel_id=_optional_str(s.get("channel_id")),
+            ts=_optional_str(s.get("ts")),
+        )
+        for s in raw
+    )
 
 
 def _optional_str(value: Any) -> str | None:

@@ -28,33 +28,37 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TextIO
 
 from dateutil import parser as dateparser
 
 from triage.config import Config
 from triage.decide import (
+    RECOVERY,
     Alert,
     Escalation,
     Post,
-    Recovery,
     SyncDecision,
     TickContext,
     Update,
     decide_sync,
+    delivered,
     enough_runs,
     error_key,
     linear_attempt,
     linear_done,
     never_ran_state,
+    not_sent,
     plan_storms,
     plan_tick,
+    sending,
     thread_started,
 )
 from triage.errors import ApiError, AuthError, ConfigError, Deferred, OutOfTime
 from triage.hightouch import HightouchClient
 from triage.linear import Issue, LinearClient, Team
-from triage.models import State, Sync, SyncState, Thread, parse_iso_time
+from triage.models import Sent, State, Sync, SyncState, Thread, parse_iso_time
 from triage.render import (
     RecoveryContext,
     Renderer,
@@ -67,7 +71,7 @@ from triage.render import (
     sync_url,
 )
 from triage.routing import Route, Target, needs_names
-from triage.slack import MessageGone, PostedMessage, SlackClient
+from triage.slack import CHANNEL_ID, USER_ID, MessageGone, MissingScope, PostedMessage, SlackClient, message_metadata
 from triage.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -127,6 +131,8 @@ class Tick:
     _storm_threads: dict[str, Thread | None] = field(default_factory=dict)  # channel -> this tick's summary
     _team_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
     _unknown_logged: set[str] = field(default_factory=set)
+    _channel_ids: dict[str, str] = field(default_factory=dict)  # channel as configured -> Slack's id
+    _unchecked_warned: bool = False
 
     def run(self) -> TickSummary:
         state = self.store.load()
@@ -143,6 +149,9 @@ class Tick:
             summary.listing_deferred = str(exc)
             return summary
 
+        for known in state.syncs.values():
+            for thread in known.threads:
+                self._channel_ids.setdefault(thread.channel, thread.channel_id)
         found, gone = self._recheck_unlisted(syncs, state)
         syncs += found
         for sync_id in gone:
@@ -298,14 +307,14 @@ class Tick:
             summary.new_failures += decision.alert.new_failures
         try:
             if decision.recovery is not None:
-                self._recover(sync, decision.recovery, state.syncs.get(sync.id))
+                self._recover(sync, decision, state)
             kept = decision.state
             for post in decision.posts:
                 assert prepared.alert is not None  # built whenever there is something to post
                 if post.starts_thread and post.channel in storms:
                     # One of a storm: a reply in the storm's summary thread, posted first.
                     post = replace(post, thread=self._storm_thread(post.channel, storms), starts_thread=False)
-                posted = self._send_slack(self._with_incident(prepared.alert, kept), post, decision.route)
+                posted = self._send_slack(self._with_incident(prepared.alert, kept), post, decision, state)
                 summary.slack_sent += 1
                 if posted is not None and post.starts_thread:
                     kept = thread_started(kept, post.channel, posted.channel, posted.ts)
@@ -337,21 +346,114 @@ class Tick:
             escalates=route.escalate,
         )
 
-    def _send_slack(self, ctx: TriageContext, post: Post, route: Route) -> PostedMessage | None:
+    def _send_slack(self, ctx: TriageContext, post: Post, decision: SyncDecision, state: State) -> PostedMessage | None:
         message = self.renderer.slack_message(ctx, post.mentions)
         where = f"{post.channel}{' (thread reply)' if post.thread else ''}"
-        if self.services.slack is None:
-            self._show(f"Slack message to {where} (route {route.name})", message.mrkdwn)
+        slack = self.services.slack
+        if slack is None:
+            self._show(f"Slack message to {where} (route {decision.route.name})", message.mrkdwn)
             return None
-        posted = self.services.slack.post_message(
-            post.channel,
-            message.text,
-            message.blocks,
-            thread_ts=post.thread.ts if post.thread else None,
-            broadcast=post.broadcast,
+        thread_ts = post.thread.ts if post.thread else None
+        sent = Sent(
+            post.channel, post.kind, post.alert.run.id, _iso(self.now), thread_ts, self._channel_id(post.channel)
         )
-        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message sent to {where}\n")
+        posted, fresh = self._send_once(
+            state,
+            ctx.sync_id,
+            decision.before,
+            sent,
+            post.earlier,
+            lambda metadata: slack.post_message(
+                post.channel,
+                message.text,
+                message.blocks,
+                thread_ts=thread_ts,
+                broadcast=post.broadcast,
+                metadata=metadata,
+            ),
+        )
+        verdict = "sent to" if fresh else "went out in an earlier tick: not sent again to"
+        self.out.write(f"  {ctx.sync_name} ({ctx.sync_id}): Slack message {verdict} {where}\n")
         return posted
+
+    def _send_once(
+        self,
+        state: State,
+        sync_id: str,
+        before: SyncState,
+        sent: Sent,
+        earlier: Sent | None,
+        send: Callable[..., PostedMessage],  # called with the message's metadata=
+    ) -> tuple[PostedMessage, bool]:
+        """Send one message once across ticks: Slack's answer, and whether it was sent now
+        (False: an earlier tick's attempt is known, or was found in history, to have gone out).
+
+        The attempt is recorded before the send and its answer after. A tick that dies in
+        between, or whose answer was lost (a timeout, a 5xx), leaves a record without ts; the
+        next tick reads the channel's history for the message's metadata before sending again.
+        """
+        if earlier is not None and earlier.ts is None:
+            earlier = self._found_in_history(sync_id, earlier)
+        if earlier is not None and earlier.ts is not None:
+            channel_id = earlier.channel_id or sent.channel
+            self._record(state, sync_id, delivered(state.syncs.get(sync_id, before), sent, channel_id, earlier.ts))
+            return PostedMessage(channel_id, earlier.ts), False
+        self._record(state, sync_id, sending(state.syncs.get(sync_id, before), sent))
+        try:
+            posted = send(metadata=message_metadata(sent.kind, sync_id, sent.run_id))
+        except Deferred:
+            # A rate or time limit: Slack provably did not post it.
+            self._record(state, sync_id, not_sent(state.syncs.get(sync_id, before), sent))
+            raise
+        self._channel_ids[sent.channel] = posted.channel
+        self._record(state, sync_id, delivered(state.syncs.get(sync_id, before), sent, posted.channel, posted.ts))
+        return posted, True
+
+    def _found_in_history(self, sync_id: str, earlier: Sent) -> Sent | None:
+        """`earlier` with its ts when the channel's history holds it; None when it is not there
+        or cannot be read for want of the scope (then it is sent again: at least once)."""
+        slack = self.services.slack
+        assert slack is not None
+        since = parse_iso_time(earlier.at)
+        metadata = message_metadata(earlier.kind, sync_id, earlier.run_id)
+        try:
+            channel_id = earlier.channel_id or self._channel_id(earlier.channel)
+            if channel_id is None and not USER_ID.fullmatch(earlier.channel):
+                # History is read by id only; a channel configured by name is looked up once.
+                channel_id = slack.find_channel_id(earlier.channel)
+                if channel_id is not None:
+                    self._channel_ids[earlier.channel] = channel_id
+            if channel_id is None or since is None:
+                self._warn_unchecked(f"Slack's id for {earlier.channel!r} is not known")
+                return None
+            ts = slack.find_sent(channel_id, metadata, since.timestamp(), thread_ts=earlier.thread_ts)
+        except MissingScope as exc:
+            self._warn_unchecked(str(exc))
+            return None
+        # Any other error: this sync waits for the next tick rather than risk a repeat.
+        if ts is None:
+            log.info(
+                "sync %s: the message to %s whose answer was lost is not in Slack: sending it", sync_id, earlier.channel
+            )
+            return None
+        return replace(earlier, channel_id=channel_id, ts=ts)
+
+    def _warn_unchecked(self, why: str) -> None:
+        if not self._unchecked_warned:
+            self._unchecked_warned = True
+            log.warning(
+                "a Slack message whose answer was lost cannot be looked up (%s): it is sent again, so it may "
+                "show twice. For exactly-once alerts give the Slack app channels:history, groups:history, "
+                "channels:read and groups:read, or configure channels by id",
+                why,
+            )
+
+    def _channel_id(self, channel: str) -> str | None:
+        """Slack's id for a configured channel, when known: it is an id already, or a post
+        or a remembered thread showed it. History can only be read by id."""
+        if CHANNEL_ID.fullmatch(channel):
+            return channel
+        return self._channel_ids.get(channel)
 
     @staticmethod
     def _with_incident(ctx: TriageContext, known: SyncState) -> TriageContext:
@@ -410,8 +512,11 @@ class Tick:
         except ApiError as exc:  # the alert itself went out: a stale first message is not worth a failed tick
             log.warning("the incident's first message in %s was not refreshed: %s", update.thread.channel, exc)
 
-    def _recover(self, sync: Sync, recovery: Recovery, known: SyncState | None) -> None:
+    def _recover(self, sync: Sync, decision: SyncDecision, state: State) -> None:
         """Tell each thread of the incident that it is over, and mark its first message resolved."""
+        recovery = decision.recovery
+        assert recovery is not None
+        known = state.syncs.get(sync.id)
         started, ended = parse_iso_time(recovery.started_at), recovery.run.time
         ctx = RecoveryContext(
             sync_id=sync.id,
@@ -430,7 +535,17 @@ class Tick:
             if slack is None:
                 self._show(f"Slack recovery reply in {thread.channel}", message.mrkdwn)
                 continue
-            slack.post_message(thread.channel, message.text, message.blocks, thread_ts=thread.ts)
+            sent = Sent(thread.channel, RECOVERY, recovery.run.id, _iso(self.now), thread.ts, thread.channel_id)
+            _, fresh = self._send_once(
+                state,
+                sync.id,
+                decision.before,
+                sent,
+                recovery.earlier_in(thread.channel),
+                partial(slack.post_message, thread.channel, message.text, message.blocks, thread_ts=thread.ts),
+            )
+            if not fresh:
+                continue  # told, and marked resolved, by the tick that sent it
             try:
                 slack.update_message(thread.channel_id, thread.ts, message.text, message.blocks)
             except (AuthError, ConfigError):

@@ -27,6 +27,14 @@ Answer = tuple[int, dict[str, str], bytes]
 
 HIGHTOUCH = "/hightouch/api/v1"
 SLACK = "/slack/api"
+SLACK_METHODS = (
+    "/chat.postMessage",
+    "/chat.update",
+    "/chat.getPermalink",
+    "/conversations.history",
+    "/conversations.replies",
+    "/conversations.list",
+)
 LINEAR = "/linear/graphql"
 CONTROL = "/_sandbox"
 MAX_PAGE = 100
@@ -234,13 +242,18 @@ class Sandbox:
     # -- Slack ---------------------------------------------------------------
 
     def _slack(self, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes) -> Answer:
-        """chat.postMessage (threads with thread_ts and reply_broadcast, DMs to a user id),
-        chat.update and chat.getPermalink, with Slack's ok:false errors."""
+        """chat.postMessage (threads with thread_ts and reply_broadcast, DMs to a user id,
+        metadata, the per-channel rate limit), chat.update, chat.getPermalink and the history
+        reads, with Slack's ok:false errors."""
         world = self.world
-        if path not in ("/chat.postMessage", "/chat.update", "/chat.getPermalink"):
+        if path not in SLACK_METHODS:
             return _json(200, {"ok": False, "error": "unknown_method"})
         if headers.get("Authorization") != f"Bearer {world.slack_token}":
             return _json(200, {"ok": False, "error": "invalid_auth"})
+        if path in ("/conversations.history", "/conversations.replies"):
+            return self._slack_history(path, query)
+        if path == "/conversations.list":
+            return self._slack_channels()
         if path == "/chat.getPermalink":
             with world.lock:
                 channel_id = world.channel_id(query.get("channel", ""))
@@ -274,11 +287,78 @@ class Sandbox:
                     return _json(200, {"ok": False, "error": "message_not_found"})
                 found.update(text=payload.get("text"), blocks=payload.get("blocks"), edits=found.get("edits", 0) + 1)
                 return _json(200, {"ok": True, "channel": channel_id, "ts": found["ts"], "text": payload.get("text")})
+            if path == "/chat.postMessage" and not world.slack_post_allowed(channel_id):
+                world.stats["slack_429"] += 1
+                return _json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
             # Unique and increasing, as Slack's are within a channel.
             ts = f"{max(time.time(), world.last_ts + 0.000001):.6f}"
             world.last_ts = float(ts)
             world.slack_messages.append({**payload, "ts": ts, "channel_id": channel_id})
         return _json(200, {"ok": True, "channel": channel_id, "ts": ts, "message": {"text": payload.get("text")}})
+
+    def _slack_channels(self) -> Answer:
+        """conversations.list: every channel the bot can see, by id and name (one page)."""
+        world = self.world
+        if not {"channels:read", "groups:read"} & world.slack_scopes:
+            return _json(200, {"ok": False, "error": "missing_scope", "needed": "channels:read"})
+        with world.lock:
+            named = {world.channel_id(c): c.removeprefix("#") for c in world.channels if not c.startswith("C")}
+        channels = [{"id": channel_id, "name": name} for channel_id, name in sorted(named.items()) if channel_id]
+        return _json(200, {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}})
+
+    def _slack_history(self, path: str, query: dict[str, str]) -> Answer:
+        """conversations.history (a channel's messages and broadcast replies, newest first) and
+        conversations.replies (a thread: its parent, then replies, oldest first). Both need a
+        channel id and a history scope; metadata only with include_all_metadata."""
+        world = self.world
+        if not {"channels:history", "groups:history"} & world.slack_scopes:
+            return _json(
+                200,
+                {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": "channels:history",
+                    "provided": ",".join(sorted(world.slack_scopes)),
+                },
+            )
+        channel_id = query.get("channel", "")
+        oldest = float(query.get("oldest") or 0)
+        limit = min(int(query.get("limit") or 100), 1000)
+        offset = int(query.get("cursor") or 0)
+        with world.lock:
+            if channel_id not in world.channel_ids():
+                return _json(200, {"ok": False, "error": "channel_not_found"})
+            mine = [m for m in world.slack_messages if m["channel_id"] == channel_id and float(m["ts"]) >= oldest]
+            if path == "/conversations.history":
+                found = [m for m in reversed(mine) if "thread_ts" not in m or m.get("reply_broadcast")]
+            else:
+                thread = query.get("ts", "")
+                parent = [m for m in world.slack_messages if m["channel_id"] == channel_id and m["ts"] == thread]
+                if not parent:
+                    return _json(200, {"ok": False, "error": "thread_not_found"})
+                found = parent + [m for m in mine if m.get("thread_ts") == thread]
+            page = found[offset : offset + limit]
+        with_metadata = query.get("include_all_metadata") in ("true", "1")
+        messages = [
+            {
+                "type": "message",
+                "ts": m["ts"],
+                "text": m.get("text"),
+                **({"thread_ts": m["thread_ts"]} if "thread_ts" in m else {}),
+                **({"metadata": m["metadata"]} if with_metadata and "metadata" in m else {}),
+            }
+            for m in page
+        ]
+        more = offset + limit < len(found)
+        return _json(
+            200,
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+            },
+        )
 
     # -- Linear --------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,6 +137,12 @@ class World:
         self.linear_key = "lin_api_sandbox_key"
         self.channels = {"#data-alerts", "data-alerts", "C0DATAALERTS"}
         self.users: set[str] = set()  # user ids a DM (chat.postMessage to a user id) can reach
+        # The bot token's scopes: without a read or history scope, conversations.* answer missing_scope.
+        self.slack_scopes = {"chat:write", "channels:history", "groups:history", "channels:read", "groups:read"}
+        self.slack_rate: float | None = None  # messages a second per channel (Slack: about 1)
+        self.slack_burst = 3
+        self.slack_buckets: dict[str, tuple[float, float]] = {}  # channel id -> (tokens, when)
+        self.clock: Callable[[], float] = time.monotonic  # tests may step it with the client's sleeps
         self.last_ts = 0.0
         self.newest_first = True
         self.rate_limit = False
@@ -248,6 +255,10 @@ class World:
             self.newest_first = options.get("runs_order", "newest_first") == "newest_first"
             self.rate_limit = bool(options.get("rate_limit", False))
             self.latency = float(options.get("latency_ms", 0)) / 1000
+            if "slack_rate" in options:  # messages a second per channel, as Slack allows
+                self.slack_rate = float(options["slack_rate"])
+            if "slack_scopes" in options:
+                self.slack_scopes = {str(scope) for scope in options["slack_scopes"]}
             now = datetime.now(UTC)
             for item in data.get("syncs") or []:
                 try:
@@ -285,6 +296,24 @@ class World:
             if channel in ids:
                 return channel
             return self._id_of(channel) if channel in self.channels else None
+
+    def channel_ids(self) -> set[str]:
+        """Every id history can be read from: the channels' and the DMs'."""
+        with self.lock:
+            return {self._id_of(name) for name in self.channels} | {"D" + u[1:] for u in self.users}
+
+    def slack_post_allowed(self, channel_id: str) -> bool:
+        """Slack's per-channel message rate: a token bucket of `slack_burst` messages refilled
+        at `slack_rate` a second (None: no limit), on `clock`."""
+        if self.slack_rate is None:
+            return True
+        with self.lock:
+            now = self.clock()
+            tokens, then = self.slack_buckets.get(channel_id, (float(self.slack_burst), now))
+            tokens = min(float(self.slack_burst), tokens + (now - then) * self.slack_rate)
+            allowed = tokens >= 1.0
+            self.slack_buckets[channel_id] = (tokens - 1.0 if allowed else tokens, now)
+            return allowed
 
     @staticmethod
     def _id_of(name: str) -> str:
