@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tests.factories import BASELINE, at, config, known, run, steady, sync
-from triage.decide import Outcome, decide_sync, enough_runs, outcome, plan_tick
-from triage.models import Run, State, SyncState
+from triage.decide import Outcome, decide_sync, delivered, enough_runs, not_sent, outcome, plan_tick, sending
+from triage.models import Run, Sent, State, SyncState
 
 
 def test_baseline_on_first_tick_sends_nothing_and_records_cursor_and_count() -> None:
@@ -308,3 +308,24 @@ def test_opaque_run_ids_are_placed_after_a_vanished_cursor_by_its_time() -> None
     assert later.alert is not None and later.alert.run.id == "a-run"
     again = decide_sync(sync(), [opaque("a-run", 30, "failed")], later.state, steady(), config())
     assert again.alert is None
+
+
+def test_an_earlier_attempt_of_the_same_message_is_handed_to_its_post_and_forgotten_by_the_new_state() -> None:
+    runs = [run(1, "success"), run(2, "failed")]
+    attempt = Sent("#data-alerts", "failure", "2", "2026-11-23T06:05:00Z")
+    other_run = Sent("#data-alerts", "failure", "7", "2026-11-23T06:05:00Z")
+    before = known(1, sent=(attempt, other_run))
+    decision = decide_sync(sync(), runs, before, steady(), config())
+    (post,) = decision.posts
+    assert post.earlier == attempt  # the tick looks it up before sending again
+    assert decision.before == before  # attempts are recorded onto what stood
+    assert decision.state.sent == ()  # once the decision is recorded, no attempt is open
+
+
+def test_attempts_are_recorded_and_answered_with_pure_helpers() -> None:
+    attempt = Sent("#data-alerts", "failure", "2", "2026-11-23T06:05:00Z")
+    started = sending(known(1), attempt)
+    assert started.sent == (attempt,)
+    answered = delivered(started, attempt, "C0DATA1234", "1700.000100")
+    assert answered.sent == (replace(attempt, channel_id="C0DATA1234", ts="1700.000100"),)
+    assert not_sent(started, attempt).sent == ()

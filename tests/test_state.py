@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from triage.errors import StateError
-from triage.models import State, SyncState
+from triage.models import Sent, State, SyncState
 from triage.state import StateStore, dump_state
 
 
@@ -143,3 +144,21 @@ def test_empty_or_comment_only_state_file_stops_the_tick_and_is_left_alone(tmp_p
     with pytest.raises(StateError, match="empty"):
         StateStore(path).load()
     assert path.read_text() == text
+
+
+def test_a_message_attempt_survives_the_journal_and_the_file_with_its_ts_or_without(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.yaml")
+    store.save(sample())
+    attempts = (
+        Sent("#data-alerts", "failure", "98770", "2026-11-23T09:15:02Z", channel_id="C0DATA1234", ts="1700.000100"),
+        Sent("#crm", "failure", "98770", "2026-11-23T09:15:03Z", thread_ts="1699.000200"),
+    )
+    known = replace(sample().syncs["1234"], sent=attempts)
+    store.record("1234", known)
+    assert store.load().syncs["1234"] == known  # from the journal
+    state = store.load()
+    store.save(state)
+    assert store.load().syncs["1234"] == known  # from state.yaml
+    saved = yaml.safe_load((tmp_path / "state.yaml").read_text())["syncs"]["1234"]["sent"]
+    assert saved[1] == {"channel": "#crm", "kind": "failure", "run_id": "98770", "at": "2026-11-23T09:15:03Z",
+                        "thread_ts": "1699.000200"}  # fmt: skip
