@@ -481,3 +481,41 @@ def test_a_sync_posting_to_two_channels_sends_only_the_one_that_did_not_go_out(w
     assert workspace.tick()[0] == 0
     assert [m["channel"] for m in alerts(world)] == ["#data-alerts", "#crm-alerts"]  # the first not again
     assert world.request_log.count("slack GET /conversations.history") == 1  # only the unanswered one is looked up
+
+
+def test_a_storm_slack_paces_goes_on_next_tick_in_the_same_thread_and_each_sync_recovers_there(
+    workspace: Workspace,
+) -> None:
+    world = workspace.world
+    workspace.config.write_text("hightouch:\n  workspace_slug: acme\ntriage:\n  wait_budget_seconds: 10\n")
+    world.slack_rate = 1.0  # Slack: about one message a second per channel, in short bursts
+    world.clock = lambda: sum(workspace.sleeps)  # the channel's seconds are the tool's waits
+    for number in range(1, 41):
+        world.add_sync(str(number), f"sync-{number}")
+        world.add_run(str(number), "success")
+    workspace.tick()
+    for number in range(1, 41):
+        world.add_run(str(number), "failed", error="Warehouse unreachable")
+    ticks = 0
+    while ticks < 12:
+        code, out = workspace.tick()
+        assert code == 0, out  # Slack's pace is not a failure
+        ticks += 1
+        if not workspace.saved().get("deferred"):
+            break
+    assert ticks > 1 and world.stats["slack_429"] > 0  # it took several ticks at Slack's pace
+    summary, *replies = world.slack_messages
+    assert "40 Hightouch syncs started failing" in summary["text"]
+    assert len(replies) == 40 and {r["thread_ts"] for r in replies} == {summary["ts"]}  # one thread
+    assert sorted(r["text"].split("|")[1].split(">")[0] for r in replies) == sorted(f"sync-{n}" for n in range(1, 41))
+    assert "storms" not in workspace.saved()  # the storm is fully told
+
+    world.add_run("7", "success")
+    world.add_run("8", "failed", error="Warehouse unreachable")
+    workspace.tick()
+    recovery, again = world.slack_messages[41:]
+    assert recovery["thread_ts"] == summary["ts"] and "recovered" in recovery["text"]
+    assert again["thread_ts"] == summary["ts"] and "sync-8" in again["text"]
+    mine = next(r for r in replies if "|sync-7>" in r["text"])
+    assert mine.get("edits") and "recovered" in mine["text"]  # its own message marked resolved...
+    assert not summary.get("edits")  # ...never the summary, which speaks for all forty

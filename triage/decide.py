@@ -13,7 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
@@ -354,15 +354,23 @@ def _due_escalation(
     return _alert(sync, ordered, newest, 0, state, config.triage.history_window, failure_statuses)
 
 
-def plan_storms(decisions: list[SyncDecision], threshold: int) -> dict[str, tuple[Alert, ...]]:
+def plan_storms(
+    decisions: list[SyncDecision], threshold: int, open_storms: Collection[str] = ()
+) -> dict[str, tuple[Alert, ...]]:
     """Channels where `threshold` or more syncs start an incident in one tick (a warehouse
-    outage), with those syncs' alerts: each gets one summary first, the alerts as replies."""
+    outage), with those syncs' alerts: each gets one summary first, the alerts as replies.
+    A channel whose storm a rate limit left unfinished (`open_storms`) stays one: the rest
+    of its alerts reply in the same summary's thread, however few."""
     starting: dict[str, list[Alert]] = {}
     for decision in decisions:
         for post in decision.posts:
             if post.starts_thread:
                 starting.setdefault(post.channel, []).append(post.alert)
-    return {channel: tuple(alerts) for channel, alerts in starting.items() if len(alerts) >= threshold}
+    return {
+        channel: tuple(alerts)
+        for channel, alerts in starting.items()
+        if len(alerts) >= threshold or channel in open_storms
+    }
 
 
 def error_key(error: str | None) -> str:
@@ -373,10 +381,13 @@ def error_key(error: str | None) -> str:
     return re.sub(r"\b[0-9a-f]*\d[0-9a-f-]*\b", "N", first)[:200]
 
 
-def thread_started(state: SyncState, channel: str, channel_id: str, ts: str) -> SyncState:
-    """The state once an incident's first message went out in `channel`: later failures reply to it."""
+def thread_started(state: SyncState, channel: str, channel_id: str, ts: str, in_thread: str | None = None) -> SyncState:
+    """The state once an incident's first message (`ts`) went out in `channel`: later failures
+    reply to it — or, when it was itself a reply in a storm's summary thread (`in_thread`),
+    to that thread."""
     others = tuple(t for t in state.threads if t.channel != channel)
-    return replace(state, threads=(*others, Thread(channel, channel_id, ts)))
+    thread = Thread(channel, channel_id, ts) if in_thread is None else Thread(channel, channel_id, in_thread, ts)
+    return replace(state, threads=(*others, thread))
 
 
 def _earlier(state: SyncState, channel: str, kind: str, run_id: str) -> Sent | None:

@@ -129,7 +129,15 @@ class Thread:
 
     channel: str  # as configured (#data-alerts): the key routes and state agree on
     channel_id: str  # as Slack answered (C…): what chat.update needs
-    ts: str
+    ts: str  # the thread's parent: replies go under it
+    # The incident's own message when it is a reply in a storm's summary thread: updated
+    # and marked resolved in place of the parent, which speaks for many syncs.
+    message_ts: str | None = None
+
+    @property
+    def first_message_ts(self) -> str:
+        """The message that shows the incident's state (chat.update)."""
+        return self.message_ts or self.ts
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,9 @@ class State:
     last_tick_at: str | None = None
     syncs: dict[str, SyncState] = field(default_factory=dict)
     deferred: list[str] = field(default_factory=list)  # rate-limited last tick: go first
+    # Storm summaries (by channel) posted while syncs were deferred: the next tick's first
+    # messages in that channel reply there too, so one outage stays one thread.
+    storms: dict[str, Thread] = field(default_factory=dict)
 
     @property
     def is_baseline(self) -> bool:

@@ -178,6 +178,8 @@ def dump_state(state: State) -> str:
     }
     if state.deferred:
         doc["deferred"] = list(state.deferred)
+    if state.storms:
+        doc["storms"] = {channel: {"channel_id": t.channel_id, "ts": t.ts} for channel, t in state.storms.items()}
     return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=True, allow_unicode=True, default_flow_style=False, width=200))
 
 
@@ -193,6 +195,8 @@ def _compact(sync_state: SyncState) -> dict[str, Any]:
         del data["incident_at"]
     if not data["threads"]:
         del data["threads"]
+    else:
+        data["threads"] = [{k: v for k, v in item.items() if v is not None} for item in data["threads"]]
     if not data["sent"]:
         del data["sent"]
     else:
@@ -221,12 +225,18 @@ def parse_state(raw: Any, where: str) -> State:
     deferred = raw.get("deferred") or []
     if not isinstance(deferred, list):
         raise StateError(f"{where}: 'deferred' must be a list (it was left untouched)")
+    storms = raw.get("storms") or {}
+    if not isinstance(storms, dict) or not all(
+        isinstance(t, dict) and {"channel_id", "ts"} <= set(t) for t in storms.values()
+    ):
+        raise StateError(f"{where}: 'storms' must map a channel to {{channel_id, ts}} (it was left untouched)")
     return State(
         version=VERSION,
         baseline_at=_optional_str(raw.get("baseline_at")),
         last_tick_at=_optional_str(raw.get("last_tick_at")),
         syncs={str(k): _sync_state(v, f"{where}: syncs.{k}") for k, v in syncs_raw.items()},
         deferred=[str(d) for d in deferred],
+        storms={str(c): Thread(str(c), str(t["channel_id"]), str(t["ts"])) for c, t in storms.items()},
     )
 
 
@@ -264,7 +274,9 @@ def _threads(raw: Any, where: str) -> tuple[Thread, ...]:
         isinstance(t, dict) and {"channel", "channel_id", "ts"} <= set(t) for t in raw
     ):
         raise StateError(f"{where}: threads must be a list of {{channel, channel_id, ts}}")
-    return tuple(Thread(channel=str(t["channel"]), channel_id=str(t["channel_id"]), ts=str(t["ts"])) for t in raw)
+    return tuple(
+        Thread(str(t["channel"]), str(t["channel_id"]), str(t["ts"]), _optional_str(t.get("message_ts"))) for t in raw
+    )
 
 
 _SENT_FIELDS = {f.name for f in fields(Sent)}

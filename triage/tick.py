@@ -168,11 +168,15 @@ class Tick:
                 state.syncs[sync.id] = replace(known, name=sync.name)
 
         deferred: list[str] = []
+        self._storm_threads.update(state.storms)
         try:
             deferred = self._handle_all(plan.to_check, state, ctx, summary)
         finally:
             summary.deferred = deferred
             state.deferred = deferred
+            # A storm still being posted stays open for the next tick.
+            storms = {channel: t for channel, t in self._storm_threads.items() if t is not None}
+            state.storms = storms if deferred else {}
             if not self.dry_run:
                 self._save(state, loaded)
         return summary
@@ -242,7 +246,9 @@ class Tick:
                 for future in futures:
                     future.cancel()
         storms = plan_storms(
-            [r.decision for r in results if isinstance(r, _Prepared)], self.config.slack.storm_threshold
+            [r.decision for r in results if isinstance(r, _Prepared)],
+            self.config.slack.storm_threshold,
+            open_storms=state.storms,
         )
         # Past the time limit, a sync already read is still recorded; any request it needs
         # (a post) raises OutOfTime, which defers it and the rest.
@@ -311,13 +317,18 @@ class Tick:
             kept = decision.state
             for post in decision.posts:
                 assert prepared.alert is not None  # built whenever there is something to post
-                if post.starts_thread and post.channel in storms:
+                storm = (
+                    self._storm_thread(post.channel, storms) if post.starts_thread and post.channel in storms else None
+                )
+                if storm is not None:
                     # One of a storm: a reply in the storm's summary thread, posted first.
-                    post = replace(post, thread=self._storm_thread(post.channel, storms), starts_thread=False)
+                    post = replace(post, thread=storm)
                 posted = self._send_slack(self._with_incident(prepared.alert, kept), post, decision, state)
                 summary.slack_sent += 1
                 if posted is not None and post.starts_thread:
-                    kept = thread_started(kept, post.channel, posted.channel, posted.ts)
+                    # The incident's first message; in a storm, its reply in the summary's thread.
+                    in_thread = storm.ts if storm is not None else None
+                    kept = thread_started(kept, post.channel, posted.channel, posted.ts, in_thread)
             self._record(state, sync.id, kept)
             if decision.escalation is not None and prepared.escalation is not None:
                 summary.escalations += 1
@@ -501,7 +512,7 @@ class Tick:
             self._show(f"Slack update of the first message in {update.thread.channel}", message.mrkdwn)
             return
         try:
-            slack.update_message(update.thread.channel_id, update.thread.ts, message.text, message.blocks)
+            slack.update_message(update.thread.channel_id, update.thread.first_message_ts, message.text, message.blocks)
         except MessageGone as exc:
             log.warning("%s: posting a new first message for the incident", exc)
             posted = slack.post_message(update.thread.channel, message.text, message.blocks)
@@ -547,7 +558,7 @@ class Tick:
             if not fresh:
                 continue  # told, and marked resolved, by the tick that sent it
             try:
-                slack.update_message(thread.channel_id, thread.ts, message.text, message.blocks)
+                slack.update_message(thread.channel_id, thread.first_message_ts, message.text, message.blocks)
             except (AuthError, ConfigError):
                 raise
             except ApiError as exc:  # deleted, or Slack down: the reply said it already
