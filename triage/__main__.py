@@ -1,8 +1,6 @@
-"""`python -m triage`: see triage/cli.py."""
+"""`python -m triage`: the same CLI as the `hightouch-triage` script (see triage/cli.py)."""
 
-import sys
-
-from triage.cli import main
+from triage.cli import entry_point
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

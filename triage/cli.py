@@ -66,9 +66,9 @@ LINEAR_API_KEY. HIGHTOUCH_API_URL, HIGHTOUCH_APP_URL, SLACK_API_URL and
 LINEAR_API_URL point the tool at other endpoints (a sandbox, a proxy)."""
 
 
-def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -m triage") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m triage", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -193,6 +193,11 @@ def add_artifact_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warning-is-error", action="store_true", help="a run ending in `warning` exits 210")
 
 
+def entry_point() -> None:
+    """The `hightouch-triage` console script: the same CLI as `python -m triage`."""
+    sys.exit(main(prog=Path(sys.argv[0]).name if sys.argv[0].endswith("hightouch-triage") else "python -m triage"))
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -200,11 +205,12 @@ def main(
     stdout: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    prog: str = "python -m triage",
 ) -> int:
     environ = os.environ if environ is None else environ
     secrets = _secret_values(environ)
     out = safe_stream(stdout or sys.stdout, secrets)
-    parser = build_parser(environ)
+    parser = build_parser(environ, prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help

@@ -2,8 +2,8 @@
 
 Templates hold the words; this module builds the plain values they show and
 the escaping filters they apply: `slack` for Slack mrkdwn, `markdown` for
-Linear. Templates in `templates/` beside config.yaml override the shipped
-ones. A template error is a ConfigError naming the file and line.
+Linear. A template in `templates/` beside config.yaml overrides the shipped
+one of the same name (package data in `triage/templates/`). A template error is a ConfigError naming the file and line.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from triage.models import SUCCESS_STATUSES, Run
 
 log = logging.getLogger(__name__)
 
-SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data
 SLACK_TEMPLATE = "slack_message.md.j2"
 LINEAR_TITLE_TEMPLATE = "linear_title.txt.j2"
 LINEAR_DESCRIPTION_TEMPLATE = "linear_description.md.j2"
