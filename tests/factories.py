@@ -11,6 +11,9 @@ from triage.decide import TickContext
 from triage.models import RowCounts, Run, Sync, SyncState
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+# Where test configs live: a folder with no templates/ of a user's, so renders use the
+# shipped wording whatever a team changed in the repository's own templates/.
+NO_USER_FILES = Path(__file__).resolve().parent
 
 
 def at(minutes: int) -> datetime:
@@ -45,7 +48,7 @@ def run(run_id: int, status: str = "success", minute: int | None = None, error: 
     )
 
 
-def config(threshold: int = 3, window: int = 5, base_dir: Path = Path(".")) -> Config:
+def config(threshold: int = 3, window: int = 5, base_dir: Path = NO_USER_FILES) -> Config:
     return Config(
         linear=LinearConfig(escalation_threshold=threshold),
         triage=TriageConfig(history_window=window),

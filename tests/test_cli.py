@@ -5,15 +5,21 @@ from __future__ import annotations
 import io
 import logging
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import ENV
-from triage.cli import _configure_logging, main
+from triage import __main__ as module_main
+from triage.cli import _configure_logging, entry_point, main
 from triage.config import load_config, parse_config
+from triage.scaffold import SCAFFOLD
 
-GOOD = Path(__file__).resolve().parent.parent / "config.yaml"
+# The commented config `init` writes: the product's documented defaults. The repository's own
+# config.yaml is the user's, read only by the test that checks it is valid.
+GOOD = SCAFFOLD / "config.yaml"
+USERS = Path(__file__).resolve().parent.parent / "config.yaml"
 
 
 def run_cli(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -36,6 +42,11 @@ def test_validate_accepts_the_shipped_config() -> None:
     code, out = run_cli("validate", "--config", str(GOOD), env={})
     assert code == 0
     assert "valid" in out
+
+
+def test_the_repositorys_own_config_and_templates_are_valid() -> None:
+    code, out = run_cli("validate", "--config", str(USERS), env={})
+    assert code == 0, out
 
 
 @pytest.mark.parametrize(
@@ -242,3 +253,22 @@ def test_validate_checks_the_time_limit_against_the_fastest_interval_of_the_sche
     (workflows / "triage.yml").write_text(BUSINESS_HOURS.replace("*/5 8-18", "*/5 8-25"))
     assert run_cli("validate", "--config", str(path), env={})[0] == 2
     assert "on.schedule: '*/5 8-25 * * 1-5': '8-25' is out of range 0-23" in capsys.readouterr().err
+
+
+def test_init_scaffolds_a_repository_that_validates_and_overwrites_nothing(tmp_path: Path) -> None:
+    team = tmp_path / "team"
+    code, out = run_cli("init", str(team), "--action", "acme/hightouch-triage@v1", env={})
+    assert code == 0, out
+    assert (team / "state").is_dir() and (team / ".github" / "dependabot.yml").exists()
+    workflow = (team / ".github" / "workflows" / "triage.yml").read_text()
+    assert "uses: acme/hightouch-triage@v1" in workflow and len(workflow.splitlines()) <= 30
+    assert run_cli("validate", "--config", str(team / "config.yaml"), env={})[0] == 0
+    before = (team / "config.yaml").read_text()
+    assert run_cli("init", str(team), env={})[0] == 2  # a team's settings are theirs
+    assert (team / "config.yaml").read_text() == before
+
+
+def test_hightouch_triage_and_python_m_triage_are_one_cli() -> None:
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"] == {"hightouch-triage": "triage.cli:entry_point"}
+    assert module_main.entry_point is entry_point

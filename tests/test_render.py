@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.factories import config, known, run, steady, sync
+from tests.factories import NO_USER_FILES, config, known, run, steady, sync
 from triage.decide import decide_sync
 from triage.errors import ConfigError
 from triage.render import (
@@ -38,7 +38,7 @@ def context(
     )
 
 
-def renderer(tmp_path: Path = Path(".")) -> Renderer:
+def renderer(tmp_path: Path = NO_USER_FILES) -> Renderer:
     return Renderer(config(base_dir=tmp_path))
 
 

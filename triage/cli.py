@@ -37,6 +37,7 @@ from triage.linear import LinearClient
 from triage.output import append_text, safe_stream
 from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
+from triage.scaffold import DEFAULT_ACTION, scaffold
 from triage.slack import SlackClient
 from triage.state import StateStore
 from triage.status import (
@@ -116,6 +117,21 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
         "Exit 0 when both are valid, 2 otherwise. Needs no credentials.",
     )
     validate.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
+
+    init = commands.add_parser(
+        "init",
+        parents=[common],
+        help="scaffold a team repository that runs the tick through the reusable action",
+        description="Write config.yaml (commented), state/ and .github/workflows/triage.yml (calling the "
+        "hightouch-triage action) into DIR, a new repository of your team's. Overwrites nothing.",
+    )
+    init.add_argument("directory", type=Path, metavar="DIR", help="where to write (created if missing)")
+    init.add_argument(
+        "--action",
+        default=DEFAULT_ACTION,
+        help=f"the action as the workflow calls it, OWNER/REPO@REF; pin REF to a release's commit SHA "
+        f"(default: {DEFAULT_ACTION})",
+    )
 
     status = commands.add_parser(
         "status",
@@ -221,6 +237,8 @@ def main(
     try:
         if args.command == "validate":
             return _validate(args.config, out)
+        if args.command == "init":
+            return _init(args.directory, args.action, out)
         if args.command == "demo":
             return run_demo(out, main, args.scenario)
         if args.command == "sandbox":
@@ -330,6 +348,18 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
         pass
     finally:
         server.server_close()
+    return EXIT_OK
+
+
+def _init(directory: Path, action: str, out: TextIO) -> int:
+    done = scaffold(directory, action)
+    out.write(f"Wrote into {directory}/:\n")
+    out.writelines(f"  {path}\n" for path in done.files)
+    out.write(
+        "Next: set hightouch.workspace_slug, slack.channel and linear.team in config.yaml; add the repository "
+        "secrets HIGHTOUCH_API_KEY, SLACK_BOT_TOKEN and LINEAR_API_KEY; push; then run the workflow once by hand "
+        "with dry_run ticked (it checks the keys, channels and teams online). See README: Deploy.\n"
+    )
     return EXIT_OK
 
 
