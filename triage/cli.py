@@ -35,6 +35,7 @@ from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
 from triage.output import append_text, safe_stream
+from triage.preflight import placeholder_warnings, preflight
 from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
 from triage.scaffold import DEFAULT_ACTION, scaffold
@@ -112,11 +113,19 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
     validate = commands.add_parser(
         "validate",
         parents=[common],
-        help="check config.yaml and render every template with sample data",
+        help="check config.yaml and every template; with --online, the keys, channels, teams and labels too",
         description="Check config.yaml and render every template once with sample data. "
-        "Exit 0 when both are valid, 2 otherwise. Needs no credentials.",
+        "Exit 0 when both are valid, 2 otherwise. Needs no credentials. With --online, also check the "
+        "setup against the real APIs (needs HIGHTOUCH_API_KEY, SLACK_BOT_TOKEN, LINEAR_API_KEY; sends "
+        "nothing) and exit 2 when any check fails.",
     )
     validate.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
+    validate.add_argument(
+        "--online",
+        action="store_true",
+        help="also check with the real APIs: the three keys, every configured channel (and the bot's "
+        "membership), every team and label; sends nothing",
+    )
 
     init = commands.add_parser(
         "init",
@@ -236,7 +245,7 @@ def main(
         return _run_status_command(args, environ, out, sleep, now, secrets)
     try:
         if args.command == "validate":
-            return _validate(args.config, out)
+            return _validate(args.config, out, environ if args.online else None, sleep)
         if args.command == "init":
             return _init(args.directory, args.action, out)
         if args.command == "demo":
@@ -371,12 +380,28 @@ def _routes(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, s
     return EXIT_OK
 
 
-def _validate(config_path: Path, out: TextIO) -> int:
+def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, sleep: Callable[[float], None]) -> int:
+    """The config and templates; with `online` (the environment), the setup against the APIs."""
     config = load_config(config_path)
     check_fits_workflow(config_path, config)
     Renderer(config).check()
     out.write(f"{config_path}: valid; templates render.\n")
-    return EXIT_OK
+    if online is None:
+        out.writelines(f"{finding.line().strip()}\n" for finding in placeholder_warnings(config))
+        return EXIT_OK
+    env = load_environment(online, need_senders=False)
+    services = build_services(config, env, dry_run=False, sleep=sleep)
+    findings = preflight(
+        config,
+        services.hightouch,
+        services.slack if env.slack_bot_token else None,
+        services.linear if env.linear_api_key else None,
+    )
+    out.write(f"Preflight of {config_path} against the APIs (nothing is sent):\n")
+    out.writelines(f"{finding.line()}\n" for finding in findings)
+    failed = sum(1 for finding in findings if finding.level == "FAIL")
+    out.write(f"{failed} problem(s) to fix.\n" if failed else "Ready: every check passed.\n")
+    return EXIT_USAGE if failed else EXIT_OK
 
 
 def _run(

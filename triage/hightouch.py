@@ -79,6 +79,10 @@ class HightouchClient:
                 return list(syncs.values())
             offset += len(page)
 
+    def probe(self) -> None:
+        """One List Syncs call of one sync: raises AuthError when the key is refused."""
+        self._get("/syncs", params={"limit": 1})
+
     def _syncs_page(self, offset: int) -> dict[str, Any]:
         return self._get("/syncs", params={"limit": PAGE_SIZE, "offset": offset, "orderBy": "id"})
 

@@ -101,6 +101,12 @@ def _glob(value: str | None, pattern: str) -> bool:
 T = TypeVar("T")
 
 
+def every_route(config: Config) -> list[Route]:
+    """The default route, then each configured route as it applies (overrides filled in)."""
+    base = default_route(config)
+    return [base, *(_override(base, route) for route in config.routes)]
+
+
 def _pick(value: T | None, default: T) -> T:
     return default if value is None else value
 

@@ -141,21 +141,44 @@ class SlackClient:
             params = {**params, "cursor": cursor}
         return None
 
+    def auth_test(self) -> dict[str, Any]:
+        """auth.test: who the token is (team, user); raises AuthError when it is refused."""
+        return self._call("auth.test", "", {}, idempotent=True)
+
+    def channel(self, channel: str) -> dict[str, Any] | None:
+        """A channel as Slack describes it (id, name, is_member, is_archived), by id
+        (conversations.info) or by #name (conversations.list); None when it does not exist
+        for the bot. Raises MissingScope without channels:read / groups:read."""
+        if CHANNEL_ID.fullmatch(channel):
+            try:
+                body = self._call("conversations.info", channel, {"channel": channel}, idempotent=True, method="GET")
+            except ConfigError:  # channel_not_found
+                return None
+            found = body.get("channel")
+            return found if isinstance(found, dict) else None
+        wanted = channel.removeprefix("#")
+        for item in self._channels():
+            if item.get("name") == wanted:
+                return item
+        return None
+
+    def _channels(self) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"types": "public_channel,private_channel", "exclude_archived": "true", "limit": 1000}
+        found: list[dict[str, Any]] = []
+        for _ in range(HISTORY_PAGES):
+            body = self._call("conversations.list", "", params, idempotent=True, method="GET")
+            found += [c for c in body.get("channels") or [] if isinstance(c, dict)]
+            cursor = (body.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+            params = {**params, "cursor": cursor}
+        return found
+
     def find_channel_id(self, name: str) -> str | None:
         """The id of a channel configured by name (conversations.list), or None. Raises
         MissingScope without channels:read / groups:read."""
-        wanted = name.removeprefix("#")
-        params: dict[str, Any] = {"types": "public_channel,private_channel", "exclude_archived": "true", "limit": 1000}
-        for _ in range(HISTORY_PAGES):
-            body = self._call("conversations.list", name, params, idempotent=True, method="GET")
-            for channel in body.get("channels") or []:
-                if isinstance(channel, dict) and channel.get("name") == wanted:
-                    return str(channel.get("id") or "") or None
-            cursor = (body.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return None
-            params = {**params, "cursor": cursor}
-        return None
+        found = self.channel(name)
+        return str(found.get("id") or "") or None if found else None
 
     def _call(
         self, endpoint: str, channel: str, payload: dict[str, Any], *, idempotent: bool, method: str = "POST"

@@ -34,6 +34,8 @@ SLACK_METHODS = (
     "/conversations.history",
     "/conversations.replies",
     "/conversations.list",
+    "/conversations.info",
+    "/auth.test",
 )
 LINEAR = "/linear/graphql"
 CONTROL = "/_sandbox"
@@ -254,6 +256,10 @@ class Sandbox:
             return self._slack_history(path, query)
         if path == "/conversations.list":
             return self._slack_channels()
+        if path == "/conversations.info":
+            return self._slack_channel_info(query.get("channel", ""))
+        if path == "/auth.test":
+            return _json(200, {"ok": True, "team": "Sandbox", "user": "triage-bot", "bot_id": "B0SANDBOX"})
         if path == "/chat.getPermalink":
             with world.lock:
                 channel_id = world.channel_id(query.get("channel", ""))
@@ -272,6 +278,8 @@ class Sandbox:
             channel_id = world.channel_id(str(payload.get("channel") or ""))
             if channel_id is None:
                 return _json(200, {"ok": False, "error": "channel_not_found"})
+            if path == "/chat.postMessage" and channel_id in world.slack_outside:
+                return _json(200, {"ok": False, "error": "not_in_channel"})
             if not payload.get("text") and not payload.get("blocks"):
                 return _json(200, {"ok": False, "error": "no_text"})
             for block in payload.get("blocks") or []:
@@ -303,8 +311,23 @@ class Sandbox:
             return _json(200, {"ok": False, "error": "missing_scope", "needed": "channels:read"})
         with world.lock:
             named = {world.channel_id(c): c.removeprefix("#") for c in world.channels if not c.startswith("C")}
-        channels = [{"id": channel_id, "name": name} for channel_id, name in sorted(named.items()) if channel_id]
+        channels = [self._channel_json(channel_id, name) for channel_id, name in sorted(named.items()) if channel_id]
         return _json(200, {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}})
+
+    def _slack_channel_info(self, channel_id: str) -> Answer:
+        """conversations.info: a channel by id (names are not accepted, as in Slack)."""
+        world = self.world
+        if not {"channels:read", "groups:read"} & world.slack_scopes:
+            return _json(200, {"ok": False, "error": "missing_scope", "needed": "channels:read"})
+        with world.lock:
+            names = {world.channel_id(c): c.removeprefix("#") for c in world.channels}
+        if channel_id not in names:
+            return _json(200, {"ok": False, "error": "channel_not_found"})
+        return _json(200, {"ok": True, "channel": self._channel_json(channel_id, names[channel_id])})
+
+    def _channel_json(self, channel_id: str, name: str) -> dict[str, Any]:
+        member = channel_id not in self.world.slack_outside
+        return {"id": channel_id, "name": name, "is_member": member, "is_archived": False, "is_private": False}
 
     def _slack_history(self, path: str, query: dict[str, str]) -> Answer:
         """conversations.history (a channel's messages and broadcast replies, newest first) and

@@ -139,6 +139,7 @@ class World:
         self.users: set[str] = set()  # user ids a DM (chat.postMessage to a user id) can reach
         # The bot token's scopes: without a read or history scope, conversations.* answer missing_scope.
         self.slack_scopes = {"chat:write", "channels:history", "groups:history", "channels:read", "groups:read"}
+        self.slack_outside: set[str] = set()  # channel ids the bot can see but is not a member of
         self.slack_rate: float | None = None  # messages a second per channel (Slack: about 1)
         self.slack_burst = 3
         self.slack_buckets: dict[str, tuple[float, float]] = {}  # channel id -> (tokens, when)
