@@ -32,7 +32,7 @@ from triage.errors import (
 from triage.explain import routes_table
 from triage.health import report_health, run_url
 from triage.hightouch import HightouchClient
-from triage.http import HttpClient, Throttle, WaitBudget, redact
+from triage.http import HttpClient, Meter, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
 from triage.output import append_text, safe_stream
 from triage.preflight import placeholder_warnings, preflight
@@ -485,6 +485,7 @@ def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Ca
     budget = WaitBudget(
         config.triage.wait_budget_seconds, deadline=time.monotonic() + config.triage.tick_time_limit_seconds
     )
+    meter = Meter()
 
     def http(name: str, throttle: Throttle | None = None) -> HttpClient:
         return HttpClient(
@@ -494,6 +495,7 @@ def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Ca
             throttle=throttle,
             sleep=sleep,
             read_timeout=config.triage.request_timeout_seconds,
+            meter=meter,
         )
 
     hightouch = HightouchClient(
@@ -503,12 +505,13 @@ def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Ca
         concurrency=config.hightouch.concurrency,
     )
     if dry_run:
-        return Services(hightouch=hightouch, slack=None, linear=None, app_url=env.hightouch_app_url)
+        return Services(hightouch=hightouch, slack=None, linear=None, app_url=env.hightouch_app_url, meter=meter)
     return Services(
         hightouch=hightouch,
         slack=SlackClient(http("Slack"), env.slack_api_url, env.slack_bot_token),
         linear=LinearClient(http("Linear"), env.linear_api_url, env.linear_api_key),
         app_url=env.hightouch_app_url,
+        meter=meter,
     )
 
 

@@ -9,6 +9,7 @@ sleep on their own; only `HttpClient` waits, through an injected `sleep`.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import threading
@@ -19,13 +20,15 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
 from triage.errors import ApiError, OutOfTime, RateLimited
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -46,6 +49,25 @@ class RetryPolicy:
             return max(0.0, retry_after) + rand()  # slack_sdk adds up to 1 s the same way
         backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return backoff * (1 + self.jitter * rand())
+
+
+class Meter:
+    """What a tick's requests cost so far, across every client: for progress lines."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.waits = 0
+        self.waited = 0.0
+
+    def request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def wait(self, seconds: float) -> None:
+        with self._lock:
+            self.waits += 1
+            self.waited += seconds
 
 
 class WaitBudget:
@@ -201,8 +223,10 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
         read_timeout: float = READ_TIMEOUT,
+        meter: Meter | None = None,
     ) -> None:
         self.name = name
+        self.meter = meter or Meter()
         self.read_timeout = read_timeout
         self.secrets = tuple(s for s in secrets if s)
         self.budget = budget
@@ -244,15 +268,19 @@ class HttpClient:
                 raise OutOfTime(f"{self.name} {endpoint}: the tick's time limit is reached")
             if self.throttle is not None:
                 self.throttle.acquire()
+            started = time.monotonic()
+            self.meter.request()
             try:
                 response = self._send(method, url, headers=dict(headers or {}), params=params, json=json)
             except requests.RequestException as exc:
                 problem = f"{self.name} {endpoint}: {_describe(exc)}"
+                self._log_request(method, url, _describe(exc), started)
                 if not (idempotent or _never_connected(exc)) or attempt >= self.policy.max_attempts:
                     raise ApiError(redact(problem, self.secrets)) from None
                 self._wait(self.policy.delay(attempt, None), problem, endpoint, rate_limited=False)
                 continue
 
+            self._log_request(method, url, str(response.status_code), started)
             verdict = classify(response)
             problem = f"{self.name} {endpoint}: {verdict.reason}"
             if verdict.retry == "rate_limited":
@@ -304,7 +332,19 @@ class HttpClient:
             if rate_limited:
                 raise RateLimited(message)
             raise ApiError(message)
+        log.info(
+            "%s: waiting %.1f s, %.0f s of wait budget left", redact(problem, self.secrets), seconds, self.budget.left
+        )
+        self.meter.wait(seconds)
         self._sleep(seconds)
+
+    def _log_request(self, method: str, url: str, outcome: str, started: float) -> None:
+        """At debug: every request, as method, path, status (or what went wrong) and time."""
+        if log.isEnabledFor(logging.DEBUG):
+            parts = urlsplit(url)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            elapsed = (time.monotonic() - started) * 1000
+            log.debug("%s %s %s: %s in %.0f ms", self.name, method, redact(target, self.secrets), outcome, elapsed)
 
 
 class AnswerTooSlow(requests.ReadTimeout):

@@ -57,6 +57,7 @@ from triage.decide import (
 )
 from triage.errors import ApiError, AuthError, ConfigError, Deferred, OutOfTime
 from triage.hightouch import HightouchClient
+from triage.http import Meter
 from triage.linear import Issue, LinearClient, Team
 from triage.models import Sent, State, Sync, SyncState, Thread, parse_iso_time
 from triage.render import (
@@ -88,6 +89,7 @@ class Services:
     slack: SlackClient | None
     linear: LinearClient | None
     app_url: str
+    meter: Meter = field(default_factory=Meter)  # requests and waits of all three, for progress lines
 
 
 @dataclass
@@ -238,10 +240,14 @@ class Tick:
         starting to fail for one channel in this tick — is seen whole before its first post.
         """
         deadline = self.clock() + self.config.triage.tick_time_limit_seconds
+        progress = Progress(len(to_check), self.services.meter, self.clock)
         with ThreadPoolExecutor(max_workers=self.config.hightouch.concurrency, thread_name_prefix="hightouch") as pool:
             futures = [pool.submit(self._prepare, sync, state.syncs.get(sync.id), ctx, deadline) for sync in to_check]
             try:
-                results = [_outcome(future) for future in futures]
+                results = []
+                for future in futures:
+                    results.append(_outcome(future))
+                    progress.tell("read the runs of", len(results))
             finally:
                 for future in futures:
                     future.cancel()
@@ -253,6 +259,7 @@ class Tick:
         # Past the time limit, a sync already read is still recorded; any request it needs
         # (a post) raises OutOfTime, which defers it and the rest.
         for handled, (sync, result) in enumerate(zip(to_check, results, strict=True)):
+            progress.tell("handled", handled)
             try:
                 if isinstance(result, BaseException):
                     raise result
@@ -338,6 +345,7 @@ class Tick:
                 self._update(self._with_incident(prepared.alert, state.syncs[sync.id]), update, state)
         except ConfigError as exc:  # a channel, team or label of this route that does not exist
             raise ConfigError(f"route {decision.route.name!r}: {exc}") from None
+        log.info("sync %s (%s): %s", sync.name, sync.id, what_was_decided(decision))
 
     def _record(self, state: State, sync_id: str, sync_state: SyncState) -> None:
         if state.syncs.get(sync_id) == sync_state:
@@ -684,6 +692,53 @@ class Tick:
                     status,
                     sync.name,
                 )
+
+
+@dataclass
+class Progress:
+    """A line at info every `every` seconds of a long tick: how far, and at what cost."""
+
+    total: int
+    meter: Meter
+    clock: Callable[[], float]
+    every: float = 10.0
+    _next: float | None = None
+
+    def tell(self, doing: str, done: int) -> None:
+        now = self.clock()
+        if self._next is None:
+            self._next = now + self.every
+        elif now >= self._next:
+            self._next = now + self.every
+            meter = self.meter
+            log.info(
+                "progress: %s %d of %d syncs; %d requests, %d waits (%.0f s)",
+                doing,
+                done,
+                self.total,
+                meter.requests,
+                meter.waits,
+                meter.waited,
+            )
+
+
+def what_was_decided(decision: SyncDecision) -> str:
+    """One sync's decision in a few words, for its log line."""
+    parts: list[str] = []
+    if decision.recovery is not None:
+        parts.append(f"recovered (run {decision.recovery.run.id})")
+    alert = decision.alert
+    if alert is not None:
+        runs = f"{alert.new_failures} new failed run{'s' if alert.new_failures != 1 else ''}"
+        parts.append(f"{runs}, {alert.consecutive_failures} in a row")
+        if decision.posts:
+            where = ", ".join(p.channel + (" (thread)" if p.thread else "") for p in decision.posts)
+            parts.append(f"Slack: {where}")
+        else:
+            parts.append(f"muted by route {decision.route.name!r}")
+    if decision.escalation is not None:
+        parts.append(f"Linear: find or open an issue in {decision.escalation.team}")
+    return "; ".join(parts) or "no new failed run"
 
 
 def _outcome(future: Future[_Prepared]) -> _Prepared | BaseException:
