@@ -52,7 +52,7 @@ from triage.status import (
     parse_duration,
     wait_for,
 )
-from triage.tick import Services, Tick, format_summary, summary_markdown
+from triage.tick import Services, Tick, TickSummary, format_summary, summary_markdown, workflow_commands
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -422,6 +422,7 @@ def _run(
         dry_run=args.dry_run,
     )
     step_summary = environ.get("GITHUB_STEP_SUMMARY")
+    in_actions = environ.get("GITHUB_ACTIONS") == "true"
     try:
         if args.dry_run:  # reads only: it may run beside a real tick
             summary = tick.run()
@@ -436,6 +437,8 @@ def _run(
         if step_summary:
             stopped = f"### hightouch-triage tick\n\nThe tick stopped: {markdown_escape(message)}\n"
             append_text(step_summary, stopped, env.secrets)
+        if in_actions:
+            out.write(workflow_commands(TickSummary(), message))
         _health(args, services, renderer, config, environ, now, message, out)
         raise
     out.write(format_summary(summary, args.dry_run))
@@ -443,6 +446,8 @@ def _run(
         append_text(step_summary, summary_markdown(summary, args.dry_run), env.secrets)
     problems = summary.config_errors or summary.errors
     failure = f"{len(problems)} sync(s) could not be handled, e.g. {problems[0]}" if problems else None
+    if in_actions:
+        out.write(workflow_commands(summary, failure))
     _health(args, services, renderer, config, environ, now, failure, out)
     if summary.config_errors:
         return EXIT_USAGE  # a route points nowhere: its alerts wait for the fix, the rest went out
@@ -476,8 +481,8 @@ def _health(
     except TriageError as exc:
         log = logging.getLogger("triage")
         log.error("could not tell Slack about the tool's health: %s", exc)
-        if environ.get("GITHUB_ACTIONS") == "true":
-            out.write(f"::error title=hightouch-triage::{failure or exc}\n")
+        if environ.get("GITHUB_ACTIONS") == "true":  # the tick's own error, if any, is annotated already
+            out.write(f"::error title=hightouch-triage: Slack not told::{exc}\n")
 
 
 def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Callable[[float], None]) -> Services:

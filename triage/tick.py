@@ -105,6 +105,9 @@ class TickSummary:
     linear_created: int = 0
     escalations: int = 0  # Linear steps due (found + created, or what a dry run would do)
     deferred: list[str] = field(default_factory=list)
+    deferred_why: str = ""  # the rate or time limit that deferred them
+    deferred_names: list[str] = field(default_factory=list)  # "name (id)" of each, for people
+    alerted: list[TriageContext] = field(default_factory=list)  # this tick's alerts, as their messages show them
     errors: list[str] = field(default_factory=list)
     config_errors: list[str] = field(default_factory=list)  # routes to fix: exit 2 once the tick is done
     listing_deferred: str = ""  # why the sync listing could not be read (a rate or time limit)
@@ -267,6 +270,8 @@ class Tick:
             except Deferred as exc:
                 # Whatever was not handled (rate limit, time limit) goes first next tick.
                 log.warning("%s: deferring %d syncs to the next tick", exc, len(to_check) - handled)
+                summary.deferred_why = str(exc)
+                summary.deferred_names = [f"{s.name} ({s.id})" for s in to_check[handled:]]
                 return [s.id for s in to_check[handled:]]
             except AuthError:
                 raise
@@ -343,6 +348,8 @@ class Tick:
             for update in decision.updates:
                 assert prepared.alert is not None
                 self._update(self._with_incident(prepared.alert, state.syncs[sync.id]), update, state)
+            if decision.posts and prepared.alert is not None:
+                summary.alerted.append(self._with_incident(prepared.alert, state.syncs.get(sync.id, decision.state)))
         except ConfigError as exc:  # a channel, team or label of this route that does not exist
             raise ConfigError(f"route {decision.route.name!r}: {exc}") from None
         log.info("sync %s (%s): %s", sync.name, sync.id, what_was_decided(decision))
@@ -807,12 +814,62 @@ def summary_markdown(summary: TickSummary, dry_run: bool) -> str:
         ("Configuration errors", len(summary.config_errors)),
     ]
     lines = [title, "", "| | |", "| --- | ---: |", *(f"| {label} | {value} |" for label, value in rows)]
+    if summary.alerted:
+        lines += [
+            "",
+            "Alerted this tick:",
+            "",
+            "| Sync | Destination | Failing | Linear |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [_alert_row(ctx) for ctx in summary.alerted[:SUMMARY_ROWS]]
+        if len(summary.alerted) > SUMMARY_ROWS:
+            lines.append(f"| … and {len(summary.alerted) - SUMMARY_ROWS} more | | | |")
+    if summary.deferred:
+        why = f" ({markdown_escape(summary.deferred_why)})" if summary.deferred_why else ""
+        names = summary.deferred_names or summary.deferred
+        shown = ", ".join(markdown_escape(n) for n in names[:SUMMARY_ROWS])
+        more = f" … and {len(names) - SUMMARY_ROWS} more" if len(names) > SUMMARY_ROWS else ""
+        lines += ["", f"Deferred to the next tick{why}: {shown}{more}"]
     if summary.errors:
         lines += ["", "Errors (retried next tick):", *(f"- {markdown_escape(e)}" for e in summary.errors)]
     if summary.config_errors:
         lines += ["", "Configuration errors (fix config.yaml):"]
         lines += [f"- {markdown_escape(e)}" for e in summary.config_errors]
     return "\n".join(lines) + "\n"
+
+
+SUMMARY_ROWS = 50  # a job summary is for people: the rest is in the log
+ALERT_TABLE_HEAD = ("| Sync | Destination | Failing | Linear |", "| --- | --- | --- | --- |")
+
+
+def _alert_row(ctx: TriageContext) -> str:
+    cell = markdown_escape  # also escapes |, so a name cannot break the table
+    sync = f"[{cell(ctx.sync_name)}]({ctx.sync_url})"
+    failing = f"{ctx.consecutive_failures} in a row ({ctx.new_failures} new)"
+    issue = ""
+    if ctx.linear_issue:
+        issue = f"[{cell(ctx.linear_issue)}]({ctx.linear_url})" if ctx.linear_url else cell(ctx.linear_issue)
+    return f"| {sync} | {cell(ctx.destination)} | {failing} | {issue} |"
+
+
+def workflow_commands(summary: TickSummary, failure: str | None) -> str:
+    """GitHub Actions workflow commands for the run's page: an error when the tick failed,
+    a warning when a limit deferred part of it."""
+    if failure:
+        return f"::error title=hightouch-triage tick failed::{_command_text(failure)}\n"
+    if summary.listing_deferred or summary.deferred:
+        why = summary.listing_deferred or summary.deferred_why
+        count = len(summary.deferred)
+        what = "the sync listing" if summary.listing_deferred else f"{count} sync{'s' if count != 1 else ''}"
+        message = _command_text(f"{what} deferred to the next tick: {why}")
+        return f"::warning title=hightouch-triage tick deferred::{message}\n"
+    return ""
+
+
+def _command_text(text: str) -> str:
+    """A workflow command's message: %, CR and LF escaped as GitHub requires."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _parse_time(value: str | None) -> datetime | None:
