@@ -321,8 +321,6 @@ class Tick:
         sync, decision = prepared.sync, prepared.decision
         summary.checked += 1
         self._log_unknown(sync, decision)
-        if decision.alert is not None:
-            summary.new_failures += decision.alert.new_failures
         try:
             if decision.recovery is not None:
                 self._recover(sync, decision, state)
@@ -342,6 +340,9 @@ class Tick:
                     in_thread = storm.ts if storm is not None else None
                     kept = thread_started(kept, post.channel, posted.channel, posted.ts, in_thread)
             self._record(state, sync.id, kept)
+            if decision.alert is not None:
+                # Counted once handled: a failure a limit deferred is the next tick's.
+                summary.new_failures += decision.alert.new_failures
             if decision.escalation is not None and prepared.escalation is not None:
                 summary.escalations += 1
                 self._escalate(decision.escalation, prepared.escalation, state, summary)
