@@ -64,6 +64,11 @@ class Workspace:
         self.ticks = 0
         self.sleeps: list[float] = []
 
+    def clock(self) -> float:
+        """Virtual seconds: the tool's own waits (sleeps) and 15 minutes between ticks move
+        it, so pacing and time limits are exact and no test waits for real."""
+        return 900.0 * self.ticks + sum(self.sleeps)
+
     def tick(self, *extra: str, env: dict[str, str] | None = None, stdout: TextIO | None = None) -> tuple[int, str]:
         self.world.request_log.clear()
         out = stdout or io.StringIO()
@@ -75,6 +80,7 @@ class Workspace:
             stdout=out,
             sleep=self.sleeps.append,
             now=lambda: now,
+            clock=self.clock,
         )
         return code, out.getvalue() if isinstance(out, io.StringIO) else ""
 

@@ -9,8 +9,8 @@ import requests
 import responses
 import urllib3
 
-from triage.errors import ApiError, RateLimited
-from triage.http import HttpClient, RetryPolicy, Throttle, WaitBudget, parse_retry_after, redact
+from triage.errors import ApiError, OutOfTime, RateLimited
+from triage.http import HttpClient, Pacer, RetryPolicy, Throttle, WaitBudget, parse_retry_after, redact
 
 URL = "https://api.example.test/thing"
 
@@ -116,3 +116,31 @@ def test_hightouch_throttle_never_lets_more_than_the_limit_into_any_10_second_wi
     assert worst <= 190
     assert sent[-1] == pytest.approx((1000 - 10) / 18, rel=0.01)  # still close to the limit
     assert hightouch_throttle(0, sleep) is None
+
+
+def test_the_pacer_keeps_each_channel_to_its_rate_and_channels_do_not_wait_on_each_other() -> None:
+    now = [0.0]
+    pacer = Pacer(1.0, 2, clock=lambda: now[0])
+    assert [pacer.reserve("#a") for _ in range(4)] == [0.0, 0.0, 1.0, 2.0]  # a burst of 2, then 1 a second
+    assert pacer.reserve("#b") == 0.0  # another channel has its own pace
+    now[0] = 10.0
+    assert pacer.reserve("#a") == 0.0  # the slots came back with time
+    pacer.give_back("#a")
+    assert pacer.reserve("#a") == 0.0
+
+
+def test_pacing_and_a_paced_services_429s_wait_within_the_time_limit_not_the_budget() -> None:
+    sleeps: list[float] = []
+    now = [0.0]
+    budget = WaitBudget(5, deadline=60, clock=lambda: now[0])
+    http = HttpClient(name="Slack", secrets=[], budget=budget, sleep=sleeps.append, rate_limits_use_budget=False)
+    http.pace(1.0, "chat.postMessage")
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, URL, status=429, headers={"Retry-After": "30"})
+        rsps.add(responses.POST, URL, json={"ok": True})
+        assert http.request("POST", URL, endpoint="chat.postMessage", idempotent=False).status_code == 200
+    assert sleeps[0] == 1.0 and 30 <= sleeps[1] < 31
+    assert budget.left == 5  # neither wait came out of the budget
+    now[0] = 59.5
+    with pytest.raises(OutOfTime):
+        http.pace(1.0, "chat.postMessage")  # but nothing waits past the tick's time limit

@@ -32,14 +32,14 @@ from triage.errors import (
 from triage.explain import routes_table
 from triage.health import report_health, run_url
 from triage.hightouch import HightouchClient
-from triage.http import HttpClient, Meter, Throttle, WaitBudget, redact
+from triage.http import HttpClient, Meter, Pacer, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
 from triage.output import append_text, safe_stream
 from triage.preflight import placeholder_warnings, preflight
 from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
 from triage.scaffold import DEFAULT_ACTION, scaffold
-from triage.slack import SlackClient
+from triage.slack import SLACK_BURST, SLACK_MESSAGES_PER_SECOND, SlackClient
 from triage.state import StateStore
 from triage.status import (
     DEFAULT_ARTIFACTS_DIR,
@@ -231,6 +231,7 @@ def main(
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     prog: str = "python -m triage",
+    clock: Callable[[], float] = time.monotonic,  # the tick's time limit and Slack's pace run on it
 ) -> int:
     environ = os.environ if environ is None else environ
     secrets = _secret_values(environ)
@@ -254,7 +255,7 @@ def main(
             return _sandbox(args, out)
         if args.command == "routes":
             return _routes(args, environ, out, sleep)
-        return _run(args, environ, out, sleep, now())
+        return _run(args, environ, out, sleep, now(), clock)
     except (UsageError, ConfigError) as exc:
         _error(str(exc), secrets)
         return EXIT_USAGE
@@ -405,13 +406,18 @@ def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, 
 
 
 def _run(
-    args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, sleep: Callable[[float], None], now: datetime
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    out: TextIO,
+    sleep: Callable[[float], None],
+    now: datetime,
+    clock: Callable[[], float],
 ) -> int:
     config = load_config(args.config)
     env = load_environment(environ, need_senders=not args.dry_run)
     renderer = Renderer(config)
     renderer.check()
-    services = build_services(config, env, dry_run=args.dry_run, sleep=sleep)
+    services = build_services(config, env, dry_run=args.dry_run, sleep=sleep, clock=clock)
     tick = Tick(
         config=config,
         services=services,
@@ -420,6 +426,7 @@ def _run(
         now=now,
         out=out,
         dry_run=args.dry_run,
+        clock=clock,
     )
     step_summary = environ.get("GITHUB_STEP_SUMMARY")
     in_actions = environ.get("GITHUB_ACTIONS") == "true"
@@ -485,14 +492,21 @@ def _health(
             out.write(f"::error title=hightouch-triage: Slack not told::{exc}\n")
 
 
-def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Callable[[float], None]) -> Services:
-    """One wait budget for the whole tick, shared by every client."""
+def build_services(
+    config: Config,
+    env: Environment,
+    *,
+    dry_run: bool,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float] = time.monotonic,
+) -> Services:
+    """One wait budget and one time limit for the whole tick, shared by every client."""
     budget = WaitBudget(
-        config.triage.wait_budget_seconds, deadline=time.monotonic() + config.triage.tick_time_limit_seconds
+        config.triage.wait_budget_seconds, deadline=clock() + config.triage.tick_time_limit_seconds, clock=clock
     )
     meter = Meter()
 
-    def http(name: str, throttle: Throttle | None = None) -> HttpClient:
+    def http(name: str, throttle: Throttle | None = None, *, rate_limits_use_budget: bool = True) -> HttpClient:
         return HttpClient(
             name=name,
             secrets=env.secrets,
@@ -501,6 +515,7 @@ def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Ca
             sleep=sleep,
             read_timeout=config.triage.request_timeout_seconds,
             meter=meter,
+            rate_limits_use_budget=rate_limits_use_budget,
         )
 
     hightouch = HightouchClient(
@@ -513,7 +528,12 @@ def build_services(config: Config, env: Environment, *, dry_run: bool, sleep: Ca
         return Services(hightouch=hightouch, slack=None, linear=None, app_url=env.hightouch_app_url, meter=meter)
     return Services(
         hightouch=hightouch,
-        slack=SlackClient(http("Slack"), env.slack_api_url, env.slack_bot_token),
+        slack=SlackClient(
+            http("Slack", rate_limits_use_budget=False),  # its 429s are its pace, like the pacer's waits
+            env.slack_api_url,
+            env.slack_bot_token,
+            pacer=Pacer(SLACK_MESSAGES_PER_SECOND, SLACK_BURST, clock=clock),
+        ),
         linear=LinearClient(http("Linear"), env.linear_api_url, env.linear_api_key),
         app_url=env.hightouch_app_url,
         meter=meter,

@@ -133,6 +133,38 @@ class Throttle:
             self._sleep(wait)
 
 
+class Pacer:
+    """Per key (a Slack channel), at most `rate` sends a second in bursts of `burst`.
+
+    Slack takes about one message a second per channel. Keeping to that pace is the
+    expected cost of posting, not a fault: the caller waits out `reserve`'s answer within
+    the tick's time limit, never from its wait budget, and channels do not wait on each
+    other.
+    """
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str) -> float:
+        """Take `key`'s next slot: the seconds to wait before using it."""
+        with self._lock:
+            now = self._clock()
+            tokens, then = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - then) * self.rate) - 1.0
+            self._buckets[key] = (tokens, now)
+        return -tokens / self.rate if tokens < 0 else 0.0
+
+    def give_back(self, key: str) -> None:
+        """Return a slot that was not used (the send was called off)."""
+        with self._lock:
+            tokens, then = self._buckets[key]
+            self._buckets[key] = (tokens + 1.0, then)
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Retry-After as seconds: either delta-seconds or an HTTP date."""
     if not value:
@@ -224,9 +256,13 @@ class HttpClient:
         session: requests.Session | None = None,
         read_timeout: float = READ_TIMEOUT,
         meter: Meter | None = None,
+        rate_limits_use_budget: bool = True,
     ) -> None:
         self.name = name
         self.meter = meter or Meter()
+        # False for a service whose rate limit is the expected pace of the work (Slack's
+        # per-channel message rate): its 429s are waited out within the tick's time limit only.
+        self.rate_limits_use_budget = rate_limits_use_budget
         self.read_timeout = read_timeout
         self.secrets = tuple(s for s in secrets if s)
         self.budget = budget
@@ -321,10 +357,27 @@ class HttpClient:
             raise result
         return result
 
+    def pace(self, seconds: float, endpoint: str) -> None:
+        """Wait `seconds` for a pacer's slot: within the tick's time limit, not from the budget."""
+        if seconds <= 0:
+            return
+        if seconds >= self.budget.time_left():
+            raise OutOfTime(f"{self.name} {endpoint}: the next slot is past the tick's time limit")
+        log.debug("%s %s: pacing, %.1f s", self.name, endpoint, seconds)
+        self.meter.wait(seconds)
+        self._sleep(seconds)
+
     def _wait(self, seconds: float, problem: str, endpoint: str, *, rate_limited: bool) -> None:
         if seconds >= self.budget.time_left():
             message = f"{problem}; waiting {seconds:.0f}s more would pass the tick's time limit"
             raise OutOfTime(redact(message, self.secrets))
+        if rate_limited and not self.rate_limits_use_budget:
+            log.info(
+                "%s: waiting %.1f s (the service's pace, not the wait budget)", redact(problem, self.secrets), seconds
+            )
+            self.meter.wait(seconds)
+            self._sleep(seconds)
+            return
         if not self.budget.take(seconds):
             message = redact(
                 f"{problem}; waiting {seconds:.0f}s more would overrun the tick's wait budget", self.secrets

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from triage.errors import ApiError, AuthError, ConfigError
-from triage.http import HttpClient
+from triage.errors import ApiError, AuthError, ConfigError, OutOfTime
+from triage.http import HttpClient, Pacer
 
 AUTH_ERRORS = frozenset(
     {
@@ -50,6 +50,10 @@ class MissingScope(ApiError):
 
 # A message's metadata names what it is about, so Slack's history can answer "was it sent?".
 EVENT_TYPES = {"failure": "hightouch_sync_failure", "recovery": "hightouch_sync_recovery"}
+# Slack takes about one chat.postMessage a second per channel, with short bursts: the pacer
+# keeps just under it, so a storm is delivered at Slack's rate instead of into its 429s.
+SLACK_MESSAGES_PER_SECOND = 1.0
+SLACK_BURST = 2
 # A channel (C…), private channel (G…) or DM (D…) id, as opposed to a #name.
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
 USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")  # a DM: its channel id is known only from a post's answer
@@ -68,8 +72,9 @@ class SlackClient:
     budget, throttle and idempotency rules, which slack_sdk's own retry handlers do not know.
     """
 
-    def __init__(self, http: HttpClient, base_url: str, token: str) -> None:
+    def __init__(self, http: HttpClient, base_url: str, token: str, *, pacer: Pacer | None = None) -> None:
         self.http = http
+        self.pacer = pacer  # Slack's per-channel message rate, kept rather than run into
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"}
 
@@ -96,6 +101,12 @@ class SlackClient:
         }
         if metadata is not None:
             payload["metadata"] = metadata
+        if self.pacer is not None:
+            try:
+                self.http.pace(self.pacer.reserve(channel), "chat.postMessage")
+            except OutOfTime:
+                self.pacer.give_back(channel)
+                raise
         if thread_ts is not None:
             payload["thread_ts"] = thread_ts
             payload["reply_broadcast"] = broadcast
