@@ -11,6 +11,7 @@ import urllib3
 
 from triage.errors import ApiError, OutOfTime, RateLimited
 from triage.http import HttpClient, Pacer, RetryPolicy, Throttle, WaitBudget, parse_retry_after, redact
+from triage.tick import interleaved
 
 URL = "https://api.example.test/thing"
 
@@ -144,3 +145,9 @@ def test_pacing_and_a_paced_services_429s_wait_within_the_time_limit_not_the_bud
     now[0] = 59.5
     with pytest.raises(OutOfTime):
         http.pace(1.0, "chat.postMessage")  # but nothing waits past the tick's time limit
+
+
+def test_channels_take_turns_so_one_channels_pace_never_holds_up_another() -> None:
+    posts = ["a1", "a2", "a3", "b1", "b2", "c1"]
+    assert interleaved(posts, key=lambda p: p[0]) == ["a1", "b1", "c1", "a2", "b2", "a3"]
+    assert interleaved([], key=str) == []

@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from dateutil import parser as dateparser
 
@@ -259,9 +259,11 @@ class Tick:
             self.config.slack.storm_threshold,
             open_storms=state.storms,
         )
+        # Channels take turns, so one channel's pace never holds up another's messages.
+        order = interleaved(list(zip(to_check, results, strict=True)), key=_first_channel)
         # Past the time limit, a sync already read is still recorded; any request it needs
         # (a post) raises OutOfTime, which defers it and the rest.
-        for handled, (sync, result) in enumerate(zip(to_check, results, strict=True)):
+        for handled, (sync, result) in enumerate(order):
             progress.tell("handled", handled)
             try:
                 if isinstance(result, BaseException):
@@ -269,10 +271,11 @@ class Tick:
                 self._act(result, state, summary, storms)
             except Deferred as exc:
                 # Whatever was not handled (rate limit, time limit) goes first next tick.
-                log.warning("%s: deferring %d syncs to the next tick", exc, len(to_check) - handled)
+                left = [s for s, _ in order[handled:]]
+                log.warning("%s: deferring %d syncs to the next tick", exc, len(left))
                 summary.deferred_why = str(exc)
-                summary.deferred_names = [f"{s.name} ({s.id})" for s in to_check[handled:]]
-                return [s.id for s in to_check[handled:]]
+                summary.deferred_names = [f"{s.name} ({s.id})" for s in left]
+                return [s.id for s in left]
             except AuthError:
                 raise
             except ConfigError as exc:
@@ -747,6 +750,26 @@ def what_was_decided(decision: SyncDecision) -> str:
     if decision.escalation is not None:
         parts.append(f"Linear: find or open an issue in {decision.escalation.team}")
     return "; ".join(parts) or "no new failed run"
+
+
+T = TypeVar("T")
+
+
+def interleaved(items: list[T], key: Callable[[T], str]) -> list[T]:
+    """`items` with their groups (by `key`) taking turns, each group in its own order:
+    a, a, a, b, b → a, b, a, b, a."""
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    queues = list(groups.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
+
+
+def _first_channel(item: tuple[Sync, _Prepared | BaseException]) -> str:
+    result = item[1]
+    if isinstance(result, _Prepared) and result.decision.posts:
+        return result.decision.posts[0].channel
+    return ""  # nothing to post: no pace to wait for
 
 
 def _outcome(future: Future[_Prepared]) -> _Prepared | BaseException:
