@@ -10,7 +10,7 @@ import yaml
 
 from triage.errors import StateError
 from triage.models import Sent, State, SyncState
-from triage.state import StateStore, dump_state
+from triage.state import StateStore, dump_state, load_text, parse_state
 
 
 def sample() -> State:
@@ -49,7 +49,8 @@ def test_file_matches_the_documented_format_sorted_and_compact(tmp_path: Path) -
         "linear_issue": "DATA-42",
     }
     assert "linear_pending" not in text and "pending_run_id" not in text
-    assert "'1234':" in text  # ids stay strings
+    assert '\n  "1234": {' in text  # ids stay strings; one line per sync, so a diff shows the syncs that changed
+    assert len([line for line in text.splitlines() if line.startswith("  ")]) == 2
 
 
 def test_recorded_sync_survives_a_crash_before_the_final_save(tmp_path: Path) -> None:
@@ -162,3 +163,40 @@ def test_a_message_attempt_survives_the_journal_and_the_file_with_its_ts_or_with
     saved = yaml.safe_load((tmp_path / "state.yaml").read_text())["syncs"]["1234"]["sent"]
     assert saved[1] == {"channel": "#crm", "kind": "failure", "run_id": "98770", "at": "2026-11-23T09:15:03Z",
                         "thread_ts": "1699.000200"}  # fmt: skip
+
+
+ODD_NAMES = ['say "hi"', "back\\slash", "colon: and # hash", "ünïcödé ✓", "{braces} [list]", "- dash", "null", "yes"]
+
+
+def test_the_fast_reader_and_any_yaml_parser_read_the_same_file() -> None:
+    state = State(
+        baseline_at="2026-11-01T00:00:00Z",
+        syncs={str(n): SyncState(name=name, cursor_run_id=str(n), linear_pending=n % 2 == 0)
+               for n, name in enumerate(ODD_NAMES)},
+        deferred=["3"],
+    )  # fmt: skip
+    text = dump_state(state)
+    assert load_text(text) == yaml.safe_load(text)
+    assert parse_state(load_text(text), "state.yaml") == state
+
+
+def test_a_file_edited_by_hand_in_block_style_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text(
+        "version: 1\nbaseline_at: 2026-11-01T00:00:00Z\nsyncs:\n  '7':\n    name: contacts\n"
+        "    cursor_run_id: '12'\n    consecutive_failures: 1\n"
+    )
+    assert StateStore(path).load().syncs == {
+        "7": SyncState(name="contacts", cursor_run_id="12", consecutive_failures=1)
+    }
+
+
+def test_50000_syncs_round_trip(tmp_path: Path) -> None:
+    syncs = {
+        str(n): SyncState(name=f"sync-{n}", cursor_run_id=str(n * 7), last_run_at="2026-11-23T09:02:11Z")
+        for n in range(50_000)
+    }
+    state = State(baseline_at="2026-11-01T00:00:00Z", syncs=syncs)
+    store = StateStore(tmp_path / "state.yaml")
+    store.save(state)
+    assert store.load() == state

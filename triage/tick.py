@@ -20,7 +20,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 import uuid
@@ -141,7 +140,7 @@ class Tick:
 
     def run(self) -> TickSummary:
         state = self.store.load()
-        loaded = copy.deepcopy(state)
+        loaded = snapshot(state)
         summary = TickSummary(baseline=state.is_baseline)
         ctx = TickContext(
             baseline=state.is_baseline, previous_tick_at=_parse_time(state.last_tick_at), today=self.now.date()
@@ -753,6 +752,12 @@ def what_was_decided(decision: SyncDecision) -> str:
 
 
 T = TypeVar("T")
+
+
+def snapshot(state: State) -> State:
+    """The state as loaded, to tell at the end whether anything changed. Each sync's
+    record is immutable, so copying the mappings that hold them is enough."""
+    return replace(state, syncs=dict(state.syncs), deferred=list(state.deferred), storms=dict(state.storms))
 
 
 def interleaved(items: list[T], key: Callable[[T], str]) -> list[T]:
