@@ -21,7 +21,7 @@ import requests
 from dateutil import parser as dateparser
 
 from triage.errors import ApiError, AuthError, BadRequestError, NotFoundError
-from triage.http import HttpClient, json_verdict
+from triage.http import HttpClient, json_verdict, parsed_json
 from triage.models import RowCounts, Run, Sync
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ def _json_object(response: requests.Response, endpoint: str) -> dict[str, Any]:
     if status >= 400:
         raise ApiError(f"Hightouch {endpoint}: HTTP {status}: {_message(response)}")
     try:
-        body = response.json()
+        body = parsed_json(response)
     except ValueError:
         raise ApiError(f"Hightouch {endpoint}: the response is not valid JSON") from None
     if not isinstance(body, dict):
@@ -221,7 +221,7 @@ def _json_object(response: requests.Response, endpoint: str) -> dict[str, Any]:
 
 def _message(response: requests.Response) -> str:
     try:
-        body = response.json()
+        body = parsed_json(response)
     except ValueError:
         return response.reason or "no details"
     if isinstance(body, dict):

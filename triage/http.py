@@ -206,12 +206,20 @@ def default_verdict(response: requests.Response) -> Verdict:
     return DONE
 
 
+def parsed_json(response: requests.Response) -> Any:
+    """The body as JSON, parsed once however often it is asked for (the verdict reads it,
+    then the client); raises ValueError when it is not JSON."""
+    if "_parsed_json" not in response.__dict__:
+        response.__dict__["_parsed_json"] = response.json()
+    return response.__dict__["_parsed_json"]
+
+
 def json_verdict(response: requests.Response) -> Verdict:
     """As `default_verdict`, and a success whose body is not JSON is transient (a torn answer)."""
     verdict = default_verdict(response)
     if verdict.retry is None and response.status_code < 400:
         try:
-            response.json()
+            parsed_json(response)
         except ValueError:
             return Verdict("transient", reason="the response is not valid JSON")
     return verdict

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from triage.errors import ApiError, AuthError, ConfigError, NotFoundError
-from triage.http import HttpClient, Verdict, json_verdict, parse_retry_after
+from triage.http import HttpClient, Verdict, json_verdict, parse_retry_after, parsed_json
 
 # Keys are typed by people: `team: data` finds DATA.
 TEAM_QUERY = """
@@ -248,7 +248,7 @@ class LinearClient:
             classify=linear_verdict,
         )
         try:
-            body = response.json()
+            body = parsed_json(response)
         except ValueError:
             body = None
         if not isinstance(body, dict):
@@ -275,7 +275,7 @@ def linear_verdict(response: requests.Response) -> Verdict:
     if verdict.retry is not None:
         return verdict
     try:
-        body = response.json()
+        body = parsed_json(response)
     except ValueError:
         return verdict
     errors = body.get("errors") if isinstance(body, dict) else None

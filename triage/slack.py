@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from triage.errors import ApiError, AuthError, ConfigError, OutOfTime
-from triage.http import HttpClient, Pacer
+from triage.http import HttpClient, Pacer, parsed_json
 
 AUTH_ERRORS = frozenset(
     {
@@ -204,7 +204,7 @@ class SlackClient:
             params=payload if method == "GET" else None,
         )
         try:
-            body = response.json()
+            body = parsed_json(response)
         except ValueError:
             raise ApiError(f"Slack {endpoint}: HTTP {response.status_code}, response is not JSON") from None
         if not isinstance(body, dict):
