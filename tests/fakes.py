@@ -41,7 +41,7 @@ ENV = {
     "HIGHTOUCH_APP_URL": APP,
 }
 
-T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 23, 8, 50, tzinfo=UTC)  # runs at minute 10 and later come after the first tick
 # Every run's rows: 9 added, 3 changed, 0 removed; 3 rejected.
 ROWS: dict[str, int | None] = {"added": 9, "changed": 3, "removed": 0, "rejected": 3}
 

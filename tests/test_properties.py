@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import at, config, iso
-from triage.decide import TickContext, decide_sync, linear_done, plan_tick, thread_started
+from triage.decide import TickContext, decide_sync, lazy_baseline, linear_done, plan_tick, thread_started
 from triage.models import Run, State, Sync, SyncState, sort_runs
 
 THRESHOLD = 3
@@ -285,3 +285,44 @@ def test_a_recovery_ends_each_told_incident_once_and_only_those(history: list[st
             if post.starts_thread:
                 state = thread_started(state, post.channel, "C1", f"{number}.0")
     assert recoveries == told_and_ended  # each told incident that ended got exactly one
+
+
+@given(
+    history=st.lists(st.sampled_from(SETTLED), max_size=8),
+    later=st.lists(st.lists(st.sampled_from(SETTLED), max_size=3), min_size=1, max_size=4),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_lazy_baseline_alerts_exactly_what_reading_the_runs_at_the_baseline_would(
+    history: list[str], later: list[list[str]]
+) -> None:
+    """A sync whose latest run succeeded is baselined without reading its runs; every tick
+    after must alert, count and escalate exactly as if its runs had been read then."""
+    history = [*history, "success"]  # healthy: its latest run succeeded
+    runs = [Run(str(100 + n), s, created_at=at(n), finished_at=at(n)) for n, s in enumerate(history)]
+    baseline_at = at(len(runs))
+    sync = Sync("1", "contacts", last_run_at=iso(baseline_at), status="success")
+    baseline = TickContext(baseline=True, previous_tick_at=None)
+
+    eager = decide_sync(sync, runs, None, baseline, config(THRESHOLD)).state
+    lazy = lazy_baseline(sync, baseline_at)
+    assert plan_tick([sync], State()).healthy_at_baseline == [sync]
+    for tick, statuses in enumerate(later, start=1):
+        start = len(runs)
+        runs += [Run(str(100 + start + i), s, created_at=at(start + i + 1), finished_at=at(start + i + 1))
+                 for i, s in enumerate(statuses)]  # fmt: skip
+        now = replace(sync, last_run_at=iso(at(len(runs) + 1)))
+        ctx = TickContext(baseline=False, previous_tick_at=at(start))
+        a = decide_sync(now, runs, eager, ctx, config(THRESHOLD))
+        b = decide_sync(now, runs, lazy, ctx, config(THRESHOLD))
+        assert (a.alert is None) == (b.alert is None), tick
+        if a.alert is not None and b.alert is not None:
+            assert (a.alert.run.id, a.alert.new_failures, a.alert.consecutive_failures) == (
+                b.alert.run.id,
+                b.alert.new_failures,
+                b.alert.consecutive_failures,
+            )
+            assert a.alert.previous_runs == b.alert.previous_runs
+        assert (a.escalation is None) == (b.escalation is None)
+        assert a.state.consecutive_failures == b.state.consecutive_failures
+        eager, lazy = a.state, b.state
+    assert eager == lazy  # once it ran again, the two states are one

@@ -75,6 +75,8 @@ class TickPlan:
     unchanged: list[Sync]
     # Syncs that never ran and are not yet remembered: recorded with no request.
     never_ran: list[Sync]
+    # At the baseline, syncs whose latest run succeeded: recorded with no request (see lazy_baseline).
+    healthy_at_baseline: list[Sync] = field(default_factory=list)
 
 
 def plan_tick(syncs: list[Sync], state: State) -> TickPlan:
@@ -87,11 +89,14 @@ def plan_tick(syncs: list[Sync], state: State) -> TickPlan:
     to_check: list[Sync] = []
     unchanged: list[Sync] = []
     never_ran: list[Sync] = []
+    healthy: list[Sync] = []
     for sync in enabled:
         known = state.syncs.get(sync.id)
         if known is None:
             if sync.last_run_at is None:
                 never_ran.append(sync)
+            elif state.is_baseline and sync.healthy:
+                healthy.append(sync)
             else:
                 to_check.append(sync)
         elif needs_runs(sync, known):
@@ -100,7 +105,9 @@ def plan_tick(syncs: list[Sync], state: State) -> TickPlan:
             unchanged.append(sync)
     deferred = set(state.deferred)
     to_check.sort(key=lambda s: s.id not in deferred)  # stable: listing order otherwise
-    return TickPlan(to_check=to_check, disabled=disabled, unchanged=unchanged, never_ran=never_ran)
+    return TickPlan(
+        to_check=to_check, disabled=disabled, unchanged=unchanged, never_ran=never_ran, healthy_at_baseline=healthy
+    )
 
 
 def needs_runs(sync: Sync, known: SyncState) -> bool:
@@ -124,6 +131,9 @@ def enough_runs(runs: list[Run], known: SyncState | None, ctx: TickContext, conf
     wanted = config.triage.history_window
     if known is not None and known.cursor_run_id is not None:
         old = _up_to_cursor(sort_runs(runs), known)
+    elif known is not None and known.since is not None:
+        boundary = parse_iso_time(known.since)
+        old = [r for r in runs if r.time is not None and boundary is not None and r.time < boundary]
     elif known is not None:
         return False  # remembered but never had a settled run: everything is new
     elif ctx.baseline or ctx.previous_tick_at is None:
@@ -252,20 +262,22 @@ def decide_sync(
     ordered = sort_runs(runs)
     unknown = tuple(sorted({r.status for r in ordered if not is_known_status(r.status)}))
 
-    if known is None:
-        if ctx.baseline or ctx.previous_tick_at is None:
+    if known is None or (known.cursor_run_id is None and known.since is not None):
+        # First seen now, or baselined without its runs: runs before the boundary are history.
+        boundary = _history_boundary(known, ctx)
+        if boundary is None:
             baseline, new = ordered, []
         else:
-            boundary = ctx.previous_tick_at
             baseline = [r for r in ordered if r.time is None or r.time < boundary]
             new = [r for r in ordered if r.time is not None and r.time >= boundary]
-        start = _walk(SyncState(name=sync.name), baseline, failure_statuses).state
+        base = SyncState(name=sync.name) if known is None else replace(known, name=sync.name, pending_run_id=None)
+        start = _walk(replace(base, since=iso_time(boundary)), baseline, failure_statuses).state
         if start.pending_run_id is not None:
             # A baseline run still running: judge it, and all after it, later.
             new = []
         # Its lastRunAt left unset, so a tick that dies before recording the decision
         # reads these runs again.
-        before = start
+        before = start if known is None else known
     else:
         before = known
         start = replace(known, name=sync.name, pending_run_id=None)
@@ -273,6 +285,8 @@ def decide_sync(
 
     walked = _walk(start, new, failure_statuses)
     state = replace(walked.state, last_run_at=sync.last_run_at, sent=())
+    if state.cursor_run_id is not None:
+        state = replace(state, since=None)  # the cursor places every later run
     window = config.triage.history_window
 
     alert = None
@@ -433,6 +447,13 @@ def never_ran_state(sync: Sync) -> SyncState:
     return SyncState(name=sync.name, last_run_at=sync.last_run_at)
 
 
+def lazy_baseline(sync: Sync, baseline_at: datetime) -> SyncState:
+    """A healthy sync's baseline without reading its runs: no failure streak (its latest
+    run succeeded), and every run created before the baseline is history when it next
+    runs — the rule for a sync first seen after the baseline."""
+    return SyncState(name=sync.name, last_run_at=sync.last_run_at, since=iso_time(baseline_at))
+
+
 @dataclass(frozen=True)
 class _Walk:
     state: SyncState
@@ -469,6 +490,16 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
             state = replace(state, incident_at=None, threads=())
         state = replace(state, cursor_run_id=run.id, cursor_at=iso_time(run.time), consecutive_failures=count)
     return _Walk(state, failures, recovery)
+
+
+def _history_boundary(known: SyncState | None, ctx: TickContext) -> datetime | None:
+    """Before when a sync's runs are history: its lazy baseline's time, or for a sync first
+    seen now the previous tick's; None at the very first tick (all of them are)."""
+    if known is not None:
+        return parse_iso_time(known.since)
+    if ctx.baseline:
+        return None
+    return ctx.previous_tick_at
 
 
 def _abandoned(later: list[Run], failure_statuses: tuple[str, ...]) -> bool:

@@ -330,6 +330,7 @@ def parse_sync(item: dict[str, Any]) -> Sync | None:
         destination_id=_id(item.get("destinationId")),
         model_id=_id(item.get("modelId")),
         tags=tuple(sorted((text(k), text(v)) for k, v in tags.items())) if isinstance(tags, dict) else (),
+        status=text(item["status"]) if isinstance(item.get("status"), str) else None,
     )
 
 

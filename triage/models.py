@@ -65,6 +65,13 @@ class Sync:
     destination_id: str | None = None
     model_id: str | None = None
     tags: tuple[tuple[str, str], ...] = ()  # Hightouch sync tags (e.g. env: production), sorted
+    status: str | None = None  # the listed status: its latest run's (success, failed, processing, …)
+
+    @property
+    def healthy(self) -> bool:
+        """Its latest run succeeded and none is in flight: at the baseline, its runs can
+        wait until it runs again (they would show no failure streak)."""
+        return self.status == "success"
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,7 @@ class SyncState:
     pending_run_id: str | None = None  # an unsettled run to look at again next tick
     incident_at: str | None = None  # when the open incident's first failed run happened
     threads: tuple[Thread, ...] = ()  # the incident's first message in each channel
+    since: str | None = None  # no cursor yet: runs created before this are history, not news
     sent: tuple[Sent, ...] = ()  # messages of a tick that did not finish this sync (see Sent)
 
 

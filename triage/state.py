@@ -216,6 +216,7 @@ _OPTIONAL = (
     "linear_create_id",
     "pending_run_id",
     "incident_at",
+    "since",
 )
 
 
@@ -348,6 +349,7 @@ def _sync_state(raw: Any, where: str) -> SyncState:
         pending_run_id=_optional_str(raw.get("pending_run_id")),
         incident_at=_optional_str(raw.get("incident_at")),
         threads=_threads(raw.get("threads"), where),
+        since=_optional_str(raw.get("since")),
         sent=_sent(raw.get("sent"), where),
     )
 

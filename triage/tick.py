@@ -45,6 +45,7 @@ from triage.decide import (
     delivered,
     enough_runs,
     error_key,
+    lazy_baseline,
     linear_attempt,
     linear_done,
     never_ran_state,
@@ -163,9 +164,11 @@ class Tick:
         plan = plan_tick(syncs, state)
         summary.listed = len(syncs)
         summary.disabled = len(plan.disabled)
-        summary.unchanged = len(plan.unchanged) + len(plan.never_ran)
+        summary.unchanged = len(plan.unchanged) + len(plan.never_ran) + len(plan.healthy_at_baseline)
         for sync in plan.never_ran:
             state.syncs[sync.id] = never_ran_state(sync)
+        for sync in plan.healthy_at_baseline:
+            state.syncs[sync.id] = lazy_baseline(sync, self.now)
         for sync in plan.unchanged:
             known = state.syncs[sync.id]
             if known.name != sync.name:

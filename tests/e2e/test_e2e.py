@@ -132,13 +132,22 @@ def test_disabled_and_unchanged_syncs_cost_no_runs_request(deploy: Deployment) -
     world = deploy.world
     world.add_sync("1", "active")
     world.add_sync("2", "paused", disabled=True)
+    world.add_sync("3", "failing")
     world.add_run("1", "success")
     world.add_run("2", "failed")
+    world.add_run("3", "failed")
     deploy.ok_tick()
-    assert deploy.runs_requests() == ["hightouch GET /syncs/1/runs"]
+    # The baseline reads runs only where a failure streak may be: a healthy sync's can wait.
+    assert deploy.runs_requests() == ["hightouch GET /syncs/3/runs"]
 
     deploy.ok_tick()
     assert deploy.runs_requests() == []  # lastRunAt unchanged
+
+    world.add_run("1", "failed")
+    deploy.ok_tick()
+    assert deploy.runs_requests() == ["hightouch GET /syncs/1/runs"]  # it ran: its new run is news
+    assert len(world.slack_messages) == 1
+    world.slack_messages.clear()
 
     world.add_run("2", "failed")
     deploy.ok_tick()
