@@ -522,3 +522,44 @@ def test_a_storm_paced_at_slacks_rate_goes_on_next_tick_in_the_same_thread_and_e
     mine = next(r for r in replies if "|sync-7>" in r["text"])
     assert mine.get("edits") and "recovered" in mine["text"]  # its own message marked resolved...
     assert not summary.get("edits")  # ...never the summary, which speaks for all forty
+
+
+def test_an_outage_is_one_linear_issue_naming_every_sync_and_a_sync_with_its_own_issue_keeps_it(
+    workspace: Workspace,
+) -> None:
+    world = workspace.world
+    workspace.config.write_text("hightouch: {workspace_slug: acme, max_requests_per_10s: 0}\n")
+    for number in range(1, 41):
+        world.add_sync(str(number), f"sync-{number}", destination="Snowflake")
+        for _ in range(2):
+            world.add_run(str(number), "failed", error="Warehouse unreachable")
+    world.linear_issues.append(
+        {
+            "id": "own",
+            "identifier": "DATA-5",
+            "title": "Hightouch sync sync-5 failing repeatedly",
+            "description": "",
+            "url": "https://linear.app/acme/issue/DATA-5",
+            "state": {"type": "started"},
+            "team": world.teams[0],
+        }
+    )
+    workspace.tick()
+    for number in range(1, 41):
+        world.add_run(str(number), "failed", error=f"Warehouse unreachable after {number} s")
+    code, out = workspace.tick()
+    assert code == 0, out
+    _own, outage = world.linear_issues
+    assert outage["title"] == "Hightouch outage: 40 syncs failing repeatedly (Warehouse unreachable after N s)"
+    description = outage["description"]
+    for number in range(1, 41):  # every sync named as a word, and marked: each one's search finds it
+        assert f"[sync-{number}]" in description and f"hightouch-triage sync-id {number}\n" in description + "\n"
+    saved = workspace.saved()["syncs"]
+    assert saved["5"]["linear_issue"] == "DATA-5"  # it had its own: it keeps it
+    assert {saved[str(n)]["linear_issue"] for n in range(1, 41) if n != 5} == {outage["identifier"]}
+
+    for number in range(1, 41):
+        world.add_run(str(number), "failed", error="Warehouse unreachable")
+    assert workspace.tick()[0] == 0
+    assert len(world.linear_issues) == 2  # found by each sync's search: nothing duplicated
+    assert len(outage.get("comments", [])) == 1  # and told once, not 39 times

@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tests.factories import BASELINE, at, config, known, run, steady, sync
-from triage.decide import Outcome, decide_sync, delivered, enough_runs, not_sent, outcome, plan_tick, sending
+from triage.decide import (
+    Outcome,
+    SyncDecision,
+    decide_sync,
+    delivered,
+    enough_runs,
+    not_sent,
+    outcome,
+    plan_outages,
+    plan_tick,
+    sending,
+)
 from triage.models import Run, Sent, State, SyncState
 
 
@@ -329,3 +340,19 @@ def test_attempts_are_recorded_and_answered_with_pure_helpers() -> None:
     answered = delivered(started, attempt, "C0DATA1234", "1700.000100")
     assert answered.sent == (replace(attempt, channel_id="C0DATA1234", ts="1700.000100"),)
     assert not_sent(started, attempt).sent == ()
+
+
+def test_escalations_due_together_group_by_error_else_by_destination_into_outages() -> None:
+    def due(sync_id: str, error: str, destination: str) -> SyncDecision:
+        s = replace(sync(sync_id, f"sync-{sync_id}"), destination_id=destination)
+        runs = [run(1, "failed"), run(2, "failed"), run(3, "failed", error=error)]
+        decision = decide_sync(s, runs, known(2, failures=2), steady(), config(threshold=3))
+        assert decision.escalation is not None
+        return decision
+
+    same_error = [due(str(n), f"Warehouse down after {n} s", f"d{n}") for n in range(1, 4)]
+    same_destination = [due(str(n), f"error {chr(96 + n)}", "sf") for n in range(4, 7)]
+    alone = [due("7", "something else", "hubspot")]
+    outages = plan_outages([*same_error, *same_destination, *alone], threshold=3)
+    assert sorted(tuple(a.sync.id for a in alerts) for alerts in outages.values()) == [("1", "2", "3"), ("4", "5", "6")]
+    assert plan_outages([*same_error, *same_destination, *alone], threshold=4) == {}

@@ -221,6 +221,28 @@ class Escalation:
     comment: bool = False
 
 
+def plan_outages(decisions: list[SyncDecision], threshold: int) -> dict[str, tuple[Alert, ...]]:
+    """Escalations due this tick that share a cause — the same error (ids and numbers set
+    aside), else the same destination — in one team, `threshold` or more of them: one
+    outage, one Linear issue for the syncs that have none open (see the tick). Keyed by the
+    cause; each member's alert in plan order."""
+    due = [d.escalation for d in decisions if d.escalation is not None]
+    by_error: dict[str, list[Escalation]] = {}
+    for escalation in due:
+        by_error.setdefault(f"{escalation.team}\x00error\x00{error_key(escalation.alert.run.error)}", []).append(
+            escalation
+        )
+    outages = {key: members for key, members in by_error.items() if len(members) >= threshold}
+    grouped = {id(e) for members in outages.values() for e in members}
+    by_destination: dict[str, list[Escalation]] = {}
+    for escalation in due:
+        if id(escalation) not in grouped:
+            destination = escalation.alert.sync.destination_id or ""
+            by_destination.setdefault(f"{escalation.team}\x00destination\x00{destination}", []).append(escalation)
+    outages |= {key: members for key, members in by_destination.items() if len(members) >= threshold}
+    return {key: tuple(e.alert for e in members) for key, members in outages.items()}
+
+
 @dataclass(frozen=True)
 class SyncDecision:
     """What to do for one sync, fully addressed, and the state to keep once it is done.

@@ -213,7 +213,7 @@ class LinearClient:
         self,
         team: Team,
         *,
-        sync_id: str,
+        sync_id: str | tuple[str, ...],
         title: str,
         description: str,
         priority: int,
@@ -221,12 +221,14 @@ class LinearClient:
         label_ids: tuple[str, ...] = (),
     ) -> Issue:
         """Create the issue with the id chosen (and recorded) before the first attempt, so an
-        answer lost on the way can be looked up by that id instead of guessed at."""
+        answer lost on the way can be looked up by that id instead of guessed at. It ends with
+        the marker line of each sync it is about (one, or an outage's many)."""
+        markers = "\n".join(marker(s) for s in ((sync_id,) if isinstance(sync_id, str) else sync_id))
         payload = {
             "id": issue_id,
             "teamId": team.id,
             "title": title,
-            "description": f"{description}\n\n{marker(sync_id)}",
+            "description": f"{description}\n\n{markers}",
             "priority": priority,
         }
         if label_ids:

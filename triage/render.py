@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ LINEAR_FAILURE_COMMENT_TEMPLATE = "linear_comment_failure.md.j2"
 LINEAR_RECOVERY_COMMENT_TEMPLATE = "linear_comment_recovery.md.j2"
 SLACK_HEALTH_TEMPLATE = "slack_health.md.j2"
 SLACK_STORM_TEMPLATE = "slack_storm.md.j2"
+LINEAR_OUTAGE_TITLE_TEMPLATE = "linear_outage_title.txt.j2"
+LINEAR_OUTAGE_DESCRIPTION_TEMPLATE = "linear_outage_description.md.j2"
 
 SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
 SLACK_MAX_BLOCKS = 50
@@ -145,6 +147,16 @@ class StormContext:
 
 
 @dataclass(frozen=True)
+class OutageContext:
+    """One Linear issue for many syncs that became due for escalation together, by one cause."""
+
+    cause: str  # the error's first line (ids and numbers set aside), or the destination
+    by: str  # "error" or "destination"
+    syncs: tuple[TriageContext, ...]  # each sync as its own issue would show it
+    count: int  # how many syncs
+
+
+@dataclass(frozen=True)
 class HealthContext:
     """What the tool says of itself: a tick failed, or ticks work again."""
 
@@ -238,7 +250,8 @@ class LinearIssueText:
     description: str
 
 
-Context = TriageContext | RecoveryContext | HealthContext | StormContext  # what a template is given
+# What a template is given.
+Context = TriageContext | RecoveryContext | HealthContext | StormContext | OutageContext
 
 
 class Renderer:
@@ -290,6 +303,18 @@ class Renderer:
             title, description = plain_linear_issue(ctx)
         return LinearIssueText(title=cut(title, 250), description=description)
 
+    def linear_outage(self, ctx: OutageContext, *, strict: bool = False) -> LinearIssueText:
+        """One issue for an outage: every sync named (a whole word each), with its destination,
+        model, run history and error, so each sync's own search finds this issue."""
+        plain_title = f"Hightouch outage: {ctx.count} syncs failing repeatedly"
+        names = ", ".join(markdown_escape(s.sync_name) for s in ctx.syncs)
+        what = "the outage issue is the built-in one"
+        title = self._or_plain(LINEAR_OUTAGE_TITLE_TEMPLATE, ctx, strict, what, lambda: plain_title)
+        description = self._or_plain(
+            LINEAR_OUTAGE_DESCRIPTION_TEMPLATE, ctx, strict, what, lambda: f"Syncs failing repeatedly: {names}"
+        )
+        return LinearIssueText(title=cut(" ".join(title.split()), 250), description=description)
+
     def slack_recovery(self, ctx: RecoveryContext, *, strict: bool = False) -> SlackMessage:
         """The recovery reply, also the text the incident's first message is updated to."""
         plain = f":large_green_circle: Hightouch sync {slack_escape(ctx.sync_name)} recovered (run {ctx.run_id})"
@@ -333,6 +358,8 @@ class Renderer:
         self.slack_message(ctx, ("S0123ABCD", "U024BE7LH"), strict=True)
         self.linear_issue(ctx, strict=True)
         self.linear_comment(ctx, strict=True)
+        other = replace(ctx, sync_id="1235", sync_name="hubspot-deals", destination="HubSpot")
+        self.linear_outage(OutageContext("Warehouse unreachable", "error", (ctx, other), 2), strict=True)
         recovery = sample_recovery()
         self.slack_recovery(recovery, strict=True)
         self.linear_comment(recovery, strict=True)

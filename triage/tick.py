@@ -50,6 +50,7 @@ from triage.decide import (
     linear_done,
     never_ran_state,
     not_sent,
+    plan_outages,
     plan_storms,
     plan_tick,
     sending,
@@ -61,6 +62,7 @@ from triage.http import Meter
 from triage.linear import Issue, LinearClient, Team
 from triage.models import Sent, State, Sync, SyncState, Thread, parse_iso_time
 from triage.render import (
+    OutageContext,
     RecoveryContext,
     Renderer,
     StormContext,
@@ -137,6 +139,10 @@ class Tick:
     _team_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
     _unknown_logged: set[str] = field(default_factory=set)
     _channel_ids: dict[str, str] = field(default_factory=dict)  # channel as configured -> Slack's id
+    _outage_of: dict[str, str] = field(default_factory=dict)  # sync id -> its outage's cause key
+    _outages: dict[str, OutageContext] = field(default_factory=dict)  # cause key -> the outage
+    _outage_issues: dict[str, Issue] = field(default_factory=dict)  # cause key -> its issue, once filed
+    _commented: set[str] = field(default_factory=set)  # Linear issues commented on this tick
     _unchecked_warned: bool = False
 
     def run(self) -> TickSummary:
@@ -261,6 +267,7 @@ class Tick:
             self.config.slack.storm_threshold,
             open_storms=state.storms,
         )
+        self._plan_outages([r for r in results if isinstance(r, _Prepared)])
         # Channels take turns, so one channel's pace never holds up another's messages.
         order = interleaved(list(zip(to_check, results, strict=True)), key=_first_channel)
         # Past the time limit, a sync already read is still recorded; any request it needs
@@ -306,6 +313,20 @@ class Tick:
             alert=self._context(decision.alert, route) if decision.posts and decision.alert else None,
             escalation=self._context(decision.escalation.alert, route) if decision.escalation else None,
         )
+
+    def _plan_outages(self, prepared: list[_Prepared]) -> None:
+        """Many syncs due for escalation by one cause in one tick: one Linear issue for those
+        that have none open, naming them all (see plan_outages)."""
+        outages = plan_outages([p.decision for p in prepared], self.config.slack.storm_threshold)
+        contexts = {p.sync.id: p.escalation for p in prepared if p.escalation is not None}
+        for key, alerts in outages.items():
+            _, by, cause = key.split("\x00", 2)
+            if by == "destination":
+                cause = self.services.hightouch.destination_name(cause or None)
+            members = tuple(contexts[a.sync.id] for a in alerts if contexts.get(a.sync.id) is not None)
+            self._outages[key] = OutageContext(cause, by, members, len(members))
+            self._outage_of |= {a.sync.id: key for a in alerts}
+            log.warning("outage: %d syncs due for escalation by one %s (%s): one Linear issue", len(alerts), by, cause)
 
     def _target(self, sync: Sync) -> Target:
         """What routes match on; destination and model are looked up only when a route needs them."""
@@ -623,25 +644,45 @@ class Tick:
             teams.append(self._team(linear, known.linear_team))
         existing = existing or self._find_existing(linear, teams, ctx, known.linear_issue)
         verdict = "already open"
-        if existing is not None and escalation.comment and escalation.alert.new_failures:
+        outage = self._outage_of.get(ctx.sync_id)
+        filed = self._outage_issues.get(outage) if outage else None
+        if existing is not None and filed is not None and existing.id == filed.id:
+            verdict = "is the outage's, filed this tick"  # it says this failure already: no comment
+        elif (
+            existing is not None
+            and escalation.comment
+            and escalation.alert.new_failures
+            and existing.id not in self._commented  # an outage's issue hears of it once a tick
+        ):
+            self._commented.add(existing.id)
             linear.comment(existing.id, self.renderer.linear_comment(ctx))
             verdict = "already open, commented"
-        if existing is None:
+        if existing is None and filed is not None:
+            existing, verdict = filed, "is the outage's, filed this tick"
+        elif existing is None:
             labels = self._labels(linear, team, escalation.labels)
-            issue_text = self.renderer.linear_issue(replace(ctx, slack_thread_url=self._thread_link(known)))
+            outage_ctx = self._outages.get(outage) if outage else None
+            if outage_ctx is not None:
+                issue_text = self.renderer.linear_outage(outage_ctx)
+                about: str | tuple[str, ...] = tuple(s.sync_id for s in outage_ctx.syncs)
+            else:
+                issue_text = self.renderer.linear_issue(replace(ctx, slack_thread_url=self._thread_link(known)))
+                about = ctx.sync_id
             create_id = create_id or self.new_id()
             self._record(state, ctx.sync_id, linear_attempt(known, create_id))
             # Not retried in this tick when it fails: the next tick looks the id up first.
             existing = linear.create_issue(
                 team,
-                sync_id=ctx.sync_id,
+                sync_id=about,
                 title=issue_text.title,
                 description=issue_text.description,
                 priority=escalation.priority,
                 issue_id=create_id,
                 label_ids=labels,
             )
-            verdict = "created"
+            if outage is not None:
+                self._outage_issues[outage] = existing
+            verdict = "created" if outage is None else f"created for an outage of {len(about)} syncs"
             summary.linear_created += 1
         else:
             summary.linear_found += 1
