@@ -32,6 +32,7 @@ def test_sync_skipped_by_a_listing_that_shifted_while_paged_is_still_alerted(wor
     assert workspace.tick()[0] == 0  # baseline
 
     world.add_run("101", "failed")  # the first sync of page 2
+    workspace.ticks += 4  # an hour later: a full listing, where absence is evidence to check
 
     def delete_sync_5_after_page_1(api: str, method: str, path: str, body: bytes) -> None:
         if path == "/syncs" and "5" in world.syncs:
@@ -46,6 +47,7 @@ def test_sync_skipped_by_a_listing_that_shifted_while_paged_is_still_alerted(wor
     assert workspace.saved()["syncs"]["101"]["consecutive_failures"] == 1
 
     world.on_request = None
+    workspace.ticks += 4  # the next full listing (ticks between list only syncs that ran)
     assert workspace.tick()[0] == 0
     assert "5" not in workspace.saved()["syncs"]  # deleted for real: forgotten once the listing lacks it
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 
 from triage.config import Config
@@ -108,6 +108,34 @@ def plan_tick(syncs: list[Sync], state: State) -> TickPlan:
     return TickPlan(
         to_check=to_check, disabled=disabled, unchanged=unchanged, never_ran=never_ran, healthy_at_baseline=healthy
     )
+
+
+# A full listing at least this often: it is what notices syncs paused, deleted or renamed
+# without running. In between, ticks list only syncs that ran since the last full listing,
+# less a margin for the clocks of runner and Hightouch disagreeing.
+FULL_LISTING_EVERY = timedelta(hours=1)
+LISTING_MARGIN = timedelta(minutes=5)
+
+
+def listing_after(state: State, now: datetime) -> str | None:
+    """The time to list syncs that ran after (List Syncs `after=`), or None when a full
+    listing is due: the first tick, or none in the last FULL_LISTING_EVERY."""
+    last = parse_iso_time(state.full_listing_at)
+    if state.is_baseline or last is None or now - last >= FULL_LISTING_EVERY or last > now:
+        return None
+    return iso_time(last - LISTING_MARGIN)
+
+
+def still_due(state: State, listed: set[str]) -> list[str]:
+    """Remembered syncs a listing of recent runs leaves out that must be looked at anyway:
+    a run still in flight, a Linear step or a message to finish, a deferral."""
+    deferred = set(state.deferred)
+    return [
+        sync_id
+        for sync_id, known in state.syncs.items()
+        if sync_id not in listed
+        and (known.pending_run_id is not None or known.linear_pending or known.sent or sync_id in deferred)
+    ]
 
 
 def needs_runs(sync: Sync, known: SyncState) -> bool:

@@ -51,17 +51,20 @@ class HightouchClient:
 
     # -- syncs -------------------------------------------------------------
 
-    def list_syncs(self, expected: int = 0) -> list[Sync]:
-        """Every sync of the workspace, all pages, each sync once.
+    def list_syncs(self, expected: int = 0, after: str | None = None) -> list[Sync]:
+        """Every sync of the workspace (or, with `after`, every sync that ran after that ISO
+        time), all pages, each sync once.
 
         `expected` (how many syncs the last tick saw) lets the pages be read
         in parallel; if the workspace grew, the rest is read page by page.
         Ordered by id, so syncs created meanwhile land on the last page; a
         sync that a shifting listing shows twice is kept once.
         """
-        guess = max(1, -(-expected // PAGE_SIZE))
+        guess = max(1, -(-expected // PAGE_SIZE)) if after is None else 1
         with ThreadPoolExecutor(max_workers=min(self.concurrency, guess)) as pool:
-            bodies = list(pool.map(self._syncs_page, [i * PAGE_SIZE for i in range(guess)]))
+            bodies = list(
+                pool.map(lambda offset: self._syncs_page(offset, after), [i * PAGE_SIZE for i in range(guess)])
+            )
         syncs: dict[str, Sync] = {}
         pages = _Pages("GET /syncs")
         offset = 0
@@ -73,7 +76,7 @@ class HightouchClient:
             if len(page) < PAGE_SIZE:
                 break  # the server pages smaller than asked: the parallel offsets are off
         while True:
-            body = self._syncs_page(offset)
+            body = self._syncs_page(offset, after)
             page = self._take_syncs(body, syncs)
             if not pages.more(body, [_id(item.get("id")) for item in page]):
                 return list(syncs.values())
@@ -83,8 +86,11 @@ class HightouchClient:
         """One List Syncs call of one sync: raises AuthError when the key is refused."""
         self._get("/syncs", params={"limit": 1})
 
-    def _syncs_page(self, offset: int) -> dict[str, Any]:
-        return self._get("/syncs", params={"limit": PAGE_SIZE, "offset": offset, "orderBy": "id"})
+    def _syncs_page(self, offset: int, after: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset, "orderBy": "id"}
+        if after is not None:
+            params["after"] = after
+        return self._get("/syncs", params=params)
 
     @staticmethod
     def _take_syncs(body: dict[str, Any], syncs: dict[str, Sync]) -> list[dict[str, Any]]:

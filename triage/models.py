@@ -194,6 +194,9 @@ class State:
     # Storm summaries (by channel) posted while syncs were deferred: the next tick's first
     # messages in that channel reply there too, so one outage stays one thread.
     storms: dict[str, Thread] = field(default_factory=dict)
+    # When the last full listing of syncs was read: until an hour later, ticks list only the
+    # syncs that ran since then (List Syncs `after=`).
+    full_listing_at: str | None = None
 
     @property
     def is_baseline(self) -> bool:

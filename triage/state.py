@@ -189,6 +189,7 @@ def dump_state(state: State) -> str:
             f"version: {VERSION}",
             f"baseline_at: {_scalar(state.baseline_at)}",
             f"last_tick_at: {_scalar(state.last_tick_at)}",
+            *([f"full_listing_at: {_scalar(state.full_listing_at)}"] if state.full_listing_at else []),
             "syncs:" if state.syncs else "syncs: {}",
         ]
         lines += [
@@ -320,6 +321,7 @@ def parse_state(raw: Any, where: str) -> State:
         version=VERSION,
         baseline_at=_optional_str(raw.get("baseline_at")),
         last_tick_at=_optional_str(raw.get("last_tick_at")),
+        full_listing_at=_optional_str(raw.get("full_listing_at")),
         syncs={str(k): _sync_state(v, f"{where}: syncs.{k}") for k, v in syncs_raw.items()},
         deferred=[str(d) for d in deferred],
         storms={str(c): Thread(str(c), str(t["channel_id"]), str(t["ts"])) for c, t in storms.items()},

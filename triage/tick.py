@@ -48,12 +48,14 @@ from triage.decide import (
     lazy_baseline,
     linear_attempt,
     linear_done,
+    listing_after,
     never_ran_state,
     not_sent,
     plan_outages,
     plan_storms,
     plan_tick,
     sending,
+    still_due,
     thread_started,
 )
 from triage.errors import ApiError, AuthError, ConfigError, Deferred, OutOfTime
@@ -152,8 +154,9 @@ class Tick:
         ctx = TickContext(
             baseline=state.is_baseline, previous_tick_at=_parse_time(state.last_tick_at), today=self.now.date()
         )
+        after = listing_after(state, self.now)
         try:
-            syncs = self.services.hightouch.list_syncs(expected=len(state.syncs))
+            syncs = self.services.hightouch.list_syncs(expected=len(state.syncs) if after is None else 0, after=after)
         except Deferred as exc:
             # Nothing was done: the state stays as it is and the next tick starts over.
             log.warning("%s", exc)
@@ -163,14 +166,22 @@ class Tick:
         for known in state.syncs.values():
             for thread in known.threads:
                 self._channel_ids.setdefault(thread.channel, thread.channel_id)
-        found, gone = self._recheck_unlisted(syncs, state)
+        listed = {s.id for s in syncs}
+        if after is None:
+            # A full listing: a remembered sync it lacks is confirmed by id before it is dropped.
+            found, gone = self._recheck_unlisted(syncs, state, [i for i in state.syncs if i not in listed])
+            state.full_listing_at = _iso(self.now)
+        else:
+            # Only syncs that ran since: the rest are unchanged, but for those with work left.
+            found, gone = self._recheck_unlisted(syncs, state, still_due(state, listed))
+            summary.unchanged += sum(1 for i in state.syncs if i not in listed) - len(found) - len(gone)
         syncs += found
         for sync_id in gone:
             del state.syncs[sync_id]  # deleted in Hightouch: nothing left to watch
         plan = plan_tick(syncs, state)
         summary.listed = len(syncs)
         summary.disabled = len(plan.disabled)
-        summary.unchanged = len(plan.unchanged) + len(plan.never_ran) + len(plan.healthy_at_baseline)
+        summary.unchanged += len(plan.unchanged) + len(plan.never_ran) + len(plan.healthy_at_baseline)
         for sync in plan.never_ran:
             state.syncs[sync.id] = never_ran_state(sync)
         for sync in plan.healthy_at_baseline:
@@ -194,7 +205,7 @@ class Tick:
                 self._save(state, loaded)
         return summary
 
-    def _recheck_unlisted(self, syncs: list[Sync], state: State) -> tuple[list[Sync], list[str]]:
+    def _recheck_unlisted(self, syncs: list[Sync], state: State, unlisted: list[str]) -> tuple[list[Sync], list[str]]:
         """Remembered syncs the listing did not show: (those that still exist, those gone).
 
         A listing read page by page can skip a sync when another is deleted
@@ -202,8 +213,6 @@ class Tick:
         is asked for by id, and only a 404 drops it. A sync that cannot be
         checked now stays remembered as it is.
         """
-        listed = {s.id for s in syncs}
-        unlisted = [sync_id for sync_id in state.syncs if sync_id not in listed]
         if not unlisted:
             return [], []
 
@@ -236,7 +245,10 @@ class Tick:
         """
         previous = _parse_time(state.last_tick_at)
         heartbeat_due = previous is None or self.now - previous >= HEARTBEAT
-        if state == loaded and not heartbeat_due and not self.store.has_journal():
+        # A new full listing alone is no reason to commit: a quiet workspace then lists in
+        # full every tick (as cheap as it is quiet), a busy one saves its pages.
+        unchanged = replace(state, full_listing_at=loaded.full_listing_at) == loaded
+        if unchanged and not heartbeat_due and not self.store.has_journal():
             return
         state.last_tick_at = _iso(self.now)
         if state.baseline_at is None:

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -170,6 +171,10 @@ class Sandbox:
         with world.lock:
             if method == "GET" and path == "/syncs":
                 syncs = list(world.syncs.values())
+                if "after" in query:  # syncs that ran after the given time
+                    after = datetime.fromisoformat(query["after"].replace("Z", "+00:00"))
+                    syncs = [s for s in syncs if s.last_run_at is not None and s.last_run_at > after]
+                    world.stats["hightouch_after_listing"] += 1
                 if query.get("orderBy") == "id":
                     syncs.sort(key=lambda s: (len(s.id), s.id))  # numeric ids, compared as numbers
                 return self._page(syncs, query)
