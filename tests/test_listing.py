@@ -66,3 +66,23 @@ def test_a_quiet_workspace_commits_nothing_for_the_listing(workspace: Workspace)
     for _ in range(3):
         assert workspace.tick()[0] == 0
     assert workspace.state.read_text() == before  # quiet ticks list in full and write nothing
+
+
+def test_a_sync_renamed_or_paused_without_running_is_noticed_by_the_hourly_full_listing(
+    workspace: Workspace,
+) -> None:
+    world = workspace.world
+    busy(workspace)
+    workspace.tick()
+    world.add_run("2", "failed", at=START + timedelta(minutes=5))  # keeps the state changing
+    world.syncs["3"].slug = "sync-3-renamed"
+    world.syncs["4"].disabled = True
+    workspace.tick()
+    saved = workspace.saved()["syncs"]
+    assert saved["3"]["name"] == "sync-3"  # not listed: it did not run
+    hour(workspace)
+    world.add_run("4", "failed", at=START + timedelta(hours=1, minutes=20))  # paused: never alerted
+    world.add_run("5", "failed", at=START + timedelta(hours=1, minutes=20))
+    workspace.tick()
+    assert workspace.saved()["syncs"]["3"]["name"] == "sync-3-renamed"
+    assert not any("sync-4" in m["text"] for m in world.slack_messages)
