@@ -84,5 +84,12 @@ class Workspace:
         )
         return code, out.getvalue() if isinstance(out, io.StringIO) else ""
 
+    def failing_after_baseline(self, name: str = "contacts") -> None:
+        """Sync 1, healthy at the baseline tick, then one failed run waiting for the next tick."""
+        self.world.add_sync("1", name)
+        self.world.add_run("1", "success")
+        self.tick()
+        self.world.add_run("1", "failed")
+
     def saved(self) -> dict[str, Any]:
         return dict(yaml.safe_load(self.state.read_text()))

@@ -405,10 +405,7 @@ def lose_slack_answers(world: World, times: int = 1) -> None:
 
 def test_a_post_whose_answer_was_lost_is_found_in_history_and_not_sent_again(workspace: Workspace) -> None:
     world = workspace.world
-    world.add_sync("1", "contacts")
-    world.add_run("1", "success")
-    workspace.tick()
-    world.add_run("1", "failed")
+    workspace.failing_after_baseline()
     lose_slack_answers(world)
     assert workspace.tick()[0] == 1  # the sync's alert is unconfirmed: retried next tick
     (first,) = alerts(world)
@@ -434,10 +431,7 @@ def test_a_post_whose_answer_was_lost_is_found_in_history_and_not_sent_again(wor
 
 def test_a_lost_answer_for_a_post_slack_refused_is_sent_next_tick(workspace: Workspace) -> None:
     world = workspace.world
-    world.add_sync("1", "contacts")
-    world.add_run("1", "success")
-    workspace.tick()
-    world.add_run("1", "failed")
+    workspace.failing_after_baseline()
     world.apply({"faults": [{"api": "slack", "path": "/chat.postMessage", "status": 500}]})
     assert workspace.tick()[0] == 1
     assert alerts(world) == []

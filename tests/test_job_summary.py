@@ -58,10 +58,7 @@ def test_a_failed_tick_is_an_error_annotation_and_a_deferred_one_a_warning(works
 
 def test_a_failure_a_limit_deferred_counts_in_the_tick_that_alerts_it(workspace: Workspace) -> None:
     world = workspace.world
-    world.add_sync("1", "contacts")
-    world.add_run("1", "success")
-    workspace.tick()
-    world.add_run("1", "failed")
+    workspace.failing_after_baseline()
     world.apply({"faults": [{"api": "slack", "path": "/chat.postMessage", "status": 429, "retry_after": "3600"}]})
     code, out = workspace.tick()
     assert code == 0 and "new failures: 0;" in out and "deferred to the next tick: 1" in out

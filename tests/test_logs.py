@@ -15,10 +15,7 @@ from triage.tick import Progress
 
 def failing_tick(workspace: Workspace, level: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
     world = workspace.world
-    world.add_sync("1", "contacts")
-    world.add_run("1", "success")
-    workspace.tick()
-    world.add_run("1", "failed")
+    workspace.failing_after_baseline()
     world.apply({"faults": [{"api": "hightouch", "path": "/syncs/1/runs", "status": 429, "retry_after": "2"}]})
     capsys.readouterr()
     code, out = workspace.tick("--log-level", level)

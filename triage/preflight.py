@@ -74,41 +74,28 @@ def _slack(config: Config, slack: SlackClient | None) -> list[Finding]:
     )
     if who.level == "FAIL":
         return [who]
-    findings = [who]
     channels = dict.fromkeys(c for route in every_route(config) for c in route.channels if not USER_ID.fullmatch(c))
-    for channel in channels:
-        try:
-            found = slack.channel(channel)
-        except MissingScope:
-            findings.append(
-                Finding(
-                    "warn",
-                    f"Slack channel {channel!r}: not checked (the token lacks channels:read / groups:read)",
-                    "add those scopes to check channels here, or trust the first alert",
-                )
-            )
-            continue
-        except ApiError as exc:
-            findings.append(Finding("FAIL", f"Slack channel {channel!r}: {exc}"))
-            continue
-        if found is None:
-            findings.append(
-                Finding(
-                    "FAIL",
-                    f"Slack channel {channel!r} not found",
-                    "check slack.channel (and routes) in config.yaml; a private channel shows only once the bot "
-                    "is invited; a channel id (C…) survives renames",
-                )
-            )
-        elif found.get("is_archived"):
-            findings.append(Finding("FAIL", f"Slack channel {channel!r} is archived", "choose another channel"))
-        elif not found.get("is_member", True):
-            findings.append(
-                Finding("FAIL", f"Slack channel {channel!r}: the bot is not a member", "invite it: /invite @your-bot")
-            )
-        else:
-            findings.append(Finding("ok", f"Slack channel {channel!r} ({found.get('id')}): the bot is a member"))
-    return findings
+    return [who, *(_channel(slack, channel) for channel in channels)]
+
+
+def _channel(slack: SlackClient, channel: str) -> Finding:
+    """One configured channel: it exists, is not archived, and has the bot as a member."""
+    name = f"Slack channel {channel!r}"
+    try:
+        found = slack.channel(channel)
+    except MissingScope:
+        scopes = "not checked (the token lacks channels:read / groups:read)"
+        return Finding("warn", f"{name}: {scopes}", "add those scopes to check channels here, or trust the first alert")
+    except ApiError as exc:
+        return Finding("FAIL", f"{name}: {exc}")
+    if found is None:
+        fix = "check slack.channel (and routes) in config.yaml; a private channel shows only once the bot is invited"
+        return Finding("FAIL", f"{name} not found", f"{fix}; a channel id (C…) survives renames")
+    if found.get("is_archived"):
+        return Finding("FAIL", f"{name} is archived", "choose another channel")
+    if not found.get("is_member", True):
+        return Finding("FAIL", f"{name}: the bot is not a member", "invite it: /invite @your-bot")
+    return Finding("ok", f"{name} ({found.get('id')}): the bot is a member")
 
 
 def _linear(config: Config, linear: LinearClient | None) -> list[Finding]:
