@@ -479,7 +479,7 @@ def test_a_sync_posting_to_two_channels_sends_only_the_one_that_did_not_go_out(w
     assert world.request_log.count("slack GET /conversations.history") == 1  # only the unanswered one is looked up
 
 
-def test_a_storm_paced_at_slacks_rate_goes_on_next_tick_in_the_same_thread_and_each_sync_recovers_there(
+def test_a_storm_paced_at_slacks_rate_goes_on_in_one_thread_with_one_linear_issue_and_each_sync_recovers_there(
     workspace: Workspace,
 ) -> None:
     world = workspace.world
@@ -490,7 +490,8 @@ def test_a_storm_paced_at_slacks_rate_goes_on_next_tick_in_the_same_thread_and_e
     world.clock = workspace.clock  # the channel's seconds are the tool's waits
     for number in range(1, 41):
         world.add_sync(str(number), f"sync-{number}")
-        world.add_run(str(number), "success")
+        for _ in range(2):  # already failing: the next failure escalates
+            world.add_run(str(number), "failed", error="Warehouse unreachable")
     workspace.tick()
     for number in range(1, 41):
         world.add_run(str(number), "failed", error="Warehouse unreachable")
@@ -506,6 +507,9 @@ def test_a_storm_paced_at_slacks_rate_goes_on_next_tick_in_the_same_thread_and_e
     summary, *replies = world.slack_messages
     assert "40 Hightouch syncs started failing" in summary["text"]
     assert len(replies) == 40 and {r["thread_ts"] for r in replies} == {summary["ts"]}  # one thread
+    assert not any(r["reply_broadcast"] for r in replies)  # quiet replies, though each crossed its threshold
+    (outage,) = world.linear_issues  # one outage, one issue: the second tick's syncs found it by name
+    assert {s["linear_issue"] for s in workspace.saved()["syncs"].values()} == {outage["identifier"]}
     assert sorted(r["text"].split("|")[1].split(">")[0] for r in replies) == sorted(f"sync-{n}" for n in range(1, 41))
     assert "storms" not in workspace.saved()  # the storm is fully told
 
@@ -518,6 +522,8 @@ def test_a_storm_paced_at_slacks_rate_goes_on_next_tick_in_the_same_thread_and_e
     mine = next(r for r in replies if "|sync-7>" in r["text"])
     assert mine.get("edits") and "recovered" in mine["text"]  # its own message marked resolved...
     assert not summary.get("edits")  # ...never the summary, which speaks for all forty
+    # At most one failure comment a tick (the second tick's 20, then sync-8), and sync-7's recovery.
+    assert [c.split(":")[0].split(" ")[0] for c in outage["comments"]] == ["Failed", "Recovered", "Failed"]
 
 
 def test_an_outage_is_one_linear_issue_naming_every_sync_and_a_sync_with_its_own_issue_keeps_it(

@@ -369,8 +369,8 @@ class Tick:
                     self._storm_thread(post.channel, storms) if post.starts_thread and post.channel in storms else None
                 )
                 if storm is not None:
-                    # One of a storm: a reply in the storm's summary thread, posted first.
-                    post = replace(post, thread=storm)
+                    # One of a storm: a quiet reply in the storm's summary thread, posted first.
+                    post = replace(post, thread=storm, broadcast=False)
                 posted = self._send_slack(self._with_incident(prepared.alert, kept), post, decision, state)
                 summary.slack_sent += 1
                 if posted is not None and post.starts_thread:
