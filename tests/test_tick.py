@@ -15,7 +15,8 @@ from triage.cli import build_services, main
 from triage.config import load_config, load_environment
 from triage.render import Renderer
 from triage.state import StateStore
-from triage.tick import Tick, format_summary
+from triage.summary import format_summary
+from triage.tick import Tick
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -52,7 +52,8 @@ from triage.status import (
     parse_duration,
     wait_for,
 )
-from triage.tick import Services, Tick, TickSummary, format_summary, summary_markdown, workflow_commands
+from triage.summary import TickSummary, format_summary, summary_markdown, workflow_commands
+from triage.tick import Services, Tick
 
 EXIT_OK = 0
 EXIT_ERROR = 1

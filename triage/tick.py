@@ -72,12 +72,12 @@ from triage.render import (
     TriageContext,
     build_context,
     duration_text,
-    markdown_escape,
     sync_url,
 )
 from triage.routing import Route, Target, needs_names
 from triage.slack import CHANNEL_ID, USER_ID, MessageGone, MissingScope, PostedMessage, SlackClient, message_metadata
 from triage.state import StateStore
+from triage.summary import TickSummary
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +94,6 @@ class Services:
     linear: LinearClient | None
     app_url: str
     meter: Meter = field(default_factory=Meter)  # requests and waits of all three, for progress lines
-
-
-@dataclass
-class TickSummary:
-    baseline: bool = False
-    listed: int = 0
-    disabled: int = 0
-    unchanged: int = 0
-    checked: int = 0
-    new_failures: int = 0
-    slack_sent: int = 0
-    linear_found: int = 0
-    linear_created: int = 0
-    escalations: int = 0  # Linear steps due (found + created, or what a dry run would do)
-    deferred: list[str] = field(default_factory=list)
-    deferred_why: str = ""  # the rate or time limit that deferred them
-    deferred_names: list[str] = field(default_factory=list)  # "name (id)" of each, for people
-    alerted: list[TriageContext] = field(default_factory=list)  # this tick's alerts, as their messages show them
-    errors: list[str] = field(default_factory=list)
-    config_errors: list[str] = field(default_factory=list)  # routes to fix: exit 2 once the tick is done
-    listing_deferred: str = ""  # why the sync listing could not be read (a rate or time limit)
 
 
 @dataclass(frozen=True)
@@ -842,119 +821,6 @@ def _outcome(future: Future[_Prepared]) -> _Prepared | BaseException:
 
 def _largest_first(groups: dict[str, list[SyncLink]]) -> tuple[tuple[str, tuple[SyncLink, ...]], ...]:
     return tuple(sorted(((k, tuple(v)) for k, v in groups.items()), key=lambda kv: -len(kv[1])))
-
-
-def format_summary(summary: TickSummary, dry_run: bool) -> str:
-    if summary.listing_deferred:
-        return f"Tick deferred: {summary.listing_deferred}; the next tick starts over.\n"
-    lines = [
-        "Tick finished" + (" (dry run: nothing sent, no state written)" if dry_run else "") + ".",
-        f"  syncs: {summary.listed} listed, {summary.disabled} disabled (skipped), "
-        f"{summary.unchanged} unchanged, {summary.checked} checked",
-        (
-            f"  new failures: {summary.new_failures}; Slack messages that would be sent: {summary.slack_sent}; "
-            f"Linear escalations due: {summary.escalations}"
-            if dry_run
-            else f"  new failures: {summary.new_failures}; Slack messages sent: {summary.slack_sent}; "
-            f"Linear issues found: {summary.linear_found}, created: {summary.linear_created}"
-        ),
-        f"  deferred to the next tick: {len(summary.deferred)}"
-        + (
-            f" ({', '.join(summary.deferred[:20])}{' …' if len(summary.deferred) > 20 else ''})"
-            if summary.deferred
-            else ""
-        ),
-    ]
-    if summary.baseline:
-        lines.insert(1, "  first tick: baseline recorded, no alerts sent")
-    if summary.errors:
-        lines.append(f"  errors: {len(summary.errors)} (those syncs are retried next tick)")
-        lines.extend(f"    - {e}" for e in summary.errors)
-    if summary.config_errors:
-        lines.append(
-            f"  configuration errors: {len(summary.config_errors)} (those alerts wait until config.yaml is fixed)"
-        )
-        lines.extend(f"    - {e}" for e in summary.config_errors)
-    return "\n".join(lines) + "\n"
-
-
-def summary_markdown(summary: TickSummary, dry_run: bool) -> str:
-    """The tick's summary as a Markdown table, for a GitHub Actions job summary."""
-    if summary.listing_deferred:
-        return f"### hightouch-triage tick\n\nDeferred: {markdown_escape(summary.listing_deferred)}.\n"
-    title = "### hightouch-triage tick" + (" (dry run: nothing sent)" if dry_run else "")
-    if summary.baseline:
-        title += " (first tick: baseline recorded)"
-    rows = [
-        ("Syncs listed", summary.listed),
-        ("Skipped: disabled", summary.disabled),
-        ("Skipped: unchanged", summary.unchanged),
-        ("Syncs checked", summary.checked),
-        ("New failures", summary.new_failures),
-        ("Slack messages", summary.slack_sent),
-        ("Linear issues found", summary.linear_found),
-        ("Linear issues created", summary.linear_created),
-        ("Deferred (rate or time limit)", len(summary.deferred)),
-        ("Errors", len(summary.errors)),
-        ("Configuration errors", len(summary.config_errors)),
-    ]
-    lines = [title, "", "| | |", "| --- | ---: |", *(f"| {label} | {value} |" for label, value in rows)]
-    if summary.alerted:
-        lines += [
-            "",
-            "Alerted this tick:",
-            "",
-            "| Sync | Destination | Failing | Linear |",
-            "| --- | --- | --- | --- |",
-        ]
-        lines += [_alert_row(ctx) for ctx in summary.alerted[:SUMMARY_ROWS]]
-        if len(summary.alerted) > SUMMARY_ROWS:
-            lines.append(f"| … and {len(summary.alerted) - SUMMARY_ROWS} more | | | |")
-    if summary.deferred:
-        why = f" ({markdown_escape(summary.deferred_why)})" if summary.deferred_why else ""
-        names = summary.deferred_names or summary.deferred
-        shown = ", ".join(markdown_escape(n) for n in names[:SUMMARY_ROWS])
-        more = f" … and {len(names) - SUMMARY_ROWS} more" if len(names) > SUMMARY_ROWS else ""
-        lines += ["", f"Deferred to the next tick{why}: {shown}{more}"]
-    if summary.errors:
-        lines += ["", "Errors (retried next tick):", *(f"- {markdown_escape(e)}" for e in summary.errors)]
-    if summary.config_errors:
-        lines += ["", "Configuration errors (fix config.yaml):"]
-        lines += [f"- {markdown_escape(e)}" for e in summary.config_errors]
-    return "\n".join(lines) + "\n"
-
-
-SUMMARY_ROWS = 50  # a job summary is for people: the rest is in the log
-ALERT_TABLE_HEAD = ("| Sync | Destination | Failing | Linear |", "| --- | --- | --- | --- |")
-
-
-def _alert_row(ctx: TriageContext) -> str:
-    cell = markdown_escape  # also escapes |, so a name cannot break the table
-    sync = f"[{cell(ctx.sync_name)}]({ctx.sync_url})"
-    failing = f"{ctx.consecutive_failures} in a row ({ctx.new_failures} new)"
-    issue = ""
-    if ctx.linear_issue:
-        issue = f"[{cell(ctx.linear_issue)}]({ctx.linear_url})" if ctx.linear_url else cell(ctx.linear_issue)
-    return f"| {sync} | {cell(ctx.destination)} | {failing} | {issue} |"
-
-
-def workflow_commands(summary: TickSummary, failure: str | None) -> str:
-    """GitHub Actions workflow commands for the run's page: an error when the tick failed,
-    a warning when a limit deferred part of it."""
-    if failure:
-        return f"::error title=hightouch-triage tick failed::{_command_text(failure)}\n"
-    if summary.listing_deferred or summary.deferred:
-        why = summary.listing_deferred or summary.deferred_why
-        count = len(summary.deferred)
-        what = "the sync listing" if summary.listing_deferred else f"{count} sync{'s' if count != 1 else ''}"
-        message = _command_text(f"{what} deferred to the next tick: {why}")
-        return f"::warning title=hightouch-triage tick deferred::{message}\n"
-    return ""
-
-
-def _command_text(text: str) -> str:
-    """A workflow command's message: %, CR and LF escaped as GitHub requires."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _parse_time(value: str | None) -> datetime | None:
