@@ -23,13 +23,18 @@ from triage.render import markdown_escape
 from triage.sandbox import SandboxServer, World
 
 
+def healthy_syncs(workspace: Workspace, numbers: range) -> None:
+    """Healthy syncs, read one page at a time (concurrency 1), and the baseline tick."""
+    workspace.config.write_text("hightouch:\n  workspace_slug: acme\n  concurrency: 1\n")
+    for number in numbers:
+        workspace.world.add_sync(str(number), f"sync-{number}")
+        workspace.world.add_run(str(number), "success")
+    assert workspace.tick()[0] == 0
+
+
 def test_sync_skipped_by_a_listing_that_shifted_while_paged_is_still_alerted(workspace: Workspace) -> None:
     world = workspace.world
-    workspace.config.write_text("hightouch:\n  workspace_slug: acme\n  concurrency: 1\n")
-    for number in range(1, 151):
-        world.add_sync(str(number), f"sync-{number}")
-        world.add_run(str(number), "success")
-    assert workspace.tick()[0] == 0  # baseline
+    healthy_syncs(workspace, range(1, 151))
 
     world.add_run("101", "failed")  # the first sync of page 2
     workspace.ticks += 4  # an hour later: a full listing, where absence is evidence to check
@@ -54,11 +59,7 @@ def test_sync_skipped_by_a_listing_that_shifted_while_paged_is_still_alerted(wor
 
 def test_sync_listed_twice_is_handled_once(workspace: Workspace) -> None:
     world = workspace.world
-    workspace.config.write_text("hightouch:\n  workspace_slug: acme\n  concurrency: 1\n")
-    for number in range(10, 110):
-        world.add_sync(str(number), f"sync-{number}")
-        world.add_run(str(number), "success")
-    workspace.tick()
+    healthy_syncs(workspace, range(10, 110))
     world.add_run("109", "failed")
     world.add_sync("200", "sync-200")
 
@@ -133,10 +134,7 @@ def test_a_git_call_that_hangs_ends_with_an_error(tmp_path: Path, monkeypatch: p
 
 def test_a_second_tick_on_the_same_state_waits_then_stops_without_sending(workspace: Workspace) -> None:
     world = workspace.world
-    world.add_sync("1", "sync-1")
-    world.add_run("1", "success")
-    workspace.tick()
-    world.add_run("1", "failed")
+    workspace.failing_after_baseline("sync-1")
     before = workspace.state.read_text()
     holder = os.open(workspace.state.parent, os.O_RDONLY)  # the first tick, still running
     try:
