@@ -354,5 +354,5 @@ def test_escalations_due_together_group_by_error_else_by_destination_into_outage
     same_destination = [due(str(n), f"error {chr(96 + n)}", "sf") for n in range(4, 7)]
     alone = [due("7", "something else", "hubspot")]
     outages = plan_outages([*same_error, *same_destination, *alone], threshold=3)
-    assert sorted(tuple(a.sync.id for a in alerts) for alerts in outages.values()) == [("1", "2", "3"), ("4", "5", "6")]
-    assert plan_outages([*same_error, *same_destination, *alone], threshold=4) == {}
+    assert sorted(tuple(a.sync.id for a in o.alerts) for o in outages) == [("1", "2", "3"), ("4", "5", "6")]
+    assert plan_outages([*same_error, *same_destination, *alone], threshold=4) == []

@@ -202,10 +202,6 @@ class Post:
     starts_thread: bool = False
     earlier: Sent | None = None  # this very message, sent by a tick that did not finish
 
-    @property
-    def kind(self) -> str:
-        return FAILURE
-
 
 # The kinds of message whose delivery is recorded (and found in Slack's history by its metadata).
 FAILURE = "failure"
@@ -249,26 +245,38 @@ class Escalation:
     comment: bool = False
 
 
-def plan_outages(decisions: list[SyncDecision], threshold: int) -> dict[str, tuple[Alert, ...]]:
+@dataclass(frozen=True)
+class Outage:
+    """Many escalations of one team due in one tick by one cause: one Linear issue."""
+
+    team: str
+    by: str  # "error" or "destination"
+    cause: str  # the error's key (see error_key), or the destination's id
+    alerts: tuple[Alert, ...]  # each member's, in plan order
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.team, self.by, self.cause)
+
+
+def plan_outages(decisions: list[SyncDecision], threshold: int) -> list[Outage]:
     """Escalations due this tick that share a cause — the same error (ids and numbers set
     aside), else the same destination — in one team, `threshold` or more of them: one
-    outage, one Linear issue for the syncs that have none open (see the tick). Keyed by the
-    cause; each member's alert in plan order."""
+    outage, one Linear issue for the syncs that have none open (see the tick)."""
     due = [d.escalation for d in decisions if d.escalation is not None]
-    by_error: dict[str, list[Escalation]] = {}
+    by_error: dict[tuple[str, str, str], list[Alert]] = {}
     for escalation in due:
-        by_error.setdefault(f"{escalation.team}\x00error\x00{error_key(escalation.alert.run.error)}", []).append(
-            escalation
+        by_error.setdefault((escalation.team, "error", error_key(escalation.alert.run.error)), []).append(
+            escalation.alert
         )
-    outages = {key: members for key, members in by_error.items() if len(members) >= threshold}
-    grouped = {id(e) for members in outages.values() for e in members}
-    by_destination: dict[str, list[Escalation]] = {}
+    outages = [Outage(*key, tuple(alerts)) for key, alerts in by_error.items() if len(alerts) >= threshold]
+    grouped = {alert.sync.id for outage in outages for alert in outage.alerts}
+    by_destination: dict[tuple[str, str, str], list[Alert]] = {}
     for escalation in due:
-        if id(escalation) not in grouped:
-            destination = escalation.alert.sync.destination_id or ""
-            by_destination.setdefault(f"{escalation.team}\x00destination\x00{destination}", []).append(escalation)
-    outages |= {key: members for key, members in by_destination.items() if len(members) >= threshold}
-    return {key: tuple(e.alert for e in members) for key, members in outages.items()}
+        if escalation.alert.sync.id not in grouped:
+            key = (escalation.team, "destination", escalation.alert.sync.destination_id or "")
+            by_destination.setdefault(key, []).append(escalation.alert)
+    return outages + [Outage(*key, tuple(alerts)) for key, alerts in by_destination.items() if len(alerts) >= threshold]
 
 
 @dataclass(frozen=True)

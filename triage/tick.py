@@ -34,6 +34,7 @@ from dateutil import parser as dateparser
 
 from triage.config import Config
 from triage.decide import (
+    FAILURE,
     RECOVERY,
     Alert,
     Escalation,
@@ -120,9 +121,9 @@ class Tick:
     _team_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
     _unknown_logged: set[str] = field(default_factory=set)
     _channel_ids: dict[str, str] = field(default_factory=dict)  # channel as configured -> Slack's id
-    _outage_of: dict[str, str] = field(default_factory=dict)  # sync id -> its outage's cause key
-    _outages: dict[str, OutageContext] = field(default_factory=dict)  # cause key -> the outage
-    _outage_issues: dict[str, Issue] = field(default_factory=dict)  # cause key -> its issue, once filed
+    _outage_of: dict[str, OutageKey] = field(default_factory=dict)  # sync id -> its outage
+    _outages: dict[OutageKey, OutageContext] = field(default_factory=dict)  # what the outage's issue says
+    _outage_issues: dict[OutageKey, Issue] = field(default_factory=dict)  # its issue, once filed
     _commented: set[str] = field(default_factory=set)  # Linear issues commented on this tick
     _unchecked_warned: bool = False
 
@@ -310,14 +311,15 @@ class Tick:
         that have none open, naming them all (see plan_outages)."""
         outages = plan_outages([p.decision for p in prepared], self.config.slack.storm_threshold)
         contexts = {p.sync.id: p.escalation for p in prepared if p.escalation is not None}
-        for key, alerts in outages.items():
-            _, by, cause = key.split("\x00", 2)
-            if by == "destination":
+        for outage in outages:
+            cause = outage.cause
+            if outage.by == "destination":
                 cause = self.services.hightouch.destination_name(cause or None)
-            members = tuple(contexts[a.sync.id] for a in alerts if contexts.get(a.sync.id) is not None)
-            self._outages[key] = OutageContext(cause, by, members, len(members))
-            self._outage_of |= {a.sync.id: key for a in alerts}
-            log.warning("outage: %d syncs due for escalation by one %s (%s): one Linear issue", len(alerts), by, cause)
+            members = tuple(contexts[a.sync.id] for a in outage.alerts if contexts.get(a.sync.id) is not None)
+            self._outages[outage.key] = OutageContext(cause, outage.by, members, len(members))
+            self._outage_of |= {a.sync.id: outage.key for a in outage.alerts}
+            count = len(outage.alerts)
+            log.warning("outage: %d syncs due for escalation by one %s (%s): one Linear issue", count, outage.by, cause)
 
     def _target(self, sync: Sync) -> Target:
         """What routes match on; destination and model are looked up only when a route needs them."""
@@ -398,9 +400,7 @@ class Tick:
             self._show(f"Slack message to {where} (route {decision.route.name})", message.mrkdwn)
             return None
         thread_ts = post.thread.ts if post.thread else None
-        sent = Sent(
-            post.channel, post.kind, post.alert.run.id, _iso(self.now), thread_ts, self._channel_id(post.channel)
-        )
+        sent = Sent(post.channel, FAILURE, post.alert.run.id, _iso(self.now), thread_ts, self._channel_id(post.channel))
         posted, fresh = self._send_once(
             state,
             ctx.sync_id,
@@ -787,6 +787,7 @@ def what_was_decided(decision: SyncDecision) -> str:
 
 
 T = TypeVar("T")
+OutageKey = tuple[str, str, str]  # Outage.key: team, by, cause
 
 
 def snapshot(state: State) -> State:
