@@ -106,10 +106,8 @@ def test_hightouch_throttle_never_lets_more_than_the_limit_into_any_10_second_wi
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    throttle = hightouch_throttle(190, sleep)
+    throttle = hightouch_throttle(190, sleep, clock=lambda: now[0])
     assert throttle is not None
-    throttle._clock = lambda: now[0]
-    throttle._updated = 0.0
     for _ in range(1000):
         throttle.acquire()
         sent.append(now[0])

@@ -541,12 +541,14 @@ def build_services(
     )
 
 
-def hightouch_throttle(per_10s: int, sleep: Callable[[float], None]) -> Throttle | None:
+def hightouch_throttle(
+    per_10s: int, sleep: Callable[[float], None], clock: Callable[[], float] = time.monotonic
+) -> Throttle | None:
     """A token bucket that never lets more than `per_10s` requests into any 10 s window."""
     if per_10s <= 0:
         return None
     burst = max(1, min(10, per_10s // 2))
-    return Throttle(rate=(per_10s - burst) / 10, burst=burst, sleep=sleep)
+    return Throttle(rate=(per_10s - burst) / 10, burst=burst, sleep=sleep, clock=clock)
 
 
 def _secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -99,40 +99,6 @@ class WaitBudget:
             return True
 
 
-class Throttle:
-    """At most `rate` requests per second on average, in bursts of at most `burst`.
-
-    A token bucket: Hightouch allows 200 requests / 10 s per workspace and its
-    429s carry no Retry-After, so staying under the limit beats reacting to it.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = float(burst)
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= 1
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            self._sleep(wait)
-
-
 class Pacer:
     """Per key (a Slack channel), at most `rate` sends a second in bursts of `burst`.
 
@@ -163,6 +129,33 @@ class Pacer:
         with self._lock:
             tokens, then = self._buckets[key]
             self._buckets[key] = (tokens + 1.0, then)
+
+
+class Throttle:
+    """At most `rate` requests per second on average, in bursts of at most `burst`.
+
+    A token bucket: Hightouch allows 200 requests / 10 s per workspace and its
+    429s carry no Retry-After, so staying under the limit beats reacting to it.
+    It is a Pacer with one key that sleeps for its slot itself.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._pacer = Pacer(rate, burst, clock=clock)
+        self._sleep = sleep
+
+    def acquire(self) -> None:
+        wait = self._pacer.reserve("")
+        if wait > 0:
+            self._sleep(wait)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
