@@ -63,6 +63,9 @@ class Workspace:
         self.state = tmp_path / "state" / "state.yaml"
         self.ticks = 0
         self.sleeps: list[float] = []
+        # Runs added between ticks happen a minute after the last tick (before the first, a
+        # minute before it), so an incident's duration reads as the ticks' times say.
+        world.now = lambda: START - timedelta(minutes=1)
 
     def clock(self) -> float:
         """Virtual seconds: the tool's own waits (sleeps) and 15 minutes between ticks move
@@ -74,6 +77,7 @@ class Workspace:
         out = stdout or io.StringIO()
         now = START + timedelta(minutes=15 * self.ticks)
         self.ticks += 1
+        self.world.now = lambda: now + timedelta(minutes=1)
         code = main(
             ["run", "--config", str(self.config), "--state", str(self.state), *extra],
             environ={**self.env, **(env or {})},

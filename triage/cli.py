@@ -19,6 +19,7 @@ from typing import TextIO
 
 from triage.config import Config, Environment, HightouchConfig, check_fits_workflow, load_config, load_environment
 from triage.demo import run_demo
+from triage.dryrun import PrintingLinear, PrintingSlack
 from triage.errors import (
     AuthError,
     BadRequestError,
@@ -418,7 +419,9 @@ def _run(
     env = load_environment(environ, need_senders=not args.dry_run)
     renderer = Renderer(config)
     renderer.check()
-    services = build_services(config, env, dry_run=args.dry_run, sleep=sleep, clock=clock)
+    # The tick's one time limit, on its one clock: every client and the tick share it.
+    deadline = clock() + config.triage.tick_time_limit_seconds
+    services = build_services(config, env, dry_run=args.dry_run, sleep=sleep, clock=clock, deadline=deadline, out=out)
     tick = Tick(
         config=config,
         services=services,
@@ -428,6 +431,7 @@ def _run(
         out=out,
         dry_run=args.dry_run,
         clock=clock,
+        deadline=deadline,
     )
     step_summary = environ.get("GITHUB_STEP_SUMMARY")
     in_actions = environ.get("GITHUB_ACTIONS") == "true"
@@ -454,12 +458,15 @@ def _run(
         append_text(step_summary, summary_markdown(summary, args.dry_run), env.secrets)
     problems = summary.config_errors or summary.errors
     failure = f"{len(problems)} sync(s) could not be handled, e.g. {problems[0]}" if problems else None
+    if failure is None and summary.linear_errors:
+        # Slack went on; Linear's share waits for the next tick, and someone should know why.
+        failure = f"Linear failed for {len(summary.linear_errors)} escalation(s), e.g. {summary.linear_errors[0]}"
     if in_actions:
         out.write(workflow_commands(summary, failure))
     _health(args, services, renderer, config, environ, now, failure, out)
     if summary.config_errors:
         return EXIT_USAGE  # a route points nowhere: its alerts wait for the fix, the rest went out
-    return EXIT_ERROR if summary.errors else EXIT_OK
+    return EXIT_ERROR if summary.errors or summary.linear_errors else EXIT_OK
 
 
 def _health(
@@ -474,7 +481,7 @@ def _health(
 ) -> None:
     """Tell the default channel when ticks start failing, and when they work again. If
     Slack itself is what fails, the workflow run shows it as an error annotation."""
-    if services.slack is None:
+    if args.dry_run:
         return  # a dry run tells no one
     try:
         report_health(
@@ -500,11 +507,14 @@ def build_services(
     dry_run: bool,
     sleep: Callable[[float], None],
     clock: Callable[[], float] = time.monotonic,
+    deadline: float | None = None,
+    out: TextIO | None = None,
 ) -> Services:
-    """One wait budget and one time limit for the whole tick, shared by every client."""
-    budget = WaitBudget(
-        config.triage.wait_budget_seconds, deadline=clock() + config.triage.tick_time_limit_seconds, clock=clock
-    )
+    """One wait budget and one time limit for the whole tick (`deadline`, on `clock`), shared
+    by every client. A dry run gets Slack and Linear stand-ins that print to `out`."""
+    if deadline is None:
+        deadline = clock() + config.triage.tick_time_limit_seconds
+    budget = WaitBudget(config.triage.wait_budget_seconds, deadline=deadline, clock=clock)
     meter = Meter()
 
     def http(name: str, throttle: Throttle | None = None, *, rate_limits_use_budget: bool = True) -> HttpClient:
@@ -526,7 +536,14 @@ def build_services(
         concurrency=config.hightouch.concurrency,
     )
     if dry_run:
-        return Services(hightouch=hightouch, slack=None, linear=None, app_url=env.hightouch_app_url, meter=meter)
+        printing = out or sys.stdout
+        return Services(
+            hightouch=hightouch,
+            slack=PrintingSlack(printing),
+            linear=PrintingLinear(printing),
+            app_url=env.hightouch_app_url,
+            meter=meter,
+        )
     return Services(
         hightouch=hightouch,
         slack=SlackClient(

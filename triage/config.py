@@ -21,6 +21,7 @@ import yaml
 from triage.errors import ConfigError, UsageError
 from triage.models import KNOWN_STATUSES, PENDING_STATUSES
 from triage.schedule import CronError, fastest_interval_minutes
+from triage.slack_ids import MENTION_ID, USER_ID
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class SlackConfig:
     broadcast: str = "escalation"  # thread replies also shown in the channel: never | escalation | all
     recovery: bool = True  # a recovery reply, and the first message marked resolved
     storm_threshold: int = 10  # this many syncs starting to fail for one channel in one tick: a summary first
+    group_window_minutes: int = 120  # a cause group takes new members this long after it opened
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -74,6 +76,7 @@ class LinearConfig:
     comment_on_failure: bool = True  # a comment on the open issue when the sync fails again
     comment_on_recovery: bool = True  # a comment when the sync recovers
     close_on_recovery: bool = False  # move the issue to the team's first "completed" state on recovery
+    outage_threshold: int = 5  # this many syncs failing with one cause: one issue per team, not one per sync
 
     @property
     def priority_value(self) -> int:
@@ -251,6 +254,9 @@ def parse_config(text: str, path: Path) -> Config:
         broadcast=broadcast,
         recovery=_default(reader.boolean(sl, "recovery", "slack"), d_sl.recovery),
         storm_threshold=reader.integer(sl, "storm_threshold", "slack", d_sl.storm_threshold, minimum=2),
+        group_window_minutes=reader.integer(
+            sl, "group_window_minutes", "slack", d_sl.group_window_minutes, minimum=0, maximum=10_080
+        ),
     )
     linear = LinearConfig(
         team=reader.string(li, "team", "linear", d_li.team),
@@ -263,6 +269,7 @@ def parse_config(text: str, path: Path) -> Config:
         comment_on_failure=_default(reader.boolean(li, "comment_on_failure", "linear"), d_li.comment_on_failure),
         comment_on_recovery=_default(reader.boolean(li, "comment_on_recovery", "linear"), d_li.comment_on_recovery),
         close_on_recovery=_default(reader.boolean(li, "close_on_recovery", "linear"), d_li.close_on_recovery),
+        outage_threshold=reader.integer(li, "outage_threshold", "linear", d_li.outage_threshold, minimum=2),
     )
     failure_statuses = reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses)
     unknown = [status for status in failure_statuses if status not in SETTLED_STATUSES]
@@ -301,14 +308,11 @@ def parse_config(text: str, path: Path) -> Config:
 SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}
 LINEAR_KEYS = {"team", "escalation_threshold", "priority", "escalate", "labels"}
 # How incidents are followed: set once, at the top level.
-SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery", "storm_threshold"}
-LINEAR_INCIDENT_KEYS = {"comment_on_failure", "comment_on_recovery", "close_on_recovery"}
+SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery", "storm_threshold", "group_window_minutes"}
+LINEAR_INCIDENT_KEYS = {"comment_on_failure", "comment_on_recovery", "close_on_recovery", "outage_threshold"}
 BROADCASTS = ("never", "escalation", "all")
 MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags"}
 ROUTE_KEYS = {"name", "match", "slack", "linear", "mute", "mute_until"}
-# Slack ids: user groups S…, users U… or W… (Enterprise Grid); mentions take both, DMs users only.
-MENTION_ID = re.compile(r"[SUW][A-Z0-9]{2,}")
-USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def _routes(reader: _Reader, node: yaml.Node | None) -> tuple[RouteConfig, ...]:

@@ -12,8 +12,7 @@ Guarantees:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import Enum
@@ -23,12 +22,11 @@ from triage.models import (
     CANCELLED_STATUSES,
     FAILURE_LIKE_STATUSES,
     SUCCESS_STATUSES,
+    Incident,
     Run,
-    Sent,
     State,
     Sync,
     SyncState,
-    Thread,
     is_after,
     is_known_status,
     iso_time,
@@ -36,6 +34,7 @@ from triage.models import (
     sort_runs,
 )
 from triage.routing import Route, Target, resolve_route
+from triage.signature import signature
 
 # Later runs that must have settled before an unfinished run is taken as abandoned.
 ABANDONED_AFTER = 3
@@ -134,12 +133,12 @@ def still_due(state: State, listed: set[str]) -> list[str]:
         sync_id
         for sync_id, known in state.syncs.items()
         if sync_id not in listed
-        and (known.pending_run_id is not None or known.linear_pending or known.sent or sync_id in deferred)
+        and (known.pending_run_id is not None or known.issue_pending or known.sent or sync_id in deferred)
     ]
 
 
 def needs_runs(sync: Sync, known: SyncState) -> bool:
-    return sync.last_run_at != known.last_run_at or known.pending_run_id is not None or known.linear_pending
+    return sync.last_run_at != known.last_run_at or known.pending_run_id is not None or known.issue_pending
 
 
 @dataclass(frozen=True)
@@ -189,116 +188,36 @@ class Alert:
 
 
 @dataclass(frozen=True)
-class Post:
-    """One Slack message about `alert`, to a channel (or a user's DM), with its mentions:
-    a reply in the incident's `thread` when there is one, else a new message that
-    (`starts_thread`) becomes the incident's first message in that channel."""
-
-    channel: str
-    alert: Alert
-    mentions: tuple[str, ...] = ()
-    thread: Thread | None = None
-    broadcast: bool = False  # a thread reply also shown in the channel
-    starts_thread: bool = False
-    earlier: Sent | None = None  # this very message, sent by a tick that did not finish
-
-
-# The kinds of message whose delivery is recorded (and found in Slack's history by its metadata).
-FAILURE = "failure"
-RECOVERY = "recovery"
-
-
-@dataclass(frozen=True)
-class Update:
-    """Refresh an incident's first message, after the Linear step, to show where it stands."""
-
-    thread: Thread
-    alert: Alert
-
-
-@dataclass(frozen=True)
 class Recovery:
-    """The first successful run after an incident that was told: a reply in each of its
-    threads, the first messages marked resolved, and a comment on its Linear issue."""
+    """The first successful run after an incident that was told: its end, to be told in each
+    of its threads, on its first messages and on its Linear issue."""
 
     run: Run
     failed_runs: int
-    started_at: str | None
-    threads: tuple[Thread, ...]
-    linear_issue: str | None = None  # comment on it, when configured
-    close: bool = False  # and move it to its team's first "completed" state
-    earlier: tuple[Sent, ...] = ()  # these replies, sent by a tick that did not finish
-
-    def earlier_in(self, channel: str) -> Sent | None:
-        return next((s for s in self.earlier if s.channel == channel), None)
-
-
-@dataclass(frozen=True)
-class Escalation:
-    """A due Linear step: find the sync's open issue in `team`, or create it; `comment`
-    on an issue found open that the sync failed again."""
-
-    alert: Alert
-    team: str
-    priority: int
-    labels: tuple[str, ...] = ()
-    comment: bool = False
-
-
-@dataclass(frozen=True)
-class Outage:
-    """Many escalations of one team due in one tick by one cause: one Linear issue."""
-
-    team: str
-    by: str  # "error" or "destination"
-    cause: str  # the error's key (see error_key), or the destination's id
-    alerts: tuple[Alert, ...]  # each member's, in plan order
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.team, self.by, self.cause)
-
-
-def plan_outages(decisions: list[SyncDecision], threshold: int) -> list[Outage]:
-    """Escalations due this tick that share a cause — the same error (ids and numbers set
-    aside), else the same destination — in one team, `threshold` or more of them: one
-    outage, one Linear issue for the syncs that have none open (see the tick)."""
-    due = [d.escalation for d in decisions if d.escalation is not None]
-    by_error: dict[tuple[str, str, str], list[Alert]] = {}
-    for escalation in due:
-        by_error.setdefault((escalation.team, "error", error_key(escalation.alert.run.error)), []).append(
-            escalation.alert
-        )
-    outages = [Outage(*key, tuple(alerts)) for key, alerts in by_error.items() if len(alerts) >= threshold]
-    grouped = {alert.sync.id for outage in outages for alert in outage.alerts}
-    by_destination: dict[tuple[str, str, str], list[Alert]] = {}
-    for escalation in due:
-        if escalation.alert.sync.id not in grouped:
-            key = (escalation.team, "destination", escalation.alert.sync.destination_id or "")
-            by_destination.setdefault(key, []).append(escalation.alert)
-    return outages + [Outage(*key, tuple(alerts)) for key, alerts in by_destination.items() if len(alerts) >= threshold]
+    incident: Incident
 
 
 @dataclass(frozen=True)
 class SyncDecision:
-    """What to do for one sync, fully addressed, and the state to keep once it is done.
+    """One sync judged: its runs walked, its incident's next state, and what changed that
+    people may need to hear of. Where and how they hear of it is the plan's (see plan.py).
 
-    `state` already has the cursor moved past every handled run and
-    `linear_pending` set when escalation is due; the tick records it only
-    after every post went out, then folds the Linear step's result in with
-    `linear_done`. Until then each message is recorded on `before` as it is
-    sent (`sending`, `delivered`), so a tick that dies midway leaves the next
-    one what it needs to send each message once.
+    `state` has the cursor moved past every handled run and the incident as it now stands
+    (`issue_pending` set when an escalation is due); `before` is the state as it stood, on
+    which each message of the sync is journaled as it is sent, so a tick that dies midway
+    leaves the next one what it needs to send each message once.
     """
 
+    sync: Sync
     state: SyncState
     route: Route
-    before: SyncState  # the state as it stood: each message's Sent is recorded onto it
-    alert: Alert | None = None  # new failures this tick (posted unless the route is muted)
-    recovery: Recovery | None = None  # told before the posts: an incident that ended this tick
-    posts: tuple[Post, ...] = ()  # channel messages, then DMs of an escalation
-    escalation: Escalation | None = None
-    updates: tuple[Update, ...] = ()  # after the Linear step, so they can name its issue
+    before: SyncState
+    alert: Alert | None = None  # new failures this tick
+    recovery: Recovery | None = None  # an incident that was told ended this tick
+    escalation: Alert | None = None  # a Linear step is due, for this failure
+    opened: bool = False  # the incident was first told this tick (no thread yet)
+    crossing: bool = False  # it crossed the escalation threshold this tick: people hear of it
+    muted: bool = False  # the route is muted: judged, not told
     unknown_statuses: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -310,7 +229,8 @@ def decide_sync(
     config: Config,
     target: Target | None = None,
 ) -> SyncDecision:
-    """Decide alerts, where they go, and new state for one sync from its runs (any order).
+    """Judge one sync from its runs (any order): which runs are new, what its incident
+    becomes, and whether a Linear step is due.
 
     `target` carries what routes match on beyond the sync (destination and model);
     without it the sync alone is matched."""
@@ -354,56 +274,34 @@ def decide_sync(
     # A muted route tells no one; its runs are judged all the same, so nothing is
     # alerted once the mute ends.
     escalated = None if muted else _due_escalation(sync, ordered, alert, state, route, config)
-    if escalated is None:
-        # No escalation due (the sync recovered): forget a create id an earlier tick
-        # chose; an issue that did land names the sync and is found by the next search.
-        state = replace(state, linear_pending=False, linear_create_id=None)
-    else:
-        state = replace(state, linear_pending=True)
-
-    posts: tuple[Post, ...] = ()
-    updates: tuple[Update, ...] = ()
-    if alert is not None and not muted:
-        failing_before = known.consecutive_failures if known is not None else 0
-        crossing = escalated is alert and failing_before < route.escalation_threshold
-        dms = route.dm_on_escalation
-        broadcast = config.slack.broadcast == "all" or (config.slack.broadcast == "escalation" and crossing)
-        for channel in route.channels:
-            thread = next((t for t in state.threads if t.channel == channel), None) if config.slack.threads else None
-            earlier = _earlier(before, channel, FAILURE, alert.run.id)
-            if thread is None:
-                # Remembered even without threads: the recovery answers the latest message.
-                posts += (Post(channel, alert, route.mentions, starts_thread=True, earlier=earlier),)
-            else:
-                posts += (Post(channel, alert, route.mentions, thread, broadcast, earlier=earlier),)
-                updates += (Update(thread, alert),)
-        if crossing:
-            # Crossing the threshold: the on-call people hear of it directly, once.
-            posts += tuple(Post(u, alert, earlier=_earlier(before, u, FAILURE, alert.run.id)) for u in dms)
-    escalation = None
-    if escalated is not None:
-        escalation = Escalation(
-            escalated, route.team, route.priority_value, route.labels, comment=config.linear.comment_on_failure
+    incident = state.incident
+    crossing = False
+    if incident is not None and alert is not None and incident.cause is None:
+        incident = replace(incident, cause=signature(alert.run.error, sync.destination_id))
+    if incident is not None:
+        # No escalation due (under the threshold): forget a create id an earlier tick chose;
+        # an issue that did land names the sync and is found by the next search.
+        pending = escalated is not None
+        crossing = pending and alert is not None and not incident.escalated
+        incident = replace(
+            incident,
+            issue_pending=pending,
+            issue_create_id=incident.issue_create_id if pending else None,
+            escalated=incident.escalated or crossing,
         )
-    recovery = walked.recovery
-    if recovery is not None:
-        linear = config.linear
-        recovery = replace(
-            recovery,
-            threads=recovery.threads if config.slack.recovery else (),
-            linear_issue=recovery.linear_issue if linear.comment_on_recovery or linear.close_on_recovery else None,
-            close=linear.close_on_recovery,
-            earlier=tuple(s for s in before.sent if s.kind == RECOVERY and s.run_id == recovery.run.id),
-        )
+        state = replace(state, incident=incident)
+    opened = alert is not None and not muted and incident is not None and not incident.threads
     return SyncDecision(
+        sync=sync,
         state=state,
         route=route,
         before=before,
-        alert=alert,
-        recovery=recovery,
-        posts=posts,
-        escalation=escalation,
-        updates=updates,
+        alert=alert if not muted else None,
+        recovery=walked.recovery,
+        escalation=escalated,
+        opened=opened,
+        crossing=crossing,
+        muted=muted,
         unknown_statuses=unknown,
     )
 
@@ -417,88 +315,13 @@ def _due_escalation(
         return None
     if alert is not None:
         return alert
-    if not state.linear_pending:
+    if not state.issue_pending:
         return None
     failure_statuses = config.triage.failure_statuses
     newest = _newest_handled_failure(ordered, state, failure_statuses)
     if newest is None:
         return None
     return _alert(sync, ordered, newest, 0, state, config.triage.history_window, failure_statuses)
-
-
-def plan_storms(
-    decisions: list[SyncDecision], threshold: int, open_storms: Collection[str] = ()
-) -> dict[str, tuple[Alert, ...]]:
-    """Channels where `threshold` or more syncs start an incident in one tick (a warehouse
-    outage), with those syncs' alerts: each gets one summary first, the alerts as replies.
-    A channel whose storm a rate limit left unfinished (`open_storms`) stays one: the rest
-    of its alerts reply in the same summary's thread, however few."""
-    starting: dict[str, list[Alert]] = {}
-    for decision in decisions:
-        for post in decision.posts:
-            if post.starts_thread:
-                starting.setdefault(post.channel, []).append(post.alert)
-    return {
-        channel: tuple(alerts)
-        for channel, alerts in starting.items()
-        if len(alerts) >= threshold or channel in open_storms
-    }
-
-
-def error_key(error: str | None) -> str:
-    """An error's first line without the numbers and ids that differ between syncs, so one
-    cause reads as one group: `Table 'X' … 42 rows` and `… 7 rows` are the same."""
-    lines = (error or "").strip().splitlines()
-    first = lines[0] if lines else "no error message"
-    return re.sub(r"\b[0-9a-f]*\d[0-9a-f-]*\b", "N", first)[:200]
-
-
-def thread_started(state: SyncState, channel: str, channel_id: str, ts: str, in_thread: str | None = None) -> SyncState:
-    """The state once an incident's first message (`ts`) went out in `channel`: later failures
-    reply to it — or, when it was itself a reply in a storm's summary thread (`in_thread`),
-    to that thread."""
-    others = tuple(t for t in state.threads if t.channel != channel)
-    thread = Thread(channel, channel_id, ts) if in_thread is None else Thread(channel, channel_id, in_thread, ts)
-    return replace(state, threads=(*others, thread))
-
-
-def _earlier(state: SyncState, channel: str, kind: str, run_id: str) -> Sent | None:
-    return next((s for s in state.sent if (s.channel, s.kind, s.run_id) == (channel, kind, run_id)), None)
-
-
-def sending(state: SyncState, sent: Sent) -> SyncState:
-    """The state to record just before a message goes out: `sent` without its ts yet."""
-    others = tuple(s for s in state.sent if (s.channel, s.kind, s.run_id) != (sent.channel, sent.kind, sent.run_id))
-    return replace(state, sent=(*others, sent))
-
-
-def delivered(state: SyncState, sent: Sent, channel_id: str, ts: str) -> SyncState:
-    """The state once Slack answered (or its history showed) that the message went out."""
-    return sending(state, replace(sent, channel_id=channel_id, ts=ts))
-
-
-def not_sent(state: SyncState, sent: Sent) -> SyncState:
-    """The state when the message provably did not go out (a rate or time limit)."""
-    key = (sent.channel, sent.kind, sent.run_id)
-    return replace(state, sent=tuple(s for s in state.sent if (s.channel, s.kind, s.run_id) != key))
-
-
-def linear_attempt(state: SyncState, create_id: str) -> SyncState:
-    """The state to record before an issue create: the id it carries, so a create whose
-    answer is lost can be looked up next tick instead of sent again."""
-    return replace(state, linear_create_id=create_id)
-
-
-def linear_done(state: SyncState, issue_identifier: str, team: str | None = None, url: str | None = None) -> SyncState:
-    """The state once the Linear step succeeded (issue found or created, in `team`)."""
-    return replace(
-        state,
-        linear_pending=False,
-        linear_issue=issue_identifier,
-        linear_url=url,
-        linear_team=team,
-        linear_create_id=None,
-    )
 
 
 def never_ran_state(sync: Sync) -> SyncState:
@@ -539,13 +362,14 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
         if result is Outcome.FAILED:
             count += 1
             failures.append(run)
-            if count == 1:  # an incident starts
-                state = replace(state, incident_at=iso_time(run.time))
+            if state.incident is None:  # an incident starts
+                state = replace(state, incident=Incident(started_at=iso_time(run.time), first_run_id=run.id))
         elif result is Outcome.SUCCEEDED:
-            if state.threads and recovery is None:  # the end of an incident that was told
-                recovery = Recovery(run, count, state.incident_at, state.threads, state.linear_issue)
+            incident = state.incident
+            if incident is not None and incident.threads and recovery is None:  # the end of one that was told
+                recovery = Recovery(run, count, incident)
             count = 0
-            state = replace(state, incident_at=None, threads=())
+            state = replace(state, incident=None)
         state = replace(state, cursor_run_id=run.id, cursor_at=iso_time(run.time), consecutive_failures=count)
     return _Walk(state, failures, recovery)
 

@@ -101,6 +101,7 @@ def run_demo(out: TextIO, run_cli: Callable[..., int], scenario: Path | None = N
 def slack_as_seen(message: dict[str, Any]) -> str:
     """Slack mrkdwn roughly as the Slack client shows it: links as text, no markup."""
     text = "\n\n".join(b["text"]["text"] for b in message.get("blocks") or []) or str(message.get("text", ""))
+    text = re.sub(r"<!date\^\d+\^[^|>]*\|([^>]+)>", r"\1", text)  # as a reader in UTC sees it
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
     text = text.replace("```", "").replace(":red_circle: ", "● ").replace(":large_green_circle: ", "✔ ")
     text = text.replace("\u200b", "")

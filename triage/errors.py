@@ -54,3 +54,9 @@ class RateLimited(Deferred):
 
 class OutOfTime(Deferred):
     """The tick reached its time limit: no new request is started."""
+
+
+class AnswerLost(ApiError):
+    """A request that changes something may have been carried out, but its answer was lost
+    (a timeout after the request went out, a 5xx): the next tick looks it up before trying
+    again. Not a failure of the tool."""

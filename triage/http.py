@@ -26,7 +26,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from triage.errors import ApiError, OutOfTime, RateLimited
+from triage.errors import AnswerLost, ApiError, OutOfTime, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +312,9 @@ class HttpClient:
             except requests.RequestException as exc:
                 problem = f"{self.name} {endpoint}: {_describe(exc)}"
                 self._log_request(method, url, _describe(exc), started)
-                if not (idempotent or _never_connected(exc)) or attempt >= self.policy.max_attempts:
+                if not (idempotent or _never_connected(exc)):
+                    raise AnswerLost(redact(problem, self.secrets)) from None
+                if attempt >= self.policy.max_attempts:
                     raise ApiError(redact(problem, self.secrets)) from None
                 self._wait(self.policy.delay(attempt, None), problem, endpoint, rate_limited=False)
                 continue

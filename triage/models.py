@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from triage.times import iso_time as iso_time  # re-exported: callers import times from here too
+from triage.times import parse_iso_time as parse_iso_time
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Statuses of a run that has not finished yet.
@@ -24,21 +27,6 @@ KNOWN_STATUSES = PENDING_STATUSES | SUCCESS_STATUSES | CANCELLED_STATUSES | FAIL
 
 def is_known_status(status: str) -> bool:
     return status in KNOWN_STATUSES
-
-
-def iso_time(moment: datetime | None) -> str | None:
-    """A time as state.yaml keeps it: ISO 8601 in UTC, at full precision (it is compared)."""
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_iso_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -164,36 +152,124 @@ class Sent:
 
 
 @dataclass(frozen=True)
+class IssueRef:
+    """A Linear issue as state remembers it."""
+
+    identifier: str  # DATA-42
+    url: str | None = None
+    team: str | None = None  # the team's key: a route change still finds it
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One sync's trouble, from its first failed run to the run that ends it: the unit people
+    are told about. Who was pinged and what was said is kept here, so a person hears of an
+    incident when it opens and when it changes state (escalates, recovers), never per run."""
+
+    started_at: str | None = None  # its first failed run's time
+    first_run_id: str | None = None  # with the sync, its identity
+    threads: tuple[Thread, ...] = ()  # its first message in each channel, once told
+    issue: IssueRef | None = None  # its Linear issue, once found or created
+    issue_pending: bool = False  # an escalation is due but has not succeeded yet
+    issue_create_id: str | None = None  # id given to an issue create whose outcome is unknown
+    escalated: bool = False  # people were told it crossed the escalation threshold
+    error: str | None = None  # the error's first line as last shown: repeats show it only when it changes
+    cause: str | None = None  # its cause's signature (see causes.signature): what it groups by
+    commented_streak: int = 0  # the streak at the last Linear failure comment (0: none yet)
+    commented_error: str | None = None  # the error's first line at that comment
+    dms: tuple[str, ...] = ()  # people sent a direct message about it: each once
+
+
+@dataclass(frozen=True)
 class SyncState:
-    """What one tick hands to the next about one sync (see state/state.yaml)."""
+    """What one tick hands to the next about one sync (see state/state.yaml): where its runs
+    were read to (the cursor), its open incident, and its outbox of messages in flight."""
 
     name: str
     cursor_run_id: str | None = None  # newest run that is settled and handled
     cursor_at: str | None = None  # the cursor run's time, to place runs after it once it is gone
     last_run_at: str | None = None  # sync.lastRunAt when last checked
     consecutive_failures: int = 0
-    linear_issue: str | None = None  # last Linear issue found or created
-    linear_url: str | None = None  # its link, as Linear gave it
-    linear_team: str | None = None  # the team key of that issue: a route change still finds it
-    linear_pending: bool = False  # an escalation is due but has not succeeded yet
-    linear_create_id: str | None = None  # id given to an issue create whose outcome is unknown
     pending_run_id: str | None = None  # an unsettled run to look at again next tick
-    incident_at: str | None = None  # when the open incident's first failed run happened
-    threads: tuple[Thread, ...] = ()  # the incident's first message in each channel
     since: str | None = None  # no cursor yet: runs created before this are history, not news
+    incident: Incident | None = None  # open while it fails; None once it recovered
     sent: tuple[Sent, ...] = ()  # messages of a tick that did not finish this sync (see Sent)
+
+    @property
+    def threads(self) -> tuple[Thread, ...]:
+        return self.incident.threads if self.incident is not None else ()
+
+    @property
+    def issue(self) -> IssueRef | None:
+        return self.incident.issue if self.incident is not None else None
+
+    @property
+    def issue_pending(self) -> bool:
+        return self.incident is not None and self.incident.issue_pending
+
+
+@dataclass(frozen=True)
+class StormMember:
+    """A sync of a storm as its summary shows it."""
+
+    sync_id: str
+    name: str
+    url: str
+    error: str  # the first line of its error, as Hightouch wrote it
+    cause: str  # its cause's signature: the summary counts causes by it
+    destination: str
+
+
+@dataclass(frozen=True)
+class Storm:
+    """Many syncs starting to fail for one channel at once: one summary message, their alerts
+    replies in its thread, the summary updated as they fail and recover. Open while any member
+    still fails."""
+
+    channel: str
+    opened_at: str
+    members: tuple[StormMember, ...] = ()
+    thread: Thread | None = None  # the summary, once posted
+    sent: Sent | None = None  # the summary's post in flight (its answer may be lost)
+
+
+@dataclass(frozen=True)
+class GroupIssue:
+    """A cause group's Linear issue in one team."""
+
+    team: str
+    issue: IssueRef | None = None
+    create_id: str | None = None  # a create whose outcome is unknown
+
+
+@dataclass(frozen=True)
+class Group:
+    """Syncs failing with one cause (see causes.signature), across channels, teams and ticks:
+    a sync newly failing with it joins the group's thread; past `linear.outage_threshold`
+    members, one Linear issue per team."""
+
+    signature: str
+    cause: str  # a member's real error line: the signature is for grouping, never for reading
+    opened_at: str
+    members: tuple[str, ...] = ()  # sync ids, in the order they joined
+    issues: tuple[GroupIssue, ...] = ()
+    dms: tuple[str, ...] = ()  # people told directly of it: each once
+
+    def issue_of(self, team: str) -> GroupIssue | None:
+        return next((i for i in self.issues if i.team.lower() == team.lower()), None)
 
 
 @dataclass
 class State:
-    version: int = 1
+    version: int = 2
     baseline_at: str | None = None
     last_tick_at: str | None = None
     syncs: dict[str, SyncState] = field(default_factory=dict)
     deferred: list[str] = field(default_factory=list)  # rate-limited last tick: go first
-    # Storm summaries (by channel) posted while syncs were deferred: the next tick's first
-    # messages in that channel reply there too, so one outage stays one thread.
-    storms: dict[str, Thread] = field(default_factory=dict)
+    # Storm summaries by channel, while any of their syncs still fails.
+    storms: dict[str, Storm] = field(default_factory=dict)
+    # Cause groups by signature, while a member fails or the group window is open.
+    groups: dict[str, Group] = field(default_factory=dict)
     # When the last full listing of syncs was read: until an hour later, ticks list only the
     # syncs that ran since then (List Syncs `after=`).
     full_listing_at: str | None = None

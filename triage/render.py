@@ -20,9 +20,11 @@ import jinja2
 import jinja2.sandbox
 
 from triage.config import Config
-from triage.decide import Alert
+from triage.decide import Alert, Recovery
 from triage.errors import ConfigError
-from triage.models import SUCCESS_STATUSES, Run
+from triage.models import SUCCESS_STATUSES, Run, Sync
+from triage.signature import first_line
+from triage.times import duration_text, human_time, parse_iso_time, slack_time
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ SLACK_HEALTH_TEMPLATE = "slack_health.md.j2"
 SLACK_STORM_TEMPLATE = "slack_storm.md.j2"
 LINEAR_OUTAGE_TITLE_TEMPLATE = "linear_outage_title.txt.j2"
 LINEAR_OUTAGE_DESCRIPTION_TEMPLATE = "linear_outage_description.md.j2"
+SLACK_REPLY_TEMPLATE = "slack_reply.md.j2"
+SLACK_DM_TEMPLATE = "slack_dm.md.j2"
 
 SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
 SLACK_MAX_BLOCKS = 50
@@ -47,8 +51,10 @@ SLACK_TEXT_LIMIT = 40000
 
 
 # Slack mrkdwn has no escape for *bold*, _italic_, ~strike~ and `code`; its delimiters only
-# count at a word boundary, so a zero-width space before each one keeps it literal.
-_SLACK_FORMATTING = re.compile(r"([*_~`])")
+# count at a word boundary, so a zero-width space before one that stands at a boundary keeps
+# it literal. Inside a word (hubspot_deals_v2, HIGHTOUCH_API_KEY) Slack formats nothing, so
+# the text stays as typed: copyable and searchable.
+_SLACK_FORMATTING = re.compile(r"(?:(?<![0-9A-Za-z])[*_~`])|(?:[*_~`](?![0-9A-Za-z]))")
 
 
 def _slack_entities(value: Any) -> str:
@@ -58,7 +64,7 @@ def _slack_entities(value: Any) -> str:
 def slack_escape(value: Any) -> str:
     """A value shown literally in Slack mrkdwn: control characters escaped (so `<!channel>`
     in a name cannot ping anyone) and formatting characters neutralised."""
-    return _SLACK_FORMATTING.sub("\u200b\\1", _slack_entities(value))
+    return _SLACK_FORMATTING.sub("\u200b\\g<0>", _slack_entities(value))
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
@@ -87,9 +93,21 @@ def cut(value: Any, limit: int) -> str:
 
 
 def slack_code(value: Any) -> str:
-    """Text for inside a ``` block in Slack: escaped, and unable to close the block
-    (Slack applies no formatting inside one, so the rest is left as it is)."""
-    return _slack_entities(value).replace("```", "'''")
+    """Text for inside a ``` block in Slack: escaped, and unable to close the block early
+    (Slack applies no formatting inside one, so the rest is left as it is). A backtick at
+    either end would merge with the fence, so it is set apart by a zero-width space."""
+    text = _slack_entities(value).replace("```", "`\u200b`\u200b`")
+    if text.endswith("`"):
+        text += "\u200b"
+    if text.startswith("`"):
+        text = "\u200b" + text
+    return text
+
+
+def slack_inline(value: Any) -> str:
+    """Text for inside `inline code` in Slack: escaped; a backtick would end the code early,
+    so it becomes a look-alike (U+02CB)."""
+    return _slack_entities(value).replace("`", "\u02cb")
 
 
 # -- what templates see -------------------------------------------------------
@@ -129,6 +147,11 @@ class TriageContext:
     linear_issue: str = ""  # the sync's open Linear issue (DATA-42), once known
     linear_url: str = ""
     slack_thread_url: str = ""  # the incident's Slack thread, for the Linear issue to link back
+    incident_since_at: int = 0  # the same as a Unix time, for Slack's <!date^…> (0 unknown)
+    error_changed: bool = False  # the error differs from the one people saw last
+    escalated: bool = False  # this message announces the escalation
+    kind: str = "open"  # open | repeat | escalation | join: which message of the incident this is
+    error_line: str = ""  # the error's first line, as Hightouch wrote it
 
 
 @dataclass(frozen=True)
@@ -139,11 +162,15 @@ class SyncLink:
 
 @dataclass(frozen=True)
 class StormContext:
-    """One summary for many syncs that started failing together in one channel."""
+    """One summary for many syncs that started failing together in one channel: every sync
+    and every cause counted, the largest listed with a real error line of theirs."""
 
-    count: int
-    by_error: tuple[tuple[str, tuple[SyncLink, ...]], ...]  # error's first line → syncs, largest first
+    count: int  # every member
+    by_error: tuple[tuple[str, tuple[SyncLink, ...]], ...]  # a real error line → syncs, largest cause first
     by_destination: tuple[tuple[str, tuple[SyncLink, ...]], ...]
+    failing: int = 0  # members still failing
+    recovered: int = 0  # members that recovered since
+    issues: tuple[SyncLink, ...] = ()  # the Linear issues of its syncs (name: the identifier)
 
 
 @dataclass(frozen=True)
@@ -179,6 +206,24 @@ class RecoveryContext:
     duration: str  # how long it lasted, for people: "2 h 15 min" ("" unknown)
     linear_issue: str = ""
     linear_url: str = ""
+    destination: str = ""  # what failed, kept on the resolved first message
+    error: str = ""  # the last error's first line
+    closing: bool = False  # the Linear issue is closed with this recovery
+    since_slack: str = ""  # `since` for Slack: each reader sees it in their own time zone
+
+
+@dataclass(frozen=True)
+class DirectContext:
+    """A direct message to one person: which incident, why they are told, where to look."""
+
+    sync_name: str
+    sync_url: str
+    consecutive_failures: int
+    route: str
+    thread_url: str  # the incident's Slack thread ("" unknown)
+    linear_issue: str
+    linear_url: str
+    others: tuple[str, ...] = ()  # the other syncs of the same outage this message stands for
 
 
 def sync_url(config: Config, app_url: str, sync_id: str) -> str:
@@ -205,6 +250,28 @@ def build_context(
         consecutive_failures=alert.consecutive_failures,
         escalation_threshold=threshold,
         escalates=escalates,
+        error_line=first_line(alert.run.error),
+    )
+
+
+def recovery_context(recovery: Recovery, sync: Sync, url: str, destination: str, closing: bool) -> RecoveryContext:
+    """The words of an incident's end: how long it lasted, and what had failed."""
+    incident = recovery.incident
+    started, ended = parse_iso_time(incident.started_at), recovery.run.time
+    return RecoveryContext(
+        sync_id=sync.id,
+        sync_name=sync.name,
+        sync_url=url,
+        run_id=recovery.run.id,
+        failed_runs=recovery.failed_runs,
+        since=human_time(started, ""),
+        duration=duration_text((ended - started).total_seconds()) if started and ended else "",
+        linear_issue=incident.issue.identifier if incident.issue else "",
+        linear_url=(incident.issue.url or "") if incident.issue else "",
+        destination=destination,
+        error=incident.error or "",
+        closing=closing,
+        since_slack=slack_time(started),
     )
 
 
@@ -231,7 +298,7 @@ def count_text(value: int | None) -> str:
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "n/a"
+    return human_time(value)
 
 
 # -- rendering ----------------------------------------------------------------
@@ -251,7 +318,7 @@ class LinearIssueText:
 
 
 # What a template is given.
-Context = TriageContext | RecoveryContext | HealthContext | StormContext | OutageContext
+Context = TriageContext | RecoveryContext | HealthContext | StormContext | OutageContext | DirectContext
 
 
 class Renderer:
@@ -271,7 +338,12 @@ class Renderer:
             keep_trailing_newline=False,
         )
         self.env.filters.update(
-            slack=slack_escape, markdown=markdown_escape, code_block=code_block, cut=cut, slack_code=slack_code
+            slack=slack_escape,
+            markdown=markdown_escape,
+            code_block=code_block,
+            cut=cut,
+            slack_code=slack_code,
+            slack_inline=slack_inline,
         )
 
     def slack_message(
@@ -290,6 +362,20 @@ class Renderer:
             mentions=people,
         )
         return _slack(body)
+
+    def slack_reply(self, ctx: TriageContext, mentions: tuple[str, ...] = (), *, strict: bool = False) -> SlackMessage:
+        """Another failed run of a told incident, in its thread: one line (its escalation says
+        so in the push text)."""
+        people = mention_markup(mentions)
+        plain = f"{people} Hightouch sync {slack_escape(ctx.sync_name)}: run {ctx.run.id} failed".strip()
+        what = f"sync {ctx.sync_id} gets the built-in plain reply"
+        return _slack(self._or_plain(SLACK_REPLY_TEMPLATE, ctx, strict, what, lambda: plain, mentions=people))
+
+    def slack_dm(self, ctx: DirectContext, *, strict: bool = False) -> SlackMessage:
+        """A person told directly of an escalation, once per incident or outage."""
+        plain = f"Hightouch sync {slack_escape(ctx.sync_name)} escalated: {ctx.sync_url}"
+        what = "the direct message is the built-in one"
+        return _slack(self._or_plain(SLACK_DM_TEMPLATE, ctx, strict, what, lambda: plain))
 
     def linear_issue(self, ctx: TriageContext, *, strict: bool = False) -> LinearIssueText:
         """The issue as the templates word it, or the built-in plain text (see slack_message)."""
@@ -356,16 +442,28 @@ class Renderer:
         """Render every template once with sample data: a broken template fails here, not mid-tick."""
         ctx = sample_context()
         self.slack_message(ctx, ("S0123ABCD", "U024BE7LH"), strict=True)
+        for kind in ("repeat", "escalation"):
+            for changed in (False, True):
+                self.slack_reply(replace(ctx, kind=kind, error_changed=changed), ("S0123ABCD",), strict=True)
+        self.slack_message(replace(ctx, kind="join", linear_issue="", incident_since_at=0), strict=True)
+        self.slack_dm(
+            DirectContext(
+                "salesforce-contacts", ctx.sync_url, 3, "crm", ctx.slack_thread_url, "DATA-42", ctx.linear_url
+            ),
+            strict=True,
+        )
         self.linear_issue(ctx, strict=True)
         self.linear_comment(ctx, strict=True)
         other = replace(ctx, sync_id="1235", sync_name="hubspot-deals", destination="HubSpot")
         self.linear_outage(OutageContext("Warehouse unreachable", "error", (ctx, other), 2), strict=True)
         recovery = sample_recovery()
         self.slack_recovery(recovery, strict=True)
-        self.linear_comment(recovery, strict=True)
+        for closing in (False, True):
+            self.linear_comment(replace(recovery, closing=closing), strict=True)
         link = SyncLink("salesforce-contacts", "https://app.hightouch.com/my-workspace/syncs/1234")
         self.slack_storm(
-            StormContext(12, (("Warehouse unreachable", (link,)),), (("Salesforce", (link,)),)), strict=True
+            StormContext(12, (("Warehouse unreachable", (link,)),), (("Salesforce", (link,)),), 10, 2, (link,)),
+            strict=True,
         )
         for failed in (True, False):
             sample = HealthContext(
@@ -540,17 +638,3 @@ def sample_recovery() -> RecoveryContext:
         linear_issue="DATA-42",
         linear_url="https://linear.app/acme/issue/DATA-42",
     )
-
-
-def duration_text(seconds: float) -> str:
-    """A span for people: 45 s, 12 min, 2 h 15 min, 3 d 4 h."""
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return f"{int(seconds)} s"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"

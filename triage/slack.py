@@ -8,12 +8,13 @@ config problem that names the channel, the rest are API errors.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from triage.errors import ApiError, AuthError, ConfigError, OutOfTime
+from triage.errors import AnswerLost, ApiError, AuthError, ConfigError, OutOfTime
 from triage.http import HttpClient, Pacer, parsed_json
+from triage.slack_ids import CHANNEL_ID as CHANNEL_ID  # re-exported for callers
+from triage.slack_ids import USER_ID as USER_ID
 
 AUTH_ERRORS = frozenset(
     {
@@ -49,14 +50,19 @@ class MissingScope(ApiError):
 
 
 # A message's metadata names what it is about, so Slack's history can answer "was it sent?".
-EVENT_TYPES = {"failure": "hightouch_sync_failure", "recovery": "hightouch_sync_recovery"}
+EVENT_TYPES = {
+    "failure": "hightouch_sync_failure",
+    "recovery": "hightouch_sync_recovery",
+    "repost": "hightouch_sync_failure_repost",  # a first message posted again after it was deleted
+    "dm": "hightouch_sync_escalation_dm",
+    "storm": "hightouch_storm_summary",
+    "health": "hightouch_triage_health",
+}
 # Slack takes about one chat.postMessage a second per channel, with short bursts: the pacer
 # keeps just under it, so a storm is delivered at Slack's rate instead of into its 429s.
 SLACK_MESSAGES_PER_SECOND = 1.0
 SLACK_BURST = 2
 # A channel (C…), private channel (G…) or DM (D…) id, as opposed to a #name.
-CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
-USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")  # a DM: its channel id is known only from a post's answer
 # History is read from this long before a send was attempted (clocks differ a little).
 HISTORY_MARGIN_SECONDS = 120
 HISTORY_PAGES = 10  # 200 messages each: far more than one channel receives around one send
@@ -203,6 +209,9 @@ class SlackClient:
             json=payload if method == "POST" else None,
             params=payload if method == "GET" else None,
         )
+        if response.status_code >= 500 and not idempotent:
+            # Slack may have posted it before failing to answer: looked up, never re-sent blind.
+            raise AnswerLost(f"Slack {endpoint} to {channel!r}: HTTP {response.status_code}")
         try:
             body = parsed_json(response)
         except ValueError:

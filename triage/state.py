@@ -19,26 +19,26 @@ import os
 import re
 import tempfile
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 from triage.errors import StateBusy, StateError
-from triage.models import Sent, State, SyncState, Thread
+from triage.models import Group, State, Storm, SyncState
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: the flat per-sync fields of the release before incidents
 
 # libyaml's C loader and dumper are several times faster on big state files.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-_SYNC_FIELDS = {f.name for f in fields(SyncState)}
 
 
 class StateStore:
@@ -78,8 +78,8 @@ class StateStore:
     def load(self) -> State:
         """The state as the last tick left it, journal replayed on top."""
         state = self._load_file()
-        for sync_id, sync_state in self._read_journal():
-            state.syncs[sync_id] = sync_state
+        for entry in self._read_journal():
+            entry.apply(state)
         return state
 
     def has_journal(self) -> bool:
@@ -87,7 +87,18 @@ class StateStore:
 
     def record(self, sync_id: str, sync_state: SyncState) -> None:
         """Make one sync's new state durable now (append to the journal, fsync)."""
-        line = json.dumps({"sync_id": sync_id, "state": plain(sync_state)}, sort_keys=True)
+        self._append({"sync_id": sync_id, "state": plain(sync_state)})
+
+    def record_storm(self, channel: str, storm: Storm | None) -> None:
+        """Make a storm's new state (None: it is over) durable now."""
+        self._append({"storm": channel, "value": None if storm is None else plain(storm)})
+
+    def record_group(self, signature: str, group: Group | None) -> None:
+        """Make a cause group's new state (None: it is over) durable now."""
+        self._append({"group": signature, "value": None if group is None else plain(group)})
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, sort_keys=True, ensure_ascii=False)
         self.journal_path.parent.mkdir(parents=True, exist_ok=True)
         if not self._tail_checked:
             # Once per tick is enough: every line this process appends is whole.
@@ -134,18 +145,17 @@ class StateStore:
         with _gc_paused():
             return parse_state(raw, str(self.path))
 
-    def _read_journal(self) -> list[tuple[str, SyncState]]:
+    def _read_journal(self) -> list[JournalEntry]:
         try:
             lines = self.journal_path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             return []
-        entries: list[tuple[str, SyncState]] = []
+        entries: list[JournalEntry] = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                item = json.loads(line)
-                entries.append((str(item["sync_id"]), _sync_state(item["state"], f"{self.journal_path}:{number}")))
+                entries.append(_journal_entry(json.loads(line), f"{self.journal_path}:{number}"))
             except (ValueError, KeyError, TypeError, StateError):
                 if number == len(lines):
                     # The process died while writing this line: that sync was not recorded.
@@ -173,6 +183,32 @@ def _cut_torn_tail(path: Path) -> None:
         os.fsync(journal.fileno())
 
 
+class JournalEntry:
+    """One line of the journal: a sync's, a storm's or a group's new state."""
+
+    def __init__(self, table: str, key: str, value: Any) -> None:
+        self.table, self.key, self.value = table, key, value
+
+    def apply(self, state: State) -> None:
+        records: dict[str, Any] = getattr(state, self.table)
+        if self.value is None:
+            records.pop(self.key, None)
+        else:
+            records[self.key] = self.value
+
+
+def _journal_entry(item: dict[str, Any], where: str) -> JournalEntry:
+    if "sync_id" in item:
+        return JournalEntry("syncs", str(item["sync_id"]), _sync_state(item["state"], where))
+    if "storm" in item:
+        value = item["value"]
+        return JournalEntry("storms", str(item["storm"]), None if value is None else decode(Storm, value, where))
+    if "group" in item:
+        value = item["value"]
+        return JournalEntry("groups", str(item["group"]), None if value is None else decode(Group, value, where))
+    raise KeyError("sync_id")
+
+
 HEADER = "# Written by hightouch-triage after every tick that changed something: one line per sync."
 
 
@@ -198,9 +234,14 @@ def dump_state(state: State) -> str:
         ]
         if state.deferred:
             lines.append(f"deferred: {json.dumps(list(state.deferred), ensure_ascii=False)}")
-        if state.storms:
-            storms = {channel: {"channel_id": t.channel_id, "ts": t.ts} for channel, t in sorted(state.storms.items())}
-            lines.append(f"storms: {json.dumps(storms, ensure_ascii=False)}")
+        for table in ("storms", "groups"):
+            records = getattr(state, table)
+            if records:
+                lines.append(f"{table}:")
+                lines += [
+                    f"  {json.dumps(key, ensure_ascii=False)}: {json.dumps(plain(records[key]), ensure_ascii=False)}"
+                    for key in sorted(records)
+                ]
         return "\n".join(lines) + "\n"
 
 
@@ -208,42 +249,85 @@ def _scalar(value: str | None) -> str:
     return "null" if value is None else json.dumps(value, ensure_ascii=False)
 
 
-# Optional fields of a sync, written only when set, so the committed diff stays small.
-_OPTIONAL = (
-    "cursor_at",
-    "linear_issue",
-    "linear_url",
-    "linear_team",
-    "linear_create_id",
-    "pending_run_id",
-    "incident_at",
-    "since",
-)
+# Written even when empty, so every sync's line says where its runs were read to.
+_ALWAYS = frozenset({"name", "cursor_run_id", "last_run_at", "consecutive_failures"})
 
 
-def plain(sync_state: SyncState) -> dict[str, Any]:
-    """One sync as state.yaml and the journal hold it, keys sorted, empty optional fields left out."""
-    data: dict[str, Any] = {
-        "name": sync_state.name,
-        "cursor_run_id": sync_state.cursor_run_id,
-        "last_run_at": sync_state.last_run_at,
-        "consecutive_failures": sync_state.consecutive_failures,
-    }
-    for key in _OPTIONAL:
-        value = getattr(sync_state, key)
-        if value is not None:
-            data[key] = value
-    if sync_state.linear_pending:
-        data["linear_pending"] = True
-    if sync_state.threads:
-        data["threads"] = [_set_fields(thread) for thread in sync_state.threads]
-    if sync_state.sent:
-        data["sent"] = [_set_fields(sent) for sent in sync_state.sent]
-    return dict(sorted(data.items()))
+def plain(record: Any) -> Any:
+    """A state record as state.yaml and the journal hold it: a mapping with sorted keys, fields
+    at their default left out (so the committed diff stays small), nested records alike."""
+    if is_dataclass(record) and not isinstance(record, type):
+        data: dict[str, Any] = {}
+        for f in fields(record):
+            value = getattr(record, f.name)
+            if f.name not in _ALWAYS and value == _default(f):
+                continue
+            data[f.name] = plain(value)
+        return dict(sorted(data.items()))
+    if isinstance(record, (tuple, list)):
+        return [plain(item) for item in record]
+    return record
 
 
-def _set_fields(item: Thread | Sent) -> dict[str, Any]:
-    return {f.name: getattr(item, f.name) for f in fields(item) if getattr(item, f.name) is not None}
+def _default(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+def decode(cls: type[Any], raw: Any, where: str) -> Any:
+    """A state record read back from `plain`'s form, every field checked against its type;
+    an error names where in the file it is."""
+    if not isinstance(raw, dict):
+        raise StateError(f"{where}: expected a mapping")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise StateError(f"{where}: unknown keys {sorted(unknown)}")
+    hints = _hints(cls)
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name in raw:
+            values[name] = _decode_value(hints[name], raw[name], f"{where}.{name}")
+        elif _default(f) is MISSING:
+            raise StateError(f"{where}: {name} is missing")
+    return cls(**values)
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _decode_value(kind: Any, raw: Any, where: str) -> Any:
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        if raw is None:
+            return None
+        (inner,) = [a for a in get_args(kind) if a is not type(None)]
+        return _decode_value(inner, raw, where)
+    if origin is tuple:
+        if not isinstance(raw, list):
+            raise StateError(f"{where}: expected a list")
+        inner = get_args(kind)[0]
+        return tuple(_decode_value(inner, item, f"{where}[{i}]") for i, item in enumerate(raw))
+    if is_dataclass(kind):
+        return decode(kind, raw, where)  # type: ignore[arg-type]
+    if kind is bool:
+        return bool(raw)
+    if kind is int:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+            raise StateError(f"{where}: must be a whole number")
+        return raw
+    if raw is None:
+        raise StateError(f"{where}: must not be empty")
+    return _optional_str(raw)
 
 
 @contextmanager
@@ -302,9 +386,10 @@ def parse_state(raw: Any, where: str) -> State:
     if not isinstance(raw, dict):
         raise StateError(f"{where}: state file must be a mapping (it was left untouched)")
     version = raw.get("version")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise StateError(
-            f"{where}: unknown state version {version!r} (this tool reads version {VERSION}); left untouched"
+            f"{where}: unknown state version {version!r} (this tool reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); left untouched"
         )
     syncs_raw = raw.get("syncs") or {}
     if not isinstance(syncs_raw, dict):
@@ -313,83 +398,67 @@ def parse_state(raw: Any, where: str) -> State:
     if not isinstance(deferred, list):
         raise StateError(f"{where}: 'deferred' must be a list (it was left untouched)")
     storms = raw.get("storms") or {}
-    if not isinstance(storms, dict) or not all(
-        isinstance(t, dict) and {"channel_id", "ts"} <= set(t) for t in storms.values()
-    ):
-        raise StateError(f"{where}: 'storms' must map a channel to {{channel_id, ts}} (it was left untouched)")
+    groups = raw.get("groups") or {}
+    for name, table in (("storms", storms), ("groups", groups)):
+        if not isinstance(table, dict):
+            raise StateError(f"{where}: '{name}' must be a mapping (it was left untouched)")
+    last_tick_at = _optional_str(raw.get("last_tick_at"))
+    if version == 1:
+        storms = {c: _storm_from_v1(c, t, last_tick_at, f"{where}: storms.{c}") for c, t in storms.items()}
     return State(
         version=VERSION,
         baseline_at=_optional_str(raw.get("baseline_at")),
-        last_tick_at=_optional_str(raw.get("last_tick_at")),
+        last_tick_at=last_tick_at,
         full_listing_at=_optional_str(raw.get("full_listing_at")),
         syncs={str(k): _sync_state(v, f"{where}: syncs.{k}") for k, v in syncs_raw.items()},
         deferred=[str(d) for d in deferred],
-        storms={str(c): Thread(str(c), str(t["channel_id"]), str(t["ts"])) for c, t in storms.items()},
+        storms={str(c): decode(Storm, t, f"{where}: storms.{c}") for c, t in storms.items()},
+        groups={str(k): decode(Group, g, f"{where}: groups.{k}") for k, g in groups.items()},
     )
 
 
 def _sync_state(raw: Any, where: str) -> SyncState:
-    if not isinstance(raw, dict):
-        raise StateError(f"{where}: expected a mapping")
-    unknown = set(raw) - _SYNC_FIELDS
-    if unknown:
-        raise StateError(f"{where}: unknown keys {sorted(unknown)}")
-    count = raw.get("consecutive_failures", 0)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise StateError(f"{where}: consecutive_failures must be a whole number")
-    return SyncState(
-        name=str(raw.get("name") or ""),
-        cursor_run_id=_optional_str(raw.get("cursor_run_id")),
-        cursor_at=_optional_str(raw.get("cursor_at")),
-        last_run_at=_optional_str(raw.get("last_run_at")),
-        consecutive_failures=count,
-        linear_issue=_optional_str(raw.get("linear_issue")),
-        linear_url=_optional_str(raw.get("linear_url")),
-        linear_team=_optional_str(raw.get("linear_team")),
-        linear_pending=bool(raw.get("linear_pending", False)),
-        linear_create_id=_optional_str(raw.get("linear_create_id")),
-        pending_run_id=_optional_str(raw.get("pending_run_id")),
-        incident_at=_optional_str(raw.get("incident_at")),
-        threads=_threads(raw.get("threads"), where),
-        since=_optional_str(raw.get("since")),
-        sent=_sent(raw.get("sent"), where),
-    )
+    if isinstance(raw, dict) and _V1_INCIDENT_KEYS & set(raw):
+        raw = sync_from_v1(raw)
+    sync_state: SyncState = decode(SyncState, raw, where)
+    return sync_state
 
 
-def _threads(raw: Any, where: str) -> tuple[Thread, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(
-        isinstance(t, dict) and {"channel", "channel_id", "ts"} <= set(t) for t in raw
-    ):
-        raise StateError(f"{where}: threads must be a list of {{channel, channel_id, ts}}")
-    return tuple(
-        Thread(str(t["channel"]), str(t["channel_id"]), str(t["ts"]), _optional_str(t.get("message_ts"))) for t in raw
-    )
+# The fields the release before incidents kept flat on each sync; a journal it left behind
+# can hold them too, so they are recognised by key, whatever the file's version says.
+_V1_INCIDENT_KEYS = frozenset(
+    {"incident_at", "threads", "linear_issue", "linear_url", "linear_team", "linear_pending", "linear_create_id"}
+)
 
 
-_SENT_FIELDS = {f.name for f in fields(Sent)}
+def sync_from_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A sync as version 1 wrote it, in version 2's form: its open incident (first failed run's
+    time, threads, Linear issue) gathered into `incident`. An incident with an issue, or one
+    whose escalation was pending, was announced as escalated: it is not announced again."""
+    data = {k: v for k, v in raw.items() if k not in _V1_INCIDENT_KEYS}
+    failing = int(raw.get("consecutive_failures") or 0) > 0
+    if not (failing or raw.get("threads")):
+        return data  # healthy: a remembered issue was closed or is found again by its search
+    issue = None
+    if raw.get("linear_issue"):
+        issue = {"identifier": raw["linear_issue"], "url": raw.get("linear_url"), "team": raw.get("linear_team")}
+    incident = {
+        "started_at": raw.get("incident_at"),
+        "threads": raw.get("threads") or [],
+        "issue": issue,
+        "issue_pending": bool(raw.get("linear_pending")),
+        "issue_create_id": raw.get("linear_create_id"),
+        "escalated": issue is not None or bool(raw.get("linear_pending")),
+    }
+    data["incident"] = {k: v for k, v in incident.items() if v not in (None, [], False)}
+    return data
 
 
-def _sent(raw: Any, where: str) -> tuple[Sent, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(
-        isinstance(s, dict) and {"channel", "kind", "run_id", "at"} <= set(s) <= _SENT_FIELDS for s in raw
-    ):
-        raise StateError(f"{where}: sent must be a list of {{channel, kind, run_id, at, …}}")
-    return tuple(
-        Sent(
-            channel=str(s["channel"]),
-            kind=str(s["kind"]),
-            run_id=str(s["run_id"]),
-            at=str(_optional_str(s["at"])),
-            thread_ts=_optional_str(s.get("thread_ts")),
-            channel_id=_optional_str(s.get("channel_id")),
-            ts=_optional_str(s.get("ts")),
-        )
-        for s in raw
-    )
+def _storm_from_v1(channel: Any, raw: Any, opened_at: str | None, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not {"channel_id", "ts"} <= set(raw):
+        raise StateError(f"{where}: expected {{channel_id, ts}} (it was left untouched)")
+    thread = {"channel": str(channel), "channel_id": str(raw["channel_id"]), "ts": str(raw["ts"])}
+    return {"channel": str(channel), "opened_at": opened_at or "", "thread": thread}
 
 
 def _optional_str(value: Any) -> str | None:

@@ -27,6 +27,10 @@ class TickSummary:
     errors: list[str] = field(default_factory=list)
     config_errors: list[str] = field(default_factory=list)  # routes to fix: exit 2 once the tick is done
     listing_deferred: str = ""  # why the sync listing could not be read (a rate or time limit)
+    unconfirmed: list[str] = field(default_factory=list)  # messages whose answer was lost: checked next tick
+    recovered: list[str] = field(default_factory=list)  # "name (id)" of each sync whose recovery was told
+    linear_errors: list[str] = field(default_factory=list)  # Linear steps that failed: retried next tick
+    dm_errors: list[str] = field(default_factory=list)  # direct messages that could not be delivered
 
 
 def format_summary(summary: TickSummary, dry_run: bool) -> str:
@@ -40,8 +44,9 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
             f"  new failures: {summary.new_failures}; Slack messages that would be sent: {summary.slack_sent}; "
             f"Linear escalations due: {summary.escalations}"
             if dry_run
-            else f"  new failures: {summary.new_failures}; Slack messages sent: {summary.slack_sent}; "
-            f"Linear issues found: {summary.linear_found}, created: {summary.linear_created}"
+            else f"  new failures: {summary.new_failures}; Slack messages sent: {summary.slack_sent}"
+            + (f" ({len(summary.unconfirmed)} unconfirmed)" if summary.unconfirmed else "")
+            + f"; Linear issues found: {summary.linear_found}, created: {summary.linear_created}"
         ),
         f"  deferred to the next tick: {len(summary.deferred)}"
         + (
@@ -52,6 +57,20 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
     ]
     if summary.baseline:
         lines.insert(1, "  first tick: baseline recorded, no alerts sent")
+    if summary.recovered:
+        lines.append(f"  recovered: {', '.join(summary.recovered)}")
+    if summary.unconfirmed:
+        lines.append(
+            f"  unconfirmed: {len(summary.unconfirmed)} Slack message(s) whose answer was lost; "
+            "the next tick looks them up in Slack before sending anything again"
+        )
+        lines.extend(f"    - {e}" for e in summary.unconfirmed)
+    if summary.linear_errors:
+        lines.append(f"  Linear failed: {len(summary.linear_errors)} (those escalations are retried next tick)")
+        lines.extend(f"    - {e}" for e in summary.linear_errors)
+    if summary.dm_errors:
+        lines.append(f"  direct messages not delivered: {len(summary.dm_errors)}")
+        lines.extend(f"    - {e}" for e in summary.dm_errors)
     if summary.errors:
         lines.append(f"  errors: {len(summary.errors)} (those syncs are retried next tick)")
         lines.extend(f"    - {e}" for e in summary.errors)
@@ -77,6 +96,8 @@ def summary_markdown(summary: TickSummary, dry_run: bool) -> str:
         ("Syncs checked", summary.checked),
         ("New failures", summary.new_failures),
         ("Slack messages", summary.slack_sent),
+        ("Slack messages unconfirmed (checked next tick)", len(summary.unconfirmed)),
+        ("Recoveries", len(summary.recovered)),
         ("Linear issues found", summary.linear_found),
         ("Linear issues created", summary.linear_created),
         ("Deferred (rate or time limit)", len(summary.deferred)),
@@ -101,8 +122,14 @@ def summary_markdown(summary: TickSummary, dry_run: bool) -> str:
         shown = ", ".join(markdown_escape(n) for n in names[:SUMMARY_ROWS])
         more = f" … and {len(names) - SUMMARY_ROWS} more" if len(names) > SUMMARY_ROWS else ""
         lines += ["", f"Deferred to the next tick{why}: {shown}{more}"]
-    if summary.errors:
-        lines += ["", "Errors (retried next tick):", *(f"- {markdown_escape(e)}" for e in summary.errors)]
+    for heading, items in (
+        ("Unconfirmed Slack messages (their answer was lost; looked up next tick)", summary.unconfirmed),
+        ("Linear failed (retried next tick)", summary.linear_errors),
+        ("Direct messages not delivered", summary.dm_errors),
+        ("Errors (retried next tick)", summary.errors),
+    ):
+        if items:
+            lines += ["", f"{heading}:", *(f"- {markdown_escape(e)}" for e in items)]
     if summary.config_errors:
         lines += ["", "Configuration errors (fix config.yaml):"]
         lines += [f"- {markdown_escape(e)}" for e in summary.config_errors]

@@ -298,13 +298,14 @@ class Sandbox:
                 )
                 if found is None:
                     return _json(200, {"ok": False, "error": "message_not_found"})
+                found.setdefault("posted_text", found.get("text"))  # what notified people: edits notify no one
                 found.update(text=payload.get("text"), blocks=payload.get("blocks"), edits=found.get("edits", 0) + 1)
                 return _json(200, {"ok": True, "channel": channel_id, "ts": found["ts"], "text": payload.get("text")})
             if path == "/chat.postMessage" and not world.slack_post_allowed(channel_id):
                 world.stats["slack_429"] += 1
                 return _json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
             # Unique and increasing, as Slack's are within a channel.
-            ts = f"{max(time.time(), world.last_ts + 0.000001):.6f}"
+            ts = f"{max(world.now().timestamp(), world.last_ts + 0.000001):.6f}"
             world.last_ts = float(ts)
             world.slack_messages.append({**payload, "ts": ts, "channel_id": channel_id})
         return _json(200, {"ok": True, "channel": channel_id, "ts": ts, "message": {"text": payload.get("text")}})

@@ -145,6 +145,9 @@ class World:
         self.slack_buckets: dict[str, tuple[float, float]] = {}  # channel id -> (tokens, when)
         self.clock: Callable[[], float] = time.monotonic  # tests may step it with the client's sleeps
         self.last_ts = 0.0
+        # The world's own clock: when runs happen and messages are posted. A harness that sets
+        # the tool's time (TRIAGE_NOW) sets this too, so durations read as they would.
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.newest_first = True
         self.rate_limit = False
         self.rate_limit_requests = 200
@@ -222,7 +225,7 @@ class World:
         """A run of a sync, created `at` (now), with the next id (or `run_id`)."""
         with self.lock:
             sync = self.syncs[sync_id]
-            moment = at or datetime.now(UTC)
+            moment = at or self.now()
             self.next_run_id = max(self.next_run_id + 1, run_id or 0)
             run = SandboxRun(
                 id=run_id if run_id is not None else self.next_run_id,
@@ -243,7 +246,7 @@ class World:
             for run in sync.runs:
                 if run.finished_at is None:
                     run.status = status
-                    run.finished_at = datetime.now(UTC)
+                    run.finished_at = self.now()
                     run.error = error or (run.error if status != "failed" else "Destination rejected the batch")
                     return
             raise ScenarioError(f"sync {sync_id} has no unfinished run to finish")
@@ -260,7 +263,7 @@ class World:
                 self.slack_rate = float(options["slack_rate"])
             if "slack_scopes" in options:
                 self.slack_scopes = {str(scope) for scope in options["slack_scopes"]}
-            now = datetime.now(UTC)
+            now = self.now()
             for item in data.get("syncs") or []:
                 try:
                     sync = self.add_sync(

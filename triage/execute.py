@@ -1,0 +1,648 @@
+"""The executor: carries out the plan's actions, one handler per kind, and folds what Slack
+and Linear answered (a message's ts, an issue's identifier) back into state with the pure
+helpers of fold.py. It decides nothing the plan did not say.
+
+Guarantees:
+- every Slack message is sent once: its attempt is journaled before the send and its ts
+  after; an attempt found without a ts (a crash, a lost answer) is looked up in Slack's
+  history, by the metadata the message carries, before anything is sent again;
+- every Linear issue is created once: the id it carries is journaled before the create and
+  looked up first when its answer was lost;
+- one service failing never holds back the other: a Linear error leaves the escalation
+  pending for the next tick and the sync's Slack messages go on; a direct message that
+  cannot be delivered is reported and holds nothing back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, TextIO
+
+from triage.actions import (
+    ESCALATION,
+    REPEAT,
+    Action,
+    CommentRecovery,
+    DirectMessage,
+    Escalate,
+    OwnThread,
+    Post,
+    PostRecovery,
+    PostStormSummary,
+    StormThread,
+    UpdateFirstMessage,
+    UpdateStormSummary,
+)
+from triage.decide import SyncDecision
+from triage.errors import AnswerLost, ApiError, AuthError, ConfigError, Deferred
+from triage.fold import (
+    dm_sent,
+    issue_attempt,
+    issue_done,
+    not_sent,
+    sending,
+    shown,
+    thread_started,
+)
+from triage.linear import Issue, LinearClient, Team
+from triage.models import Group, GroupIssue, IssueRef, Sent, State, Storm, SyncState, Thread
+from triage.plan import SyncPlan
+from triage.render import (
+    DirectContext,
+    OutageContext,
+    Renderer,
+    SlackMessage,
+    StormContext,
+    SyncLink,
+    TriageContext,
+)
+from triage.slack import CHANNEL_ID, USER_ID, MessageGone, MissingScope, PostedMessage, SlackClient, message_metadata
+from triage.summary import TickSummary
+from triage.times import parse_iso_time, tick_time
+
+log = logging.getLogger(__name__)
+
+# The kinds of message a sync's outbox journals, by what they are about.
+FAILURE = "failure"
+RECOVERY = "recovery"
+
+
+class Unconfirmed(Exception):
+    """A message went out as far as anyone knows, but Slack's answer was lost: the rest of the
+    sync waits for the next tick, which looks the message up first."""
+
+
+@dataclass
+class Journal:
+    """Where the executor makes each change durable at once (the state journal), or nowhere
+    in a dry run."""
+
+    state: State
+    record_sync: Callable[[str, SyncState], None]
+    record_storm: Callable[[str, Storm | None], None]
+    record_group: Callable[[str, Group | None], None]
+
+    def sync(self, sync_id: str, sync_state: SyncState) -> None:
+        if self.state.syncs.get(sync_id) != sync_state:
+            self.state.syncs[sync_id] = sync_state
+            self.record_sync(sync_id, sync_state)
+
+    def storm(self, channel: str, storm: Storm | None) -> None:
+        if self.state.storms.get(channel) != storm:
+            if storm is None:
+                self.state.storms.pop(channel, None)
+            else:
+                self.state.storms[channel] = storm
+            self.record_storm(channel, storm)
+
+    def group(self, signature: str, group: Group) -> None:
+        if self.state.groups.get(signature) != group:
+            self.state.groups[signature] = group
+            self.record_group(signature, group)
+
+
+@dataclass
+class Executor:
+    slack: SlackClient
+    linear: LinearClient | None  # None: Linear is not configured for this run
+    renderer: Renderer
+    journal: Journal
+    summary: TickSummary
+    now: datetime
+    out: TextIO
+    failing: frozenset[str] = frozenset()  # syncs failing once this tick is done (for summaries)
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # Linear takes a client-chosen UUID v4
+    _teams: dict[str, Team] = field(default_factory=dict)
+    _labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
+    _channel_ids: dict[str, str] = field(default_factory=dict)  # channel as configured -> Slack's id
+    _linear_down: str = ""  # Linear refused or failed as a whole this tick: the rest waits
+    _unchecked_warned: bool = False
+
+    # -- one sync -------------------------------------------------------------
+
+    def run(self, sync_plan: SyncPlan) -> None:
+        """Carry out one sync's actions in order; record its decided state once its Slack
+        messages went out. Raises Deferred (a limit: the rest waits) and Unconfirmed."""
+        decision = sync_plan.decision
+        run = _SyncRun(self, decision, decision.state)
+        for action in sync_plan.actions:
+            run.do(action)
+        self.journal.sync(decision.sync.id, replace(run.final, sent=()))
+
+    @property
+    def state(self) -> State:
+        return self.journal.state
+
+    def remember_channel(self, channel: str, channel_id: str) -> None:
+        self._channel_ids.setdefault(channel, channel_id)
+
+    # -- sending once -----------------------------------------------------------
+
+    def send_once(
+        self,
+        sent: Sent,
+        earlier: Sent | None,
+        about: str,
+        record: Callable[[Sent | None], None],
+        send: Callable[[dict[str, Any]], PostedMessage],
+    ) -> tuple[PostedMessage, bool]:
+        """Send one message once across ticks: Slack's answer, and whether it was sent now
+        (False: an earlier tick's attempt is known, or was found in history, to have gone out).
+
+        `record(sent)` journals the attempt (no ts) and the delivery (ts); `record(None)` that
+        it provably did not go out. A lost answer raises Unconfirmed: the attempt stays
+        journaled, and the next tick reads the channel's history before sending again."""
+        metadata = message_metadata(sent.kind, about, sent.run_id)
+        if earlier is not None and earlier.ts is None:
+            earlier = self._found_in_history(earlier, metadata)
+        if earlier is not None and earlier.ts is not None:
+            record(replace(sent, channel_id=earlier.channel_id or sent.channel_id, ts=earlier.ts))
+            return PostedMessage(earlier.channel_id or sent.channel, earlier.ts), False
+        sent = replace(sent, channel_id=sent.channel_id or self._channel_id(sent.channel))
+        record(sent)
+        try:
+            posted = send(metadata)
+        except Deferred:
+            record(None)  # a rate or time limit: Slack provably did not post it
+            raise
+        except AnswerLost as exc:
+            self.summary.slack_sent += 1  # as far as anyone knows it went out: counted, and looked up later
+            self.summary.unconfirmed.append(f"{sent.channel}: {exc}")
+            log.warning("%s: it is looked up in Slack next tick, not sent again", exc)
+            raise Unconfirmed(str(exc)) from None
+        self._channel_ids[sent.channel] = posted.channel
+        record(replace(sent, channel_id=posted.channel, ts=posted.ts))
+        self.summary.slack_sent += 1
+        return posted, True
+
+    def _found_in_history(self, earlier: Sent, metadata: dict[str, Any]) -> Sent | None:
+        """`earlier` with its ts when the channel's history holds it; None when it is not there
+        or cannot be read for want of the scope (then it is sent again: at least once)."""
+        since = parse_iso_time(earlier.at)
+        try:
+            channel_id = earlier.channel_id or self._channel_id(earlier.channel)
+            if channel_id is None and not USER_ID.fullmatch(earlier.channel):
+                # History is read by id only; a channel configured by name is looked up once.
+                channel_id = self.slack.find_channel_id(earlier.channel)
+                if channel_id is not None:
+                    self._channel_ids[earlier.channel] = channel_id
+            if channel_id is None or since is None:
+                self._warn_unchecked(f"Slack's id for {earlier.channel!r} is not known")
+                return None
+            ts = self.slack.find_sent(channel_id, metadata, since.timestamp(), thread_ts=earlier.thread_ts)
+        except MissingScope as exc:
+            self._warn_unchecked(str(exc))
+            return None
+        if ts is None:
+            log.info("the message to %s whose answer was lost is not in Slack: sending it", earlier.channel)
+            return None
+        return replace(earlier, channel_id=channel_id, ts=ts)
+
+    def _warn_unchecked(self, why: str) -> None:
+        if not self._unchecked_warned:
+            self._unchecked_warned = True
+            log.warning(
+                "a Slack message whose answer was lost cannot be looked up (%s): it is sent again, so it may "
+                "show twice. For exactly-once alerts give the Slack app channels:history, groups:history, "
+                "channels:read and groups:read, or configure channels by id",
+                why,
+            )
+
+    def _channel_id(self, channel: str) -> str | None:
+        if CHANNEL_ID.fullmatch(channel):
+            return channel
+        return self._channel_ids.get(channel)
+
+    # -- storms -----------------------------------------------------------------
+
+    def storm_context(self, storm: Storm) -> StormContext:
+        """A storm's summary as it stands: every member and cause counted, issues listed."""
+        by_cause: dict[str, list[SyncLink]] = {}
+        lines: dict[str, str] = {}
+        by_destination: dict[str, list[SyncLink]] = {}
+        for member in storm.members:
+            link = SyncLink(member.name, member.url)
+            by_cause.setdefault(member.cause, []).append(link)
+            lines.setdefault(member.cause, member.error or "(no error message)")
+            by_destination.setdefault(member.destination, []).append(link)
+        issues: dict[str, SyncLink] = {}
+        for member in storm.members:
+            known = self.state.syncs.get(member.sync_id)
+            issue = known.issue if known is not None else None
+            if issue is not None:
+                issues.setdefault(issue.identifier, SyncLink(issue.identifier, issue.url or ""))
+        failing = sum(1 for m in storm.members if m.sync_id in self.failing)
+        return StormContext(
+            count=len(storm.members),
+            by_error=_largest_first({lines[c]: links for c, links in by_cause.items()}),
+            by_destination=_largest_first(by_destination),
+            failing=failing,
+            recovered=len(storm.members) - failing,
+            issues=tuple(issues.values()),
+        )
+
+    def post_storm_summary(self, action: PostStormSummary) -> None:
+        storm = self.state.storms[action.channel]
+        message = self.renderer.slack_storm(self.storm_context(storm))
+        sent = Sent(action.channel, "storm", storm.opened_at, tick_time(self.now))
+
+        def record(done: Sent | None) -> None:
+            current = self.state.storms[action.channel]
+            if done is not None and done.ts is not None:
+                thread = Thread(action.channel, done.channel_id or action.channel, done.ts)
+                self.journal.storm(action.channel, replace(current, thread=thread, sent=None))
+            else:
+                self.journal.storm(action.channel, replace(current, sent=done))
+
+        _, fresh = self.send_once(
+            sent,
+            storm.sent,
+            f"storm {action.channel}",
+            record,
+            lambda metadata: self.slack.post_message(action.channel, message.text, message.blocks, metadata=metadata),
+        )
+        verdict = "sent to" if fresh else "went out in an earlier tick: not sent again to"
+        self.out.write(f"  storm: {len(storm.members)} syncs started failing; summary {verdict} {action.channel}\n")
+
+    def update_storm_summary(self, action: UpdateStormSummary) -> None:
+        storm = self.state.storms.get(action.channel)
+        if storm is None or storm.thread is None:
+            return
+        message = self.renderer.slack_storm(self.storm_context(storm))
+        self._update(storm.thread.channel_id, storm.thread.ts, message, f"the storm summary in {action.channel}")
+        if not any(m.sync_id in self.failing for m in storm.members):
+            self.journal.storm(action.channel, None)  # every member recovered: the storm is over
+
+    def _update(self, channel_id: str, ts: str, message: SlackMessage, what: str) -> bool:
+        """Rewrite a message; a failure is worth a warning, not a failed tick (the messages
+        themselves went out). False when the message is gone."""
+        try:
+            self.slack.update_message(channel_id, ts, message.text, message.blocks)
+        except MessageGone:
+            return False
+        except (AuthError, ConfigError, Deferred):
+            raise
+        except ApiError as exc:
+            log.warning("%s was not updated: %s", what, exc)
+        return True
+
+    # -- Linear -----------------------------------------------------------------
+
+    def team(self, key: str) -> Team:
+        assert self.linear is not None
+        if key not in self._teams:
+            self._teams[key] = self.linear.find_team(key)
+        return self._teams[key]
+
+    def labels(self, team: Team, names: tuple[str, ...]) -> tuple[str, ...]:
+        assert self.linear is not None
+        if not names:
+            return ()
+        if team.id not in self._labels:
+            self._labels[team.id] = self.linear.labels(team)
+        known = self._labels[team.id]
+        missing = [name for name in names if name.lower() not in known]
+        if missing:
+            raise ConfigError(
+                f"Linear label {missing[0]!r} not found in team {team.key} (check linear.labels in config.yaml)"
+            )
+        return tuple(known[name.lower()] for name in names)
+
+    def linear_failed(self, sync_name: str, exc: ApiError) -> None:
+        """A Linear step that failed: the escalation stays pending for the next tick, and the
+        Slack side goes on. Refused credentials stop Linear (only) for the rest of the tick."""
+        if isinstance(exc, AuthError):
+            self._linear_down = str(exc)
+        self.summary.linear_errors.append(f"{sync_name}: {exc}")
+        log.error("Linear, sync %s: %s (the escalation is retried next tick)", sync_name, exc)
+
+    @property
+    def linear_down(self) -> str:
+        return self._linear_down
+
+
+@dataclass
+class _SyncRun:
+    """One sync's actions being carried out: `final` is its decided state with every answer
+    folded in; `before` (as journaled) carries the outbox until `final` is recorded."""
+
+    executor: Executor
+    decision: SyncDecision
+    final: SyncState
+
+    @property
+    def sync_id(self) -> str:
+        return self.decision.sync.id
+
+    @property
+    def name(self) -> str:
+        return self.decision.sync.name
+
+    def before(self) -> SyncState:
+        return self.executor.state.syncs.get(self.sync_id, self.decision.before)
+
+    def do(self, action: Action) -> None:
+        handler: Callable[[Any], None] = getattr(self, "_" + type(action).__name__)
+        handler(action)
+
+    def _journal(self, sent: Sent, done: Sent | None) -> None:
+        before = self.before()
+        self.executor.journal.sync(self.sync_id, not_sent(before, sent) if done is None else sending(before, done))
+
+    def _earlier(self, sent: Sent) -> Sent | None:
+        key = (sent.channel, sent.kind, sent.run_id)
+        return next((s for s in self.decision.before.sent if (s.channel, s.kind, s.run_id) == key), None)
+
+    def _send(self, sent: Sent, send: Callable[[dict[str, Any]], PostedMessage]) -> tuple[PostedMessage, bool]:
+        return self.executor.send_once(
+            sent, self._earlier(sent), self.sync_id, lambda done: self._journal(sent, done), send
+        )
+
+    def _view(self, ctx: TriageContext) -> TriageContext:
+        """The words with the incident as it stands now (an issue filed a moment ago)."""
+        issue = self.final.issue
+        return replace(ctx, linear_issue=issue.identifier, linear_url=issue.url or "") if issue else ctx
+
+    # -- Slack --------------------------------------------------------------------
+
+    def _Post(self, action: Post) -> None:
+        ex = self.executor
+        ctx = replace(self._view(action.ctx), kind=action.kind)
+        if action.kind in (REPEAT, ESCALATION):
+            message = ex.renderer.slack_reply(ctx, action.mentions)
+        else:
+            message = ex.renderer.slack_message(ctx, action.mentions)
+        thread = self._resolve(action)
+        sent = Sent(action.channel, FAILURE, ctx.run.id, tick_time(ex.now), thread.ts if thread else None)
+        if thread is not None:
+            sent = replace(sent, channel_id=thread.channel_id)
+        posted, fresh = self._send(
+            sent,
+            lambda metadata: ex.slack.post_message(
+                action.channel,
+                message.text,
+                message.blocks,
+                thread_ts=thread.ts if thread else None,
+                broadcast=action.broadcast,
+                metadata=metadata,
+            ),
+        )
+        if action.starts_thread:
+            self.final = thread_started(self.final, action.channel, posted.channel, posted.ts, thread)
+        if action.kind != REPEAT or ctx.error_changed:
+            self.final = shown(self.final, ctx.error_line)
+        where = f"{action.channel}{' (thread reply)' if thread else ''}"
+        verdict = "sent to" if fresh else "went out in an earlier tick: not sent again to"
+        ex.out.write(f"  {self.name} ({self.sync_id}): Slack message {verdict} {where}\n")
+
+    def _resolve(self, action: Post) -> Thread | None:
+        where = action.thread
+        if where is None or isinstance(where, Thread):
+            return where
+        if isinstance(where, StormThread):
+            storm = self.executor.state.storms.get(where.channel)
+            if storm is not None and storm.thread is None and storm.sent is not None:
+                raise Unconfirmed(f"the storm summary in {where.channel} awaits its lost answer: its alerts follow")
+            if storm is None or storm.thread is None:
+                raise ApiError(f"the storm summary in {where.channel} was not posted: the alert waits for it")
+            return storm.thread
+        assert isinstance(where, OwnThread)
+        return next((t for t in self.final.threads if t.channel == where.channel), None)
+
+    def _UpdateFirstMessage(self, action: UpdateFirstMessage) -> None:
+        ex = self.executor
+        thread = next((t for t in self.final.threads if t.channel == action.channel), None)
+        if thread is None:
+            return
+        ctx = replace(self._view(action.ctx), kind="open")
+        message = ex.renderer.slack_message(ctx, action.mentions)
+        if ex._update(thread.channel_id, thread.first_message_ts, message, f"the first message in {action.channel}"):
+            return
+        # Someone deleted it: the incident starts again with a new first message, sent once.
+        log.warning("the first message in %s was deleted: posting a new one for the incident", action.channel)
+        sent = Sent(action.channel, "repost", ctx.run.id, tick_time(ex.now))
+        posted, _ = self._send(
+            sent,
+            lambda metadata: ex.slack.post_message(action.channel, message.text, message.blocks, metadata=metadata),
+        )
+        self.final = thread_started(self.final, action.channel, posted.channel, posted.ts, None)
+
+    def _PostRecovery(self, action: PostRecovery) -> None:
+        ex = self.executor
+        thread = action.thread
+        message = ex.renderer.slack_recovery(action.ctx)
+        sent = Sent(thread.channel, RECOVERY, action.ctx.run_id, tick_time(ex.now), thread.ts, thread.channel_id)
+        _, fresh = self._send(
+            sent,
+            lambda metadata: ex.slack.post_message(
+                thread.channel, message.text, message.blocks, thread_ts=thread.ts, metadata=metadata
+            ),
+        )
+        # Marked resolved whether the reply went out now or was found in history: an update
+        # is idempotent, and a lost answer must not leave the first message failing forever.
+        ex._update(thread.channel_id, thread.first_message_ts, message, f"the first message in {thread.channel}")
+        if fresh:
+            ex.summary.recovered.append(f"{self.name} ({self.sync_id})")
+        ex.out.write(f"  {self.name} ({self.sync_id}): recovery sent to {thread.channel}\n")
+
+    def _DirectMessage(self, action: DirectMessage) -> None:
+        ex = self.executor
+        first = self.final.threads[0] if self.final.threads else None
+        thread_url = ""
+        if first is not None:
+            try:
+                thread_url = ex.slack.permalink(first.channel_id, first.ts)
+            except (AuthError, Deferred):
+                raise
+            except ApiError as exc:  # a link is a courtesy
+                log.warning("no link to the Slack thread: %s", exc)
+        others: tuple[str, ...] = ()
+        if action.group is not None and action.group in ex.state.groups:
+            members = ex.state.groups[action.group].members
+            others = tuple(ex.state.syncs[m].name for m in members if m != self.sync_id and m in ex.state.syncs)
+        issue = self.final.issue
+        ctx = DirectContext(
+            sync_name=self.name,
+            sync_url=action.ctx.sync_url,
+            consecutive_failures=action.ctx.consecutive_failures,
+            route=action.route,
+            thread_url=thread_url,
+            linear_issue=issue.identifier if issue else "",
+            linear_url=(issue.url or "") if issue else "",
+            others=others,
+        )
+        message = ex.renderer.slack_dm(ctx)
+        sent = Sent(action.user, "dm", action.ctx.run.id, tick_time(ex.now))
+        try:
+            self._send(
+                sent,
+                lambda metadata: ex.slack.post_message(action.user, message.text, message.blocks, metadata=metadata),
+            )
+        except (ConfigError, ApiError) as exc:
+            if isinstance(exc, (AuthError, Deferred)):
+                raise
+            # Someone who left, or a typo: the channel alert and the Linear issue do not wait.
+            problem = f"direct message to {action.user} (slack.dm_on_escalation of route {action.route!r}): {exc}"
+            ex.summary.dm_errors.append(problem)
+            log.error("%s", problem)
+            return
+        self.final = dm_sent(self.final, action.user)
+        if action.group is not None and action.group in ex.state.groups:
+            group = ex.state.groups[action.group]
+            ex.journal.group(action.group, replace(group, dms=(*group.dms, action.user)))
+        ex.out.write(f"  {self.name} ({self.sync_id}): direct message sent to {action.user}\n")
+
+    def _PostStormSummary(self, action: PostStormSummary) -> None:
+        self.executor.post_storm_summary(action)
+
+    def _UpdateStormSummary(self, action: UpdateStormSummary) -> None:
+        self.executor.update_storm_summary(action)
+
+    # -- Linear ---------------------------------------------------------------------
+
+    def _Escalate(self, action: Escalate) -> None:
+        ex = self.executor
+        ex.summary.escalations += 1
+        if ex.linear is None:
+            return
+        if ex.linear_down:
+            ex.summary.linear_errors.append(f"{self.name}: not tried: {ex.linear_down}")
+            return
+        try:
+            issue, verdict = self._find_or_file(action)
+        except (ApiError, ConfigError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            ex.linear_failed(self.name, exc)
+            return
+        self.final = issue_done(self.final, IssueRef(issue.identifier, issue.url, issue.team or action.team))
+        ex.out.write(f"  {self.name} ({self.sync_id}): Linear issue {issue.identifier} {verdict}\n")
+
+    def _find_or_file(self, action: Escalate) -> tuple[Issue, str]:
+        """The sync's open issue, found (search before create, every time) or created once."""
+        ex = self.executor
+        linear = ex.linear
+        assert linear is not None
+        team = ex.team(action.team)
+        incident = self.final.incident
+        create_id = incident.issue_create_id if incident else None
+        existing: Issue | None = None
+        if create_id is not None:
+            earlier = linear.issue(create_id)
+            if earlier is not None:  # the lost create did land; its id is used up either way
+                existing, create_id = (earlier if earlier.open else None), None
+        group = ex.state.groups.get(action.group) if action.group else None
+        filed = group.issue_of(team.key) if group is not None else None
+        if existing is None and filed is not None and filed.create_id is not None:
+            earlier = linear.issue(filed.create_id)
+            if earlier is not None:
+                existing = earlier if earlier.open else None
+                self._group_issue(action.group, team.key, earlier, None)
+        if existing is None and filed is not None and filed.issue is not None:
+            existing = linear.open_issue(filed.issue.identifier)
+            if existing is not None:
+                return existing, "is its outage's (joined)"
+        if existing is None:
+            existing = linear.find_open_issue(team, self.name, self.sync_id)
+        remembered = self.final.issue
+        if existing is None and remembered is not None:
+            existing = linear.open_issue(remembered.identifier)
+        if existing is not None:
+            if action.comment:
+                linear.comment(existing.id, ex.renderer.linear_comment(self._view(action.ctx)))
+                self.final = shown_in_linear(self.final, action.ctx)
+                return existing, "already open, commented"
+            return existing, "already open"
+        # Nothing open: create, with an id journaled first.
+        labels = ex.labels(team, action.labels)
+        if group is not None and action.group is not None:
+            members = self._outage_members(group, team.key, action)
+            text = ex.renderer.linear_outage(OutageContext(group.cause, "cause", members, len(members)))
+            about: str | tuple[str, ...] = tuple(m.sync_id for m in members)
+            create_id = create_id or (filed.create_id if filed else None) or ex.new_id()
+            self._group_issue(action.group, team.key, None, create_id)
+        else:
+            text = ex.renderer.linear_issue(replace(self._view(action.ctx), slack_thread_url=self._thread_link()))
+            about = self.sync_id
+            create_id = create_id or ex.new_id()
+        self.final = issue_attempt(self.final, create_id)
+        ex.journal.sync(self.sync_id, issue_attempt(self.before(), create_id, self.final.incident))
+        # Not retried in this tick when it fails: the next tick looks the id up first.
+        issue = linear.create_issue(
+            team,
+            sync_id=about,
+            title=text.title,
+            description=text.description,
+            priority=action.priority,
+            issue_id=create_id,
+            label_ids=labels,
+        )
+        ex.summary.linear_created += 1
+        self.final = shown_in_linear(self.final, action.ctx)
+        if action.group is not None:
+            self._group_issue(action.group, team.key, issue, None)
+            return issue, f"created for an outage of {len(about)} syncs"
+        return issue, "created"
+
+    def _outage_members(self, group: Group, team: str, action: Escalate) -> tuple[TriageContext, ...]:
+        """The syncs an outage's issue names: this tick's members of the team due for it."""
+        return action.members or (action.ctx,)
+
+    def _group_issue(self, signature: str | None, team: str, issue: Issue | None, create_id: str | None) -> None:
+        ex = self.executor
+        if signature is None or signature not in ex.state.groups:
+            return
+        group = ex.state.groups[signature]
+        ref = IssueRef(issue.identifier, issue.url, issue.team or team) if issue is not None else None
+        others = tuple(i for i in group.issues if i.team.lower() != team.lower())
+        ex.journal.group(signature, replace(group, issues=(*others, GroupIssue(team, ref, create_id))))
+
+    def _thread_link(self) -> str:
+        """A link to the incident's Slack thread, for the issue to point back at ("" if none)."""
+        first = self.final.threads[0] if self.final.threads else None
+        if first is None:
+            return ""
+        try:
+            return self.executor.slack.permalink(first.channel_id, first.ts)
+        except (AuthError, Deferred):
+            raise
+        except ApiError as exc:  # a link is a courtesy: the issue is filed without it
+            log.warning("no link to the Slack thread: %s", exc)
+            return ""
+
+    def _CommentRecovery(self, action: CommentRecovery) -> None:
+        ex = self.executor
+        linear = ex.linear
+        if linear is None or ex.linear_down:
+            return
+        try:
+            issue = linear.issue(action.issue.identifier)
+            if issue is None:
+                return
+            if action.comment:
+                linear.comment(issue.id, ex.renderer.linear_comment(action.ctx))
+            if action.close and issue.open and issue.team_id:
+                linear.close(issue.id, issue.team_id)
+                ex.out.write(f"  {self.name} ({self.sync_id}): Linear issue {issue.identifier} closed\n")
+        except (ApiError, ConfigError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            ex.linear_failed(self.name, exc)
+
+
+def shown_in_linear(state: SyncState, ctx: TriageContext) -> SyncState:
+    """The state once Linear was told of the failure in `ctx` (a comment, or the issue itself)."""
+    incident = state.incident
+    if incident is None:
+        return state
+    return replace(
+        state, incident=replace(incident, commented_streak=ctx.consecutive_failures, commented_error=ctx.error_line)
+    )
+
+
+def _largest_first(groups: dict[str, list[SyncLink]]) -> tuple[tuple[str, tuple[SyncLink, ...]], ...]:
+    return tuple(sorted(((k, tuple(v)) for k, v in groups.items()), key=lambda kv: -len(kv[1])))

@@ -1,0 +1,445 @@
+"""The second pure stage: from every sync judged this tick, what spans syncs — storms,
+cause groups, outages — and every action of the tick, addressed and in order.
+
+`decide.py` judges one sync at a time; this module sees them all at once, with the state
+as it stands, and returns the actions the tick executes (see actions.py) plus the storms
+and groups as they stand once this tick's syncs joined them. It talks to nothing and
+decides everything: what is said, to whom, where, and when nobody is pinged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from triage.actions import (
+    ESCALATION,
+    JOIN,
+    OPEN,
+    REPEAT,
+    Action,
+    CommentRecovery,
+    DirectMessage,
+    Escalate,
+    Post,
+    PostRecovery,
+    PostStormSummary,
+    StormThread,
+    UpdateFirstMessage,
+    UpdateStormSummary,
+    Where,
+)
+from triage.config import Config
+from triage.decide import SyncDecision
+from triage.models import Group, Incident, State, Storm, StormMember, Thread
+from triage.render import TriageContext, build_context, recovery_context
+from triage.signature import first_line
+from triage.times import iso_time, parse_iso_time
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the tick read of a sync beside its runs: names for people, and its link."""
+
+    destination: str
+    model: str
+    url: str
+
+
+@dataclass(frozen=True)
+class IncidentRules:
+    """The incident settings the plan follows, built once from config."""
+
+    threads: bool = True
+    broadcast: str = "escalation"
+    recovery: bool = True
+    storm_threshold: int = 10
+    group_window: timedelta = timedelta(minutes=120)
+    outage_threshold: int = 5
+    comment_on_failure: bool = True
+    comment_on_recovery: bool = True
+    close_on_recovery: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> IncidentRules:
+        slack, linear = config.slack, config.linear
+        return cls(
+            threads=slack.threads,
+            broadcast=slack.broadcast,
+            recovery=slack.recovery,
+            storm_threshold=slack.storm_threshold,
+            group_window=timedelta(minutes=slack.group_window_minutes),
+            outage_threshold=linear.outage_threshold,
+            comment_on_failure=linear.comment_on_failure,
+            comment_on_recovery=linear.comment_on_recovery,
+            close_on_recovery=linear.close_on_recovery,
+        )
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """One sync's actions, in the order they are carried out."""
+
+    decision: SyncDecision
+    actions: tuple[Action, ...] = ()
+
+    @property
+    def channel(self) -> str:
+        """The channel its first message goes to ("" for none): channels take turns."""
+        return next((a.channel for a in self.actions if isinstance(a, Post)), "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    syncs: tuple[SyncPlan, ...]
+    storms: dict[str, Storm]  # every open storm once this tick's members joined
+    groups: dict[str, Group]  # every open cause group once this tick's members joined
+    failing: frozenset[str] = frozenset()  # syncs with an open incident once this tick is done
+
+
+def plan(
+    decisions: list[SyncDecision], facts: dict[str, Facts], state: State, rules: IncidentRules, now: datetime
+) -> Plan:
+    """Every action of the tick, in order: each sync's (channels taking turns, so one
+    channel's pace never holds up another), a storm's summary before its first reply."""
+    failing = {d.sync.id for d in decisions if d.state.incident is not None} | {
+        sync_id
+        for sync_id, known in state.syncs.items()
+        if known.incident is not None and sync_id not in {d.sync.id for d in decisions}
+    }
+    groups = open_groups(state.groups, failing, now, rules.group_window)
+    groups = join_groups(groups, decisions, now)
+    storms = {c: s for c, s in state.storms.items() if any(m.sync_id in failing for m in s.members) or s.thread is None}
+    storms = join_storms(storms, decisions, facts, state, groups, rules, now)
+    outage_teams = _outage_members(decisions, groups, state, rules)
+
+    due: dict[tuple[str, str], list[TriageContext]] = {}  # (group, team) -> members due this tick
+    for decision in decisions:
+        ctx = _context(decision, facts.get(decision.sync.id))
+        if decision.sync.id in outage_teams and ctx is not None:
+            due.setdefault((outage_teams[decision.sync.id], decision.route.team.lower()), []).append(ctx)
+    dmed: set[tuple[str, str]] = set()  # (person, incident or group) told this tick
+    commented: set[str] = set()  # issues (or groups) commented on this tick
+    plans: list[SyncPlan] = []
+    for decision in decisions:
+        actions: list[Action] = []
+        sync_facts = facts.get(decision.sync.id)
+        if decision.recovery is not None and sync_facts is not None:
+            actions += _recovery(decision, sync_facts, state, decisions, rules)
+        ctx = _context(decision, sync_facts)
+        if ctx is not None and sync_facts is not None:
+            actions += _alert(decision, ctx, state, storms, groups, rules, outage_teams, due, dmed, commented)
+        plans.append(SyncPlan(decision, tuple(actions)))
+    ordered = interleaved(plans, key=lambda p: p.channel)
+    return Plan(syncs=tuple(_with_summaries(ordered, storms)), storms=storms, groups=groups, failing=frozenset(failing))
+
+
+# -- groups and storms ---------------------------------------------------------
+
+
+def open_groups(groups: dict[str, Group], failing: set[str], now: datetime, window: timedelta) -> dict[str, Group]:
+    """The cause groups still open: a member still failing, or opened within `window`."""
+    kept: dict[str, Group] = {}
+    for signature, group in groups.items():
+        opened = parse_iso_time(group.opened_at)
+        recent = opened is not None and now - opened < window
+        if recent or any(m in failing for m in group.members):
+            kept[signature] = group
+    return kept
+
+
+def join_groups(groups: dict[str, Group], decisions: list[SyncDecision], now: datetime) -> dict[str, Group]:
+    """Each incident told for the first time this tick joins its cause's open group, or opens one."""
+    result = dict(groups)
+    for decision in decisions:
+        incident = decision.state.incident
+        if not decision.opened or incident is None or incident.cause is None or decision.alert is None:
+            continue
+        group = result.get(incident.cause) or Group(
+            signature=incident.cause, cause=first_line(decision.alert.run.error), opened_at=iso_time(now) or ""
+        )
+        if decision.sync.id not in group.members:
+            group = replace(group, members=(*group.members, decision.sync.id))
+        result[incident.cause] = group
+    return result
+
+
+def join_storms(
+    storms: dict[str, Storm],
+    decisions: list[SyncDecision],
+    facts: dict[str, Facts],
+    state: State,
+    groups: dict[str, Group],
+    rules: IncidentRules,
+    now: datetime,
+) -> dict[str, Storm]:
+    """Storms as they stand once this tick's new incidents joined: in a channel where
+    `storm_threshold` or more incidents open at once a storm opens (or the open one grows);
+    a channel's open storm also takes a new incident of a cause it already holds, and the
+    members a limit left unposted last tick."""
+    openers: dict[str, list[SyncDecision]] = {}
+    for decision in decisions:
+        if decision.opened and decision.alert is not None:
+            for channel in decision.route.channels:
+                openers.setdefault(channel, []).append(decision)
+    result = dict(storms)
+    for channel, starting in openers.items():
+        storm = result.get(channel)
+        held = {m.sync_id for m in storm.members} if storm else set()
+        causes = {m.cause for m in storm.members} if storm else set()
+        if len(starting) >= rules.storm_threshold:
+            joining = starting
+        else:
+            joining = [d for d in starting if d.sync.id in held or _cause(d) in causes]
+        if not joining:
+            continue
+        storm = storm or Storm(channel=channel, opened_at=iso_time(now) or "")
+        members = list(storm.members)
+        for decision in joining:
+            sync_facts = facts.get(decision.sync.id)
+            if decision.sync.id in held or sync_facts is None or decision.alert is None:
+                continue
+            error = first_line(decision.alert.run.error)
+            members.append(
+                StormMember(
+                    decision.sync.id,
+                    decision.sync.name,
+                    sync_facts.url,
+                    error,
+                    _cause(decision),
+                    sync_facts.destination,
+                )
+            )
+        result[channel] = replace(storm, members=tuple(members))
+    return result
+
+
+def _cause(d: SyncDecision) -> str:
+    incident = d.state.incident
+    return (incident.cause if incident is not None else None) or ""
+
+
+def _outage_members(
+    decisions: list[SyncDecision], groups: dict[str, Group], state: State, rules: IncidentRules
+) -> dict[str, str]:
+    """Syncs whose escalation goes to their cause group's issue (sync id → signature): the
+    groups with `outage_threshold` or more members, and a member due for escalation."""
+    big = {s for s, g in groups.items() if len(g.members) >= rules.outage_threshold}
+    result: dict[str, str] = {}
+    for decision in decisions:
+        incident = decision.state.incident
+        # A sync that has its own open issue keeps it.
+        if (
+            decision.escalation is not None
+            and incident is not None
+            and incident.cause in big
+            and incident.issue is None
+        ):
+            result[decision.sync.id] = incident.cause or ""
+    return result
+
+
+# -- one sync's actions ---------------------------------------------------------
+
+
+def _context(decision: SyncDecision, facts: Facts | None) -> TriageContext | None:
+    alert = decision.alert or decision.escalation
+    if alert is None or facts is None:
+        return None
+    route = decision.route
+    ctx = build_context(
+        alert,
+        destination=facts.destination,
+        model=facts.model,
+        url=facts.url,
+        threshold=route.escalation_threshold,
+        escalates=route.escalate,
+    )
+    return with_incident(ctx, decision.state.incident, decision.crossing)
+
+
+def with_incident(ctx: TriageContext, incident: Incident | None, escalated_now: bool = False) -> TriageContext:
+    """An alert's words with what state knows of its incident: its start, its issue, and
+    whether its error changed since people last saw it."""
+    if incident is None:
+        return ctx
+    since = parse_iso_time(incident.started_at)
+    issue = incident.issue
+    error_line = first_line(ctx.run.error)
+    return replace(
+        ctx,
+        incident_since=since.strftime("%Y-%m-%d %H:%M UTC") if since else "",
+        incident_since_at=int(since.timestamp()) if since else 0,
+        linear_issue=issue.identifier if issue else "",
+        linear_url=(issue.url or "") if issue else "",
+        error_changed=incident.error is not None and incident.error != error_line,
+        escalated=escalated_now or ctx.escalated,
+    )
+
+
+def _alert(
+    decision: SyncDecision,
+    ctx: TriageContext,
+    state: State,
+    storms: dict[str, Storm],
+    groups: dict[str, Group],
+    rules: IncidentRules,
+    outage_teams: dict[str, str],
+    due: dict[tuple[str, str], list[TriageContext]],
+    dmed: set[tuple[str, str]],
+    commented: set[str],
+) -> list[Action]:
+    sync_id, route, incident = decision.sync.id, decision.route, decision.state.incident
+    posts: list[Action] = []
+    updates: list[Action] = []
+    threaded_everywhere = True
+    if decision.alert is not None:
+        for channel in route.channels:
+            thread = _thread_in(incident, channel) if rules.threads else None
+            if thread is not None:
+                crossing = decision.crossing
+                broadcast = rules.broadcast == "all" or (rules.broadcast == "escalation" and crossing)
+                kind = ESCALATION if crossing else REPEAT
+                mentions = route.mentions if crossing else ()
+                posts.append(Post(sync_id, channel, kind, ctx, mentions, thread, broadcast))
+                updates.append(UpdateFirstMessage(sync_id, channel, ctx, route.mentions))
+                continue
+            threaded_everywhere = False
+            joined = _joined_thread(decision, channel, storms, groups, state)
+            if joined is not None:
+                posts.append(Post(sync_id, channel, JOIN, ctx, (), joined, starts_thread=True))
+            else:
+                posts.append(Post(sync_id, channel, OPEN, ctx, route.mentions, starts_thread=True))
+            if decision.escalation is not None and rules.threads:
+                updates.append(UpdateFirstMessage(sync_id, channel, ctx, route.mentions))
+    escalation: list[Action] = []
+    if decision.escalation is not None:
+        group = outage_teams.get(sync_id)
+        comment_key = group or (incident.issue.identifier if incident and incident.issue else sync_id)
+        comment = (
+            rules.comment_on_failure
+            and decision.alert is not None
+            and incident is not None
+            and _worth_a_comment(incident, decision.alert.consecutive_failures, first_line(ctx.run.error))
+            and comment_key not in commented
+        )
+        if comment:
+            commented.add(comment_key)
+        members: tuple[TriageContext, ...] = ()
+        if group is not None:
+            members = tuple(due.get((group, route.team.lower()), [ctx]))
+        escalation.append(
+            Escalate(sync_id, route.team, route.priority_value, route.labels, ctx, bool(comment), group, members)
+        )
+        if decision.crossing:
+            about = group or sync_id
+            for user in route.dm_on_escalation:
+                told = incident is not None and user in incident.dms
+                told = told or (group is not None and user in groups[group].dms)
+                if not told and (user, about) not in dmed:
+                    dmed.add((user, about))
+                    escalation.append(DirectMessage(sync_id, user, ctx, route.name, group))
+    if decision.crossing and threaded_everywhere:
+        # The streak crossed the threshold in a thread that exists: the issue first, so the
+        # escalation reply can name it.
+        return [*escalation, *posts, *updates]
+    return [*posts, *escalation, *updates]
+
+
+def _worth_a_comment(incident: Incident, streak: int, error: str) -> bool:
+    """A failure comment only when the error changed or the streak doubled since the last
+    one: ten failures make at most three comments."""
+    if incident.commented_streak == 0:
+        return True
+    return error != (incident.commented_error or "") or streak >= 2 * incident.commented_streak
+
+
+def _thread_in(incident: Incident | None, channel: str) -> Thread | None:
+    if incident is None:
+        return None
+    return next((t for t in incident.threads if t.channel == channel), None)
+
+
+def _joined_thread(
+    decision: SyncDecision, channel: str, storms: dict[str, Storm], groups: dict[str, Group], state: State
+) -> Where | None:
+    """Where a new incident's first message goes when it is not a message of its own: its
+    channel's storm, or the thread of its cause group in that channel."""
+    storm = storms.get(channel)
+    if storm is not None and any(m.sync_id == decision.sync.id for m in storm.members):
+        return StormThread(channel)
+    incident = decision.state.incident
+    group = groups.get(incident.cause or "") if incident is not None else None
+    if group is None:
+        return None
+    for member in group.members:
+        known = state.syncs.get(member)
+        thread = _thread_in(known.incident if known else None, channel) if member != decision.sync.id else None
+        if thread is not None:
+            return Thread(thread.channel, thread.channel_id, thread.ts)
+    return None
+
+
+def _recovery(
+    decision: SyncDecision, facts: Facts, state: State, decisions: list[SyncDecision], rules: IncidentRules
+) -> list[Action]:
+    recovery = decision.recovery
+    assert recovery is not None
+    ctx = recovery_context(recovery, decision.sync, facts.url, facts.destination, rules.close_on_recovery)
+    actions: list[Action] = []
+    if rules.recovery:
+        actions += [PostRecovery(decision.sync.id, thread, ctx) for thread in recovery.incident.threads]
+    issue = recovery.incident.issue
+    if issue is not None and (rules.comment_on_recovery or rules.close_on_recovery):
+        recovering = {d.sync.id for d in decisions if d.recovery is not None}
+        shared = any(
+            known.issue is not None and known.issue.identifier == issue.identifier
+            for sync_id, known in state.syncs.items()
+            if sync_id != decision.sync.id and sync_id not in recovering
+        )
+        close = rules.close_on_recovery and not shared
+        actions.append(
+            CommentRecovery(decision.sync.id, issue, replace(ctx, closing=close), rules.comment_on_recovery, close)
+        )
+    return actions
+
+
+def _with_summaries(plans: list[SyncPlan], storms: dict[str, Storm]) -> list[SyncPlan]:
+    """A storm's summary before the first reply in its thread; an update of it after the
+    last of its members' messages this tick (new members, recoveries)."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for index, sync_plan in enumerate(plans):
+        for action in sync_plan.actions:
+            if isinstance(action, Post) and isinstance(action.thread, StormThread):
+                first.setdefault(action.channel, index)
+        sync_id = sync_plan.decision.sync.id
+        for channel, storm in storms.items():
+            if any(m.sync_id == sync_id for m in storm.members) and sync_plan.actions:
+                last[channel] = index
+    result = list(plans)
+    for channel, index in last.items():
+        storm = storms[channel]
+        extra: tuple[Action, ...] = ()
+        if storm.thread is not None or channel not in first:
+            extra = (UpdateStormSummary(channel),)
+        result[index] = replace(result[index], actions=(*result[index].actions, *extra))
+    for channel, index in first.items():
+        if storms[channel].thread is None:
+            result[index] = replace(result[index], actions=(PostStormSummary(channel), *result[index].actions))
+    return result
+
+
+T = TypeVar("T")
+
+
+def interleaved(items: Iterable[T], key: Callable[[T], str]) -> list[T]:
+    """`items` with their groups (by `key`) taking turns, each group in its own order:
+    a, a, a, b, b → a, b, a, b, a."""
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    queues = list(groups.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
