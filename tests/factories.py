@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from triage.actions import Action, DirectMessage, Post
 from triage.config import Config, LinearConfig, TriageConfig
-from triage.decide import TickContext
-from triage.models import RowCounts, Run, Sync, SyncState
+from triage.decide import SyncDecision, TickContext
+from triage.models import RowCounts, Run, State, Sync, SyncState
+from triage.plan import Facts, IncidentRules, plan
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 # Where test configs live: a folder with no templates/ of a user's, so renders use the
@@ -71,3 +73,21 @@ def known(cursor: int | None, failures: int = 0, **extra: Any) -> SyncState:
         consecutive_failures=failures,
         **extra,
     )
+
+
+def planned(decision: SyncDecision, config_: Config | None = None, state: State | None = None) -> tuple[Action, ...]:
+    """What the plan does for one judged sync, alone in its tick."""
+    facts = {decision.sync.id: Facts("Salesforce", "contacts", f"https://app/{decision.sync.id}")}
+    rules = IncidentRules.from_config(config_ or config())
+    return plan([decision], facts, state or State(), rules, at(60)).syncs[0].actions
+
+
+def posts(decision: SyncDecision, config_: Config | None = None) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Each Slack message the plan sends for one judged sync: (channel or user, kind, mentions)."""
+    result: list[tuple[str, str, tuple[str, ...]]] = []
+    for action in planned(decision, config_):
+        if isinstance(action, Post):
+            result.append((action.channel, action.kind, action.mentions))
+        elif isinstance(action, DirectMessage):
+            result.append((action.user, "dm", ()))
+    return result

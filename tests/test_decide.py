@@ -5,19 +5,22 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tests.factories import BASELINE, at, config, known, run, steady, sync
+from triage.actions import Escalate
+from triage.config import LinearConfig
 from triage.decide import (
     Outcome,
     SyncDecision,
     decide_sync,
-    delivered,
     enough_runs,
-    not_sent,
     outcome,
-    plan_outages,
     plan_tick,
-    sending,
 )
-from triage.models import Run, Sent, State, SyncState
+from triage.fold import delivered, not_sent, sending
+from triage.models import Incident, Run, Sent, State, SyncState
+from triage.plan import Facts, IncidentRules, plan
+from triage.signature import signature
+
+PENDING = Incident(started_at="2026-11-23T06:01:00Z", issue_pending=True)
 
 
 def test_baseline_on_first_tick_sends_nothing_and_records_cursor_and_count() -> None:
@@ -64,7 +67,7 @@ def test_third_consecutive_failure_escalates_to_linear() -> None:
     assert decision.state.consecutive_failures == 3
     assert decision.alert is not None
     assert decision.escalation is not None
-    assert decision.state.linear_pending is True  # cleared only once the Linear step succeeded
+    assert decision.state.issue_pending is True  # cleared only once the Linear step succeeded
 
 
 def test_single_failure_after_successes_pings_slack_only() -> None:
@@ -125,7 +128,7 @@ def test_unchanged_sync_with_a_pending_run_is_checked_again() -> None:
 
 
 def test_unchanged_sync_with_a_pending_linear_step_is_checked_again() -> None:
-    remembered = replace(known(5, failures=3), last_run_at="2026-11-23T09:00:00Z", linear_pending=True)
+    remembered = replace(known(5, failures=3), last_run_at="2026-11-23T09:00:00Z", incident=PENDING)
     plan = plan_tick([sync("1", last_run_at="2026-11-23T09:00:00Z")], State(baseline_at="x", syncs={"1": remembered}))
     assert [s.id for s in plan.to_check] == ["1"]
 
@@ -239,27 +242,27 @@ def test_missing_cursor_run_falls_back_to_numeric_ids() -> None:
 
 def test_failed_linear_step_is_retried_without_a_new_slack_message() -> None:
     runs = [run(1, "failed"), run(2, "failed"), run(3, "failed")]
-    pending = replace(known(3, failures=3), linear_pending=True)
+    pending = replace(known(3, failures=3), incident=PENDING)
     decision = decide_sync(sync(), runs, pending, steady(), config(threshold=3))
     assert decision.alert is None
     assert decision.escalation is not None
-    assert decision.escalation.alert.run.id == "3"
-    assert decision.state.linear_pending is True
+    assert decision.escalation.run.id == "3"
+    assert decision.state.issue_pending is True
 
 
 def test_pending_linear_step_is_dropped_once_the_sync_recovers() -> None:
     runs = [run(3, "failed"), run(4, "success")]
-    pending = replace(known(3, failures=3), linear_pending=True)
+    pending = replace(known(3, failures=3), incident=PENDING)
     decision = decide_sync(sync(), runs, pending, steady(), config(threshold=3))
     assert decision.escalation is None
-    assert decision.state.linear_pending is False
+    assert decision.state.issue_pending is False
 
 
 def test_baseline_never_escalates_even_past_the_threshold() -> None:
     runs = [run(i, "failed") for i in range(1, 6)]
     decision = decide_sync(sync(), runs, None, BASELINE, config(threshold=3))
     assert decision.escalation is None
-    assert decision.state.linear_pending is False
+    assert decision.state.issue_pending is False
 
 
 def test_enough_runs_needs_the_cursor_and_the_history_window() -> None:
@@ -327,9 +330,8 @@ def test_an_earlier_attempt_of_the_same_message_is_handed_to_its_post_and_forgot
     other_run = Sent("#data-alerts", "failure", "7", "2026-11-23T06:05:00Z")
     before = known(1, sent=(attempt, other_run))
     decision = decide_sync(sync(), runs, before, steady(), config())
-    (post,) = decision.posts
-    assert post.earlier == attempt  # the tick looks it up before sending again
-    assert decision.before == before  # attempts are recorded onto what stood
+    assert decision.alert is not None
+    assert decision.before == before  # attempts are recorded onto what stood: the executor looks them up
     assert decision.state.sent == ()  # once the decision is recorded, no attempt is open
 
 
@@ -342,17 +344,35 @@ def test_attempts_are_recorded_and_answered_with_pure_helpers() -> None:
     assert not_sent(started, attempt).sent == ()
 
 
-def test_escalations_due_together_group_by_error_else_by_destination_into_outages() -> None:
-    def due(sync_id: str, error: str, destination: str) -> SyncDecision:
-        s = replace(sync(sync_id, f"sync-{sync_id}"), destination_id=destination)
+def test_one_cause_is_one_signature_whatever_the_numbers_and_warehouse_errors_ignore_the_destination() -> None:
+    assert signature("Rate limit after 30 s (req 8f3a9c)", "d1") == signature(
+        "Rate limit after 45 s (req 77b2e0)", "d1"
+    )
+    assert signature("Rate limit", "d1") != signature("Rate limit", "d2")
+    warehouse = "SQL compilation error: object 'ORDERS' does not exist"
+    assert signature(warehouse, "d1") == signature(warehouse, "d2")
+
+
+def test_escalations_of_one_cause_past_the_outage_threshold_share_one_issue_per_team() -> None:
+    def due(sync_id: str, error: str) -> SyncDecision:
+        s = replace(sync(sync_id, f"sync-{sync_id}"), destination_id="sf")
         runs = [run(1, "failed"), run(2, "failed"), run(3, "failed", error=error)]
-        decision = decide_sync(s, runs, known(2, failures=2), steady(), config(threshold=3))
+        opened = Incident(started_at="2026-11-23T06:01:00Z", cause=signature(error, "sf"), threads=())
+        decision = decide_sync(s, runs, known(2, failures=2, incident=opened), steady(), config(threshold=3))
         assert decision.escalation is not None
         return decision
 
-    same_error = [due(str(n), f"Warehouse down after {n} s", f"d{n}") for n in range(1, 4)]
-    same_destination = [due(str(n), f"error {chr(96 + n)}", "sf") for n in range(4, 7)]
-    alone = [due("7", "something else", "hubspot")]
-    outages = plan_outages([*same_error, *same_destination, *alone], threshold=3)
-    assert sorted(tuple(a.sync.id for a in o.alerts) for o in outages) == [("1", "2", "3"), ("4", "5", "6")]
-    assert plan_outages([*same_error, *same_destination, *alone], threshold=4) == []
+    same = [due(str(n), f"Warehouse down after {n} s") for n in range(1, 4)]
+    alone = [due("7", "something else")]
+    decisions = [*same, *alone]
+    facts = {d.sync.id: Facts("Salesforce", "contacts", f"https://app/{d.sync.id}") for d in decisions}
+    rules = IncidentRules.from_config(replace(config(), linear=LinearConfig(outage_threshold=3)))
+    the_plan = plan(decisions, facts, State(), rules, at(60))
+    escalations = [a for p in the_plan.syncs for a in p.actions if isinstance(a, Escalate)]
+    grouped = {e.sync_id: e for e in escalations if e.group is not None}
+    assert sorted(grouped) == ["1", "2", "3"]  # "7" keeps an issue of its own
+    assert all(tuple(m.sync_id for m in e.members) == ("1", "2", "3") for e in grouped.values())
+    # Joined the group in an earlier tick, the incidents already named the cause: not enough members now.
+    rules = IncidentRules.from_config(replace(config(), linear=LinearConfig(outage_threshold=4)))
+    assert not [a for p in plan(decisions, facts, State(), rules, at(60)).syncs for a in p.actions
+                if isinstance(a, Escalate) and a.group]  # fmt: skip

@@ -8,9 +8,11 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.factories import at, config, iso
-from triage.decide import TickContext, decide_sync, lazy_baseline, linear_done, plan_tick, thread_started
-from triage.models import Run, State, Sync, SyncState, sort_runs
+from tests.factories import at, config, iso, planned
+from triage.actions import Post
+from triage.decide import TickContext, decide_sync, lazy_baseline, plan_tick
+from triage.fold import issue_done, thread_started
+from triage.models import IssueRef, Run, State, Sync, SyncState, sort_runs
 
 THRESHOLD = 3
 SETTLED = ["success", "failed", "failed", "failed", "cancelled", "warning", "interrupted"]
@@ -105,7 +107,7 @@ def test_every_failed_run_after_the_baseline_is_alerted_exactly_once(
         assert (decision.escalation is not None) == (bool(new_failures) and count >= THRESHOLD)
         state = decision.state
         if decision.escalation is not None:
-            state = linear_done(state, "DATA-1")
+            state = issue_done(state, IssueRef("DATA-1"))
 
     failed_after_baseline = [
         run.id for run in sort_runs(world.listed()) if run.status in FAILED and run not in judged_at_baseline
@@ -160,8 +162,8 @@ def test_linear_creates_exactly_when_due_and_no_issue_is_open(ticks: list[list[s
             if open_issue is None:
                 issues_created += 1
                 open_issue = f"DATA-{issues_created}"
-            state = linear_done(state, open_issue)
-        assert isinstance(state, SyncState) and not state.linear_pending
+            state = issue_done(state, IssueRef(open_issue))
+        assert isinstance(state, SyncState) and not state.issue_pending
 
 
 @dataclass(frozen=True)
@@ -278,12 +280,12 @@ def test_a_recovery_ends_each_told_incident_once_and_only_those(history: list[st
         if decision.recovery is not None:
             recoveries += 1
             assert told_before  # only an incident that was told gets a recovery
-            assert decision.recovery.threads == state.threads
+            assert decision.recovery.incident.threads == state.threads
         told_and_ended += told_before and ended
         state = decision.state
-        for post in decision.posts:
-            if post.starts_thread:
-                state = thread_started(state, post.channel, "C1", f"{number}.0")
+        for action in planned(decision, cfg):
+            if isinstance(action, Post) and action.starts_thread:
+                state = thread_started(state, action.channel, "C1", f"{number}.0")
     assert recoveries == told_and_ended  # each told incident that ended got exactly one
 
 

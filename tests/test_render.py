@@ -19,7 +19,9 @@ from triage.render import (
     build_context,
     code_block,
     markdown_escape,
+    slack_code,
     slack_escape,
+    slack_inline,
 )
 
 
@@ -152,8 +154,21 @@ def test_names_from_hightouch_render_literally_whatever_mrkdwn_they_hold() -> No
     for raw in ("*sf*_contacts_", "~Sales~force*", "`contacts` _v2_"):
         shown = slack_escape(raw)
         assert shown in text
-        # Every formatting character follows a zero-width space, so Slack sees no delimiter.
-        assert re.fullmatch(r"(?:[^*_~`]|\u200b[*_~`])*", shown)
+        # Every formatting character that stands at a word boundary follows a zero-width
+        # space, so Slack sees no delimiter; inside a word Slack formats nothing.
+        bare = re.sub("\u200b[*_~`]", "", shown)
+        assert not re.search(r"(?<![0-9A-Za-z])[*_~`]|[*_~`](?![0-9A-Za-z])", bare)
+
+
+@pytest.mark.parametrize("word", ["hubspot_deals_v2", "HIGHTOUCH_API_KEY", "a*b", "x~y"])
+def test_ordinary_words_stay_as_typed_copyable_and_searchable(word: str) -> None:
+    assert slack_escape(word) == word
+
+
+def test_code_keeps_its_backticks_and_closes_its_block() -> None:
+    assert slack_code("error near `id`").endswith("`id`\u200b")
+    assert "```" not in slack_code("a ``` b")
+    assert "`" not in slack_inline("column `id` missing")
 
 
 def test_notification_text_is_never_cut_inside_a_link() -> None:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import BASELINE, config, known, run, steady, sync
+from tests.factories import BASELINE, config, known, planned, posts, run, steady, sync
 from tests.sandboxed import Workspace
+from triage.actions import Escalate
 from triage.cli import main
 from triage.config import Config, parse_config
 from triage.decide import TickContext, decide_sync
 from triage.errors import ConfigError
+from triage.models import Thread
 from triage.routing import Target, matches, resolve_route
 
 ROUTES = """
@@ -142,27 +144,41 @@ def test_a_muted_route_posts_nothing_and_escalates_nothing_but_state_advances() 
     runs = [run(1), run(2, "failed"), run(3, "failed"), run(4, "failed")]
     ctx = TickContext(baseline=False, previous_tick_at=None, today=date(2026, 12, 1))
     decision = decide_sync(sync(name="legacy-orders"), runs, known(1), ctx, cfg())
-    assert decision.alert is not None and decision.posts == () and decision.escalation is None
+    assert decision.muted and planned(decision, cfg()) == () and decision.escalation is None
     assert decision.state.cursor_run_id == "4" and decision.state.consecutive_failures == 3
     later = TickContext(baseline=False, previous_tick_at=None, today=date(2027, 1, 2))
     again = decide_sync(sync(name="legacy-orders"), runs, decision.state, later, cfg())
-    assert again.posts == ()  # nothing alerted retroactively once the mute ends
+    assert planned(again, cfg()) == ()  # nothing alerted retroactively once the mute ends
 
 
 def test_posts_go_to_every_channel_with_mentions_and_dms_come_once_at_the_threshold() -> None:
     prod = replace(sync(name="sf-contacts"), tags=(("env", "production"),))
     facts = Target(prod, destination="Salesforce", destination_type="salesforce", model="contacts")
     first = decide_sync(prod, [run(1), run(2, "failed")], known(1), steady(), cfg(), facts)
-    assert [(p.channel, p.mentions) for p in first.posts] == [
-        ("#crm-alerts", ("S0123ABCD", "U024BE7LH")),
-        ("#crm-oncall", ("S0123ABCD", "U024BE7LH")),
+    people = ("S0123ABCD", "U024BE7LH")
+    assert posts(first, cfg()) == [("#crm-alerts", "open", people), ("#crm-oncall", "open", people)]
+    # The first messages went out: the incident has its threads.
+    told = replace(
+        first.state,
+        incident=replace(
+            first.state.incident,
+            threads=(  # type: ignore[arg-type]
+                Thread("#crm-alerts", "C1", "1.1"),
+                Thread("#crm-oncall", "C2", "2.1"),
+            ),
+        ),
+    )
+    second = decide_sync(prod, [run(2, "failed"), run(3, "failed")], told, steady(), cfg(), facts)
+    assert posts(second, cfg()) == [  # crossing 2: the issue, the DM, then the escalation replies
+        ("U024BE7LH", "dm", ()),
+        ("#crm-alerts", "escalation", people),
+        ("#crm-oncall", "escalation", people),
     ]
-    second = decide_sync(prod, [run(2, "failed"), run(3, "failed")], first.state, steady(), cfg(), facts)
-    assert [p.channel for p in second.posts] == ["#crm-alerts", "#crm-oncall", "U024BE7LH"]  # crossing 2
-    assert second.escalation is not None
-    assert (second.escalation.team, second.escalation.priority, second.escalation.labels) == ("CRM", 1, ("hightouch",))
+    (escalate,) = [a for a in planned(second, cfg()) if isinstance(a, Escalate)]
+    assert (escalate.team, escalate.priority, escalate.labels) == ("CRM", 1, ("hightouch",))
     third = decide_sync(prod, [run(3, "failed"), run(4, "failed")], second.state, steady(), cfg(), facts)
-    assert "U024BE7LH" not in [p.channel for p in third.posts] and third.escalation is not None
+    assert posts(third, cfg()) == [("#crm-alerts", "repeat", ()), ("#crm-oncall", "repeat", ())]
+    assert third.escalation is not None  # searched every time; nobody pinged again
 
 
 def test_a_route_that_never_escalates() -> None:
@@ -171,12 +187,12 @@ def test_a_route_that_never_escalates() -> None:
     base = decide_sync(staging, runs[:4], None, BASELINE, cfg())
     decision = decide_sync(staging, runs, base.state, steady(), cfg())
     assert decision.state.consecutive_failures == 5
-    assert decision.posts and decision.escalation is None and not decision.state.linear_pending
+    assert posts(decision, cfg()) and decision.escalation is None and not decision.state.issue_pending
 
 
 def test_without_routes_everything_follows_the_defaults() -> None:
     decision = decide_sync(sync(), [run(1), run(2, "failed")], known(1), steady(), config())
-    assert [p.channel for p in decision.posts] == ["#data-alerts"] and decision.route.name == "default"
+    assert posts(decision) == [("#data-alerts", "open", ())] and decision.route.name == "default"
 
 
 @pytest.mark.parametrize(
@@ -254,4 +270,4 @@ def test_a_label_missing_in_the_routes_team_holds_that_sync_and_names_the_label(
     assert "route 'tagged': Linear label 'nope' not found in team DATA" in capsys.readouterr().err
     (issue,) = world.linear_issues  # sync a's, with the workspace label
     assert issue["labelIds"] == ["label-1"]
-    assert workspace.saved()["syncs"]["2"]["linear_pending"] is True  # sync b's waits for the fix
+    assert workspace.saved()["syncs"]["2"]["incident"]["issue_pending"] is True  # sync b's waits for the fix

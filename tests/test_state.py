@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from triage.errors import StateError
-from triage.models import Sent, State, SyncState
+from triage.models import Incident, IssueRef, Sent, State, SyncState, Thread
 from triage.state import StateStore, dump_state, load_text, parse_state
 
 
@@ -23,7 +23,7 @@ def sample() -> State:
                 cursor_run_id="98765",
                 last_run_at="2026-11-23T09:02:11Z",
                 consecutive_failures=2,
-                linear_issue="DATA-42",
+                incident=Incident(started_at="2026-11-23T08:31:00Z", issue=IssueRef("DATA-42")),
             ),
             "99": SyncState(name="hubspot", cursor_run_id="5", last_run_at="2026-11-23T08:00:00Z"),
         },
@@ -39,16 +39,16 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
 def test_file_matches_the_documented_format_sorted_and_compact(tmp_path: Path) -> None:
     text = dump_state(sample())
     doc = yaml.safe_load(text)
-    assert doc["version"] == 1
+    assert doc["version"] == 2
     assert list(doc["syncs"]) == ["1234", "99"]
     assert doc["syncs"]["1234"] == {
         "name": "salesforce-contacts",
         "cursor_run_id": "98765",
         "last_run_at": "2026-11-23T09:02:11Z",
         "consecutive_failures": 2,
-        "linear_issue": "DATA-42",
+        "incident": {"started_at": "2026-11-23T08:31:00Z", "issue": {"identifier": "DATA-42"}},
     }
-    assert "linear_pending" not in text and "pending_run_id" not in text
+    assert "issue_pending" not in text and "pending_run_id" not in text
     assert '\n  "1234": {' in text  # ids stay strings; one line per sync, so a diff shows the syncs that changed
     assert len([line for line in text.splitlines() if line.startswith("  ")]) == 2
 
@@ -95,7 +95,7 @@ def test_no_state_file_means_baseline(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("version: 1\nsyncs: [\n", "not valid YAML"),
-        ("version: 2\nsyncs: {}\n", "unknown state version 2"),
+        ("version: 3\nsyncs: {}\n", "unknown state version 3"),
         ("- a\n- b\n", "must be a mapping"),
         ("version: 1\nsyncs:\n  '1': {name: a, consecutive_failures: -1}\n", "consecutive_failures"),
         ("version: 1\nsyncs:\n  '1': {name: a, colour: red}\n", "unknown keys"),
@@ -171,7 +171,11 @@ ODD_NAMES = ['say "hi"', "back\\slash", "colon: and # hash", "ünïcödé ✓", 
 def test_the_fast_reader_and_any_yaml_parser_read_the_same_file() -> None:
     state = State(
         baseline_at="2026-11-01T00:00:00Z",
-        syncs={str(n): SyncState(name=name, cursor_run_id=str(n), linear_pending=n % 2 == 0)
+        syncs={str(n): SyncState(
+            name=name,
+            cursor_run_id=str(n),
+            incident=Incident(started_at="2026-11-23T08:00:00Z", issue_pending=True) if n % 2 == 0 else None,
+        )
                for n, name in enumerate(ODD_NAMES)},
         deferred=["3"],
     )  # fmt: skip
@@ -200,3 +204,20 @@ def test_50000_syncs_round_trip(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.yaml")
     store.save(state)
     assert store.load() == state
+
+
+def test_a_version_1_file_loads_with_each_open_incident_gathered() -> None:
+    text = (Path(__file__).parent / "fixtures" / "state_v1_incidents.yaml").read_text()
+    state = parse_state(load_text(text), "state.yaml")
+    first = state.syncs["1"].incident
+    assert first == Incident(
+        started_at="2026-11-23T08:31:00Z",
+        threads=(Thread("#data-alerts", "C1", "1.5"),),
+        issue=IssueRef("DATA-1", "https://linear.app/x/issue/DATA-1", "DATA"),
+        escalated=True,  # it had an issue: its escalation was told, and is not told again
+    )
+    assert state.syncs["2"].incident is None  # healthy: the old issue is found again by its search
+    third = state.syncs["3"].incident
+    assert third is not None and third.issue_pending and third.issue_create_id == "u-1"
+    assert state.storms["#data-alerts"].thread == Thread("#data-alerts", "C1", "2.5")
+    assert parse_state(load_text(dump_state(state)), "state.yaml") == state

@@ -514,9 +514,14 @@ class _SyncRun:
             return
         try:
             issue, verdict = self._find_or_file(action)
-        except (ApiError, ConfigError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
+        except ConfigError as exc:
+            # A team or label that does not exist: this escalation waits for the fix, and the
+            # sync's Slack side is recorded as done all the same.
+            problem = f"{self.name} ({self.sync_id}): route {self.decision.route.name!r}: {exc}"
+            ex.summary.config_errors.append(problem)
+            log.error("sync %s", problem)
+            return
+        except ApiError as exc:
             ex.linear_failed(self.name, exc)
             return
         self.final = issue_done(self.final, IssueRef(issue.identifier, issue.url, issue.team or action.team))
