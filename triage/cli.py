@@ -55,6 +55,7 @@ from triage.status import (
 )
 from triage.summary import TickSummary, format_summary, summary_markdown, workflow_commands
 from triage.tick import Services, Tick
+from triage.times import parse_iso_time
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -225,6 +226,18 @@ def entry_point() -> None:
     sys.exit(main(prog=Path(sys.argv[0]).name if sys.argv[0].endswith("hightouch-triage") else "python -m triage"))
 
 
+def tick_now(environ: Mapping[str, str], now: Callable[[], datetime]) -> datetime:
+    """The tick's now: `TRIAGE_NOW` (an ISO 8601 time) when set — for the sandbox, the demo and
+    outside test harnesses, so stories over hours run in seconds — else the clock's."""
+    given = environ.get("TRIAGE_NOW", "").strip()
+    if not given:
+        return now()
+    moment = parse_iso_time(given)
+    if moment is None:
+        raise UsageError(f"TRIAGE_NOW={given!r} is not an ISO 8601 time (e.g. 2026-11-23T09:15:00Z)")
+    return moment
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -257,7 +270,7 @@ def main(
             return _sandbox(args, out)
         if args.command == "routes":
             return _routes(args, environ, out, sleep)
-        return _run(args, environ, out, sleep, now(), clock)
+        return _run(args, environ, out, sleep, tick_now(environ, now), clock)
     except (UsageError, ConfigError) as exc:
         _error(str(exc), secrets)
         return EXIT_USAGE
