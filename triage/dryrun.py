@@ -72,7 +72,7 @@ class PrintingLinear(LinearClient):
     def labels(self, team: Team) -> dict[str, str]:
         return _Anything()
 
-    def comment(self, issue_id: str, body: str) -> None:
+    def comment(self, issue_id: str, body: str, comment_id: str | None = None) -> None:
         self.out.write(f"\n--- [dry run] Linear comment on {issue_id} ---\n{body}\n")
 
     def close(self, issue_id: str, team_id: str) -> None:

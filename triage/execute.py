@@ -558,7 +558,8 @@ class _SyncRun:
             existing = linear.open_issue(remembered.identifier)
         if existing is not None:
             if action.comment:
-                linear.comment(existing.id, ex.renderer.linear_comment(self._view(action.ctx)))
+                body = ex.renderer.linear_comment(self._view(action.ctx))
+                linear.comment(existing.id, body, comment_id(self.sync_id, existing.identifier, action.ctx.run.id))
                 self.final = shown_in_linear(self.final, action.ctx)
                 return existing, "already open, commented"
             return existing, "already open"
@@ -629,7 +630,10 @@ class _SyncRun:
             if issue is None:
                 return
             if action.comment:
-                linear.comment(issue.id, ex.renderer.linear_comment(action.ctx))
+                body = ex.renderer.linear_comment(action.ctx)
+                linear.comment(
+                    issue.id, body, comment_id(self.sync_id, issue.identifier, action.ctx.run_id, "recovery")
+                )
             if action.close and issue.open and issue.team_id:
                 linear.close(issue.id, issue.team_id)
                 ex.out.write(f"  {self.name} ({self.sync_id}): Linear issue {issue.identifier} closed\n")
@@ -637,6 +641,15 @@ class _SyncRun:
             if isinstance(exc, ConfigError):
                 raise
             ex.linear_failed(self.name, exc)
+
+
+# Comment ids are derived from what the comment is about, so the same comment always has the
+# same id: Linear refuses a second one, and a repeat after a crash is harmless.
+_COMMENTS = uuid.UUID("5b6f0c4e-9d1a-4c3e-8f7a-2d1e0b9c8a71")
+
+
+def comment_id(sync_id: str, issue: str, run_id: str, kind: str = "failure") -> str:
+    return str(uuid.uuid5(_COMMENTS, f"{sync_id}/{issue}/{run_id}/{kind}"))
 
 
 def shown_in_linear(state: SyncState, ctx: TriageContext) -> SyncState:

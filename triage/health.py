@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from triage.errors import ApiError
 from triage.render import HealthContext, Renderer
-from triage.slack import SlackClient
+from triage.slack import CHANNEL_ID, SlackClient, message_metadata
+from triage.times import human_time, parse_iso_time, tick_time
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +31,15 @@ class Health:
     error: str = ""
     channel: str | None = None  # where the health message went, to reply in its thread
     ts: str | None = None
+    sent_at: str | None = None  # the "cannot run" message was being sent then: no ts yet means its answer was lost
 
 
 def health_change(previous: Health, failure: str | None) -> str | None:
     """`failing` when a streak of failed ticks starts, `recovered` when it ends, else None."""
     if failure is not None and previous.failing_since is None:
         return "failing"
+    if failure is not None and previous.ts is None and previous.sent_at is not None:
+        return "unconfirmed"  # still failing, and whether people were told is not known yet
     if failure is None and previous.failing_since is not None:
         return "recovered"
     return None
@@ -81,15 +87,40 @@ def report_health(
     if change is None:
         return
     ctx = HealthContext(
-        failed=change == "failing",
+        failed=change != "recovered",
         error=failure or previous.error,
         run_url=link,
-        since=previous.failing_since or now.strftime("%Y-%m-%d %H:%M UTC"),
+        since=previous.failing_since or human_time(now),
     )
     message = renderer.slack_health(ctx)
+    metadata = message_metadata("health", "hightouch-triage", ctx.since)
     if change == "failing":
-        posted = slack.post_message(channel, message.text, message.blocks)
-        save_health(path, Health(ctx.since, failure or "", posted.channel, posted.ts))
+        # Journaled first, found in history after a lost answer: told once per streak.
+        attempt = Health(ctx.since, failure or "", channel, None, tick_time(now))
+        save_health(path, attempt)
+        posted = slack.post_message(channel, message.text, message.blocks, metadata=metadata)
+        save_health(path, replace(attempt, channel=posted.channel, ts=posted.ts))
+        return
+    if change == "unconfirmed":
+        ts = _found(slack, previous, metadata)
+        if ts is None:
+            posted = slack.post_message(channel, message.text, message.blocks, metadata=metadata)
+            channel, ts = posted.channel, posted.ts
+        save_health(path, replace(previous, channel=channel, ts=ts))
         return
     slack.post_message(previous.channel or channel, message.text, message.blocks, thread_ts=previous.ts)
     save_health(path, Health())
+
+
+def _found(slack: SlackClient, previous: Health, metadata: dict[str, Any]) -> str | None:
+    """The ts of the "cannot run" message whose answer was lost, if Slack's history has it."""
+    since = parse_iso_time(previous.sent_at)
+    channel = previous.channel or ""
+    try:
+        channel_id = channel if CHANNEL_ID.fullmatch(channel) else slack.find_channel_id(channel)
+        if channel_id is None or since is None:
+            return None
+        return slack.find_sent(channel_id, metadata, since.timestamp())
+    except ApiError as exc:  # no history scope, or Slack down: told again, at worst twice
+        log.warning("the health message whose answer was lost could not be looked up: %s", exc)
+        return None

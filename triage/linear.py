@@ -181,12 +181,18 @@ class LinearClient:
         issue = self.issue(identifier)
         return issue if issue is not None and issue.open else None
 
-    def comment(self, issue_id: str, body: str) -> None:
-        """Add a Markdown comment to an issue (by its id). Not retried when the answer is lost:
-        a comment told twice is noise, not harm, but it is not worth a second try."""
-        data = self._graphql(
-            "commentCreate", COMMENT_MUTATION, {"input": {"issueId": issue_id, "body": body}}, idempotent=False
-        )
+    def comment(self, issue_id: str, body: str, comment_id: str | None = None) -> None:
+        """Add a Markdown comment to an issue (by its id). With `comment_id` (a UUID the caller
+        derives from what the comment is about), sending it again is harmless: Linear answers
+        that it exists, and that counts as done — so a tick that died after the comment, or
+        whose answer was lost, never comments twice."""
+        payload = {"issueId": issue_id, "body": body, **({"id": comment_id} if comment_id else {})}
+        try:
+            data = self._graphql("commentCreate", COMMENT_MUTATION, {"input": payload}, idempotent=False)
+        except ApiError as exc:
+            if comment_id and "already exists" in str(exc):
+                return
+            raise
         if not (data.get("commentCreate") or {}).get("success"):
             raise ApiError("Linear commentCreate: success was false")
 

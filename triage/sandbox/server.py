@@ -437,6 +437,11 @@ class Sandbox:
                 issue = next((i for i in world.linear_issues if i["id"] == payload.get("issueId")), None)
                 if issue is None:
                     return _json(200, LINEAR_NOT_FOUND)
+                comment_id = payload.get("id")
+                if comment_id and comment_id in issue.setdefault("comment_ids", []):
+                    return _json(200, _already_exists("A comment with this id already exists."))
+                if comment_id:
+                    issue["comment_ids"].append(comment_id)
                 issue.setdefault("comments", []).append(str(payload.get("body") or ""))
                 return _json(200, {"data": {"commentCreate": {"success": True}}})
             if re.search(r"\bissues\s*\(", query):
@@ -512,21 +517,7 @@ class Sandbox:
             )
         issue_id = payload.get("id") or f"issue-{team['key'].lower()}-{len(self.world.linear_issues) + 1}"
         if any(i["id"] == issue_id for i in self.world.linear_issues):
-            return _json(
-                200,
-                {
-                    "errors": [
-                        {
-                            "message": "Entity already exists",
-                            "extensions": {
-                                "code": "INPUT_ERROR",
-                                "userPresentableMessage": "An issue with this id already exists.",
-                            },
-                        }
-                    ],
-                    "data": None,
-                },
-            )
+            return _json(200, _already_exists("An issue with this id already exists."))
         number = sum(1 for i in self.world.linear_issues if i["team"]["id"] == team["id"]) + 1
         issue = {
             "id": issue_id,
@@ -653,3 +644,16 @@ class SandboxServer(ThreadingHTTPServer):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _already_exists(presentable: str) -> dict[str, Any]:
+    """Linear's answer to a create whose client-chosen id is taken."""
+    return {
+        "errors": [
+            {
+                "message": "Entity already exists",
+                "extensions": {"code": "INPUT_ERROR", "userPresentableMessage": presentable},
+            }
+        ],
+        "data": None,
+    }
