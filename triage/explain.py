@@ -9,7 +9,8 @@ from datetime import date
 from triage.config import Config
 from triage.hightouch import HightouchClient
 from triage.models import Sync
-from triage.routing import Route, Target, needs_names, resolve_route
+from triage.routing import Route, resolve_route
+from triage.targets import route_target
 
 COLUMNS = ("sync", "id", "route", "channels", "mentions", "team", "threshold", "escalate", "muted until")
 
@@ -20,18 +21,8 @@ def routes_table(client: HightouchClient, config: Config, only: str | None = Non
     if only is not None and not syncs:
         return f"no enabled sync has the slug or id {only!r}\n"
 
-    def target(sync: Sync) -> Target:
-        if not needs_names(config):
-            return Target(sync)
-        return Target(
-            sync,
-            destination=client.destination_name(sync.destination_id),
-            destination_type=client.destination_type(sync.destination_id),
-            model=client.model_name(sync.model_id),
-        )
-
     with ThreadPoolExecutor(max_workers=config.hightouch.concurrency) as pool:
-        targets = list(pool.map(target, syncs))
+        targets = list(pool.map(lambda sync: route_target(client, config, sync), syncs))
     rows = [_row(t.sync, resolve_route(t, config)) for t in targets]
     return format_table(rows)
 

@@ -51,10 +51,10 @@ from triage.linear import LinearClient
 from triage.models import Group, State, Storm, Sync, SyncState
 from triage.plan import Facts, IncidentRules, SyncPlan, plan, with_incident
 from triage.render import Renderer, sync_url
-from triage.routing import Target, needs_names
 from triage.slack import SlackClient
 from triage.state import StateStore
 from triage.summary import TickSummary
+from triage.targets import route_target
 from triage.times import parse_iso_time, tick_time
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,9 @@ class Tick:
         runs = self.services.hightouch.list_runs(
             sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
         )
-        decision = decide_sync(sync, runs, known, ctx, self.config, self._target(sync))
+        decision = decide_sync(
+            sync, runs, known, ctx, self.config, route_target(self.services.hightouch, self.config, sync)
+        )
         hightouch = self.services.hightouch
         facts = Facts(
             destination=hightouch.destination_name(sync.destination_id)
@@ -299,18 +301,6 @@ class Tick:
             url=sync_url(self.config, self.services.app_url, sync.id),
         )
         return _Observed(sync, decision, facts)
-
-    def _target(self, sync: Sync) -> Target:
-        """What routes match on; destination and model are looked up only when a route needs them."""
-        if not needs_names(self.config):
-            return Target(sync)
-        hightouch = self.services.hightouch
-        return Target(
-            sync,
-            destination=hightouch.destination_name(sync.destination_id),
-            destination_type=hightouch.destination_type(sync.destination_id),
-            model=hightouch.model_name(sync.model_id),
-        )
 
     def _act(self, executor: Executor, sync_plan: SyncPlan, summary: TickSummary) -> None:
         """Carry out one sync's actions; count what was done."""
