@@ -94,6 +94,10 @@ def test_one_cause_in_two_teams_files_one_issue_per_team_and_a_later_sync_joins(
         assert len(world.linear_issues) == 2
         assert all(name in issues["DATA"]["description"] for name in data)
         assert all(name in issues["CRM"]["description"] for name in crm)
+        data_issue, crm_issue = issues["DATA"], issues["CRM"]
+        assert (
+            data_issue["identifier"] in crm_issue["description"] or crm_issue["identifier"] in data_issue["description"]
+        )
         before = len(top_level(world))
         ws.tick()  # 15 minutes later
         world.add_run("14", "failed", error=error.format(n=999))

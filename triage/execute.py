@@ -567,7 +567,12 @@ class _SyncRun:
         labels = ex.labels(team, action.labels)
         if group is not None and action.group is not None:
             members = self._outage_members(group, team.key, action)
-            text = ex.renderer.linear_outage(OutageContext(group.cause, "cause", members, len(members)))
+            others = tuple(
+                SyncLink(i.issue.identifier, i.issue.url or "")
+                for i in group.issues
+                if i.issue is not None and i.team.lower() != team.key.lower()
+            )
+            text = ex.renderer.linear_outage(OutageContext(group.cause, "cause", members, len(members), others))
             about: str | tuple[str, ...] = tuple(m.sync_id for m in members)
             create_id = create_id or (filed.create_id if filed else None) or ex.new_id()
             self._group_issue(action.group, team.key, None, create_id)

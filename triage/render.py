@@ -181,6 +181,7 @@ class OutageContext:
     by: str  # "error" or "destination"
     syncs: tuple[TriageContext, ...]  # each sync as its own issue would show it
     count: int  # how many syncs
+    other_teams: tuple[SyncLink, ...] = ()  # the same cause's issues in other teams (name: identifier)
 
 
 @dataclass(frozen=True)
@@ -456,6 +457,8 @@ class Renderer:
         self.linear_comment(ctx, strict=True)
         other = replace(ctx, sync_id="1235", sync_name="hubspot-deals", destination="HubSpot")
         self.linear_outage(OutageContext("Warehouse unreachable", "error", (ctx, other), 2), strict=True)
+        crm = SyncLink("CRM-7", "https://linear.app/acme/issue/CRM-7")
+        self.linear_outage(OutageContext("Warehouse unreachable", "cause", (ctx,), 1, (crm,)), strict=True)
         recovery = sample_recovery()
         self.slack_recovery(recovery, strict=True)
         for closing in (False, True):
