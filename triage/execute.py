@@ -418,7 +418,8 @@ class _SyncRun:
         thread = next((t for t in self.final.threads if t.channel == action.channel), None)
         if thread is None:
             return
-        ctx = replace(self._view(action.ctx), kind="open")
+        # The incident as it stands, not this tick's news: no "N new failed runs".
+        ctx = replace(self._view(action.ctx), kind="open", new_failures=1)
         message = ex.renderer.slack_message(ctx, action.mentions)
         if ex._update(thread.channel_id, thread.first_message_ts, message, f"the first message in {action.channel}"):
             return

@@ -104,12 +104,13 @@ def plan(
 ) -> Plan:
     """Every action of the tick, in order: each sync's (channels taking turns, so one
     channel's pace never holds up another), a storm's summary before its first reply."""
-    failing = {d.sync.id for d in decisions if d.state.incident is not None} | {
-        sync_id
-        for sync_id, known in state.syncs.items()
-        if known.incident is not None and sync_id not in {d.sync.id for d in decisions}
+    judged = {d.sync.id: d.state for d in decisions}
+    incidents = {
+        sync_id: known.incident for sync_id, known in {**state.syncs, **judged}.items() if known.incident is not None
     }
-    groups = open_groups(state.groups, failing, now, rules.group_window)
+    failing = set(incidents)
+    causes = {sync_id: incident.cause or "" for sync_id, incident in incidents.items()}
+    groups = open_groups(state.groups, causes, now, rules.group_window)
     groups = join_groups(groups, decisions, now)
     storms = {c: s for c, s in state.storms.items() if any(m.sync_id in failing for m in s.members) or s.thread is None}
     storms = join_storms(storms, decisions, facts, state, groups, rules, now)
@@ -139,13 +140,14 @@ def plan(
 # -- groups and storms ---------------------------------------------------------
 
 
-def open_groups(groups: dict[str, Group], failing: set[str], now: datetime, window: timedelta) -> dict[str, Group]:
-    """The cause groups still open: a member still failing, or opened within `window`."""
+def open_groups(groups: dict[str, Group], causes: dict[str, str], now: datetime, window: timedelta) -> dict[str, Group]:
+    """The cause groups still open: a member still failing with the group's cause (`causes`:
+    each failing sync's), or opened within `window`."""
     kept: dict[str, Group] = {}
     for signature, group in groups.items():
         opened = parse_iso_time(group.opened_at)
         recent = opened is not None and now - opened < window
-        if recent or any(m in failing for m in group.members):
+        if recent or any(causes.get(m) == signature for m in group.members):
             kept[signature] = group
     return kept
 
