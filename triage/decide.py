@@ -12,17 +12,13 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from enum import Enum
 
 from triage.config import Config
 from triage.models import (
-    CANCELLED_STATUSES,
-    FAILURE_LIKE_STATUSES,
-    SUCCESS_STATUSES,
     Incident,
+    Outcome,
     Run,
     State,
     Sync,
@@ -30,6 +26,7 @@ from triage.models import (
     is_after,
     is_known_status,
     iso_time,
+    outcome,
     parse_iso_time,
     sort_runs,
 )
@@ -38,31 +35,6 @@ from triage.signature import signature
 
 # Later runs that must have settled before an unfinished run is taken as abandoned.
 ABANDONED_AFTER = 3
-
-
-class Outcome(Enum):
-    FAILED = "failed"
-    SUCCEEDED = "succeeded"
-    CANCELLED = "cancelled"
-    OTHER = "other"  # finished with a status we do not know: neither resets nor counts
-    UNSETTLED = "unsettled"
-
-
-def outcome(run: Run, failure_statuses: Iterable[str]) -> Outcome:
-    """Classify one run. A run whose finishedAt is set has settled whatever its status says."""
-    status = run.status
-    if status in failure_statuses:
-        return Outcome.FAILED
-    if status in SUCCESS_STATUSES:
-        return Outcome.SUCCEEDED
-    if status in CANCELLED_STATUSES:
-        return Outcome.CANCELLED
-    if status in FAILURE_LIKE_STATUSES:
-        # A failure status the user chose not to count: finished, not a failure.
-        return Outcome.OTHER
-    if run.finished_at is not None:
-        return Outcome.OTHER
-    return Outcome.UNSETTLED
 
 
 @dataclass(frozen=True)

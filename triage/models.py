@@ -6,8 +6,10 @@ client boundary handles raw JSON dicts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 
 from triage.times import iso_time as iso_time  # re-exported: callers import times from here too
 from triage.times import parse_iso_time as parse_iso_time
@@ -23,6 +25,33 @@ CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})
 # Finished, and failures unless configured otherwise.
 FAILURE_LIKE_STATUSES = frozenset({"failed", "interrupted", "aborted"})
 KNOWN_STATUSES = PENDING_STATUSES | SUCCESS_STATUSES | CANCELLED_STATUSES | FAILURE_LIKE_STATUSES
+
+
+class Outcome(Enum):
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+    OTHER = "other"  # finished with a status we do not know: neither resets nor counts
+    UNSETTLED = "unsettled"
+
+
+def outcome(run: Run, failure_statuses: Iterable[str] = FAILURE_LIKE_STATUSES) -> Outcome:
+    """Classify one run — the one classification the tick, `status` and the messages share.
+    A run whose finishedAt is set has settled whatever its status says; `failure_statuses`
+    are those that count as failures (config's `triage.failure_statuses`)."""
+    status = run.status
+    if status in failure_statuses:
+        return Outcome.FAILED
+    if status in SUCCESS_STATUSES:
+        return Outcome.SUCCEEDED
+    if status in CANCELLED_STATUSES:
+        return Outcome.CANCELLED
+    if status in FAILURE_LIKE_STATUSES:
+        # A failure status the user chose not to count: finished, not a failure.
+        return Outcome.OTHER
+    if run.finished_at is not None:
+        return Outcome.OTHER
+    return Outcome.UNSETTLED
 
 
 def is_known_status(status: str) -> bool:

@@ -22,7 +22,7 @@ import jinja2.sandbox
 from triage.config import Config
 from triage.decide import Alert, Recovery
 from triage.errors import ConfigError
-from triage.models import SUCCESS_STATUSES, Run, Sync
+from triage.models import Outcome, Run, Sync, outcome
 from triage.signature import first_line
 from triage.times import duration_text, human_time, parse_iso_time, slack_time
 
@@ -277,7 +277,7 @@ def recovery_context(recovery: Recovery, sync: Sync, url: str, destination: str,
 
 
 def _view(run: Run, failed: bool) -> RunView:
-    succeeded = run.status in SUCCESS_STATUSES
+    succeeded = outcome(run) is Outcome.SUCCEEDED
     return RunView(
         id=run.id,
         status=run.status,

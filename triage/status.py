@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from triage.errors import NotFoundError, UsageError
 from triage.hightouch import HightouchClient
-from triage.models import CANCELLED_STATUSES, FAILURE_LIKE_STATUSES, PENDING_STATUSES, SUCCESS_STATUSES, Run
+from triage.models import PENDING_STATUSES, Outcome, Run, outcome
 from triage.render import count_text
 
 EXIT_SUCCEEDED = 0
@@ -35,16 +35,17 @@ DEFAULT_ARTIFACTS_DIR = Path("artifacts/hightouch")
 
 def run_exit_code(run: Run, *, warning_is_error: bool = False) -> int:
     """The exit code a run's status stands for."""
-    status = run.status
-    if status == "warning":
+    if run.status == "warning":
         return EXIT_FAILED if warning_is_error else EXIT_SUCCEEDED
-    if status in SUCCESS_STATUSES:
-        return EXIT_SUCCEEDED
-    if status in FAILURE_LIKE_STATUSES or status in CANCELLED_STATUSES:
-        return EXIT_FAILED
-    if status in PENDING_STATUSES or run.finished_at is None:
+    if run.status in PENDING_STATUSES:
         return EXIT_UNFINISHED
-    return EXIT_UNKNOWN_STATUS
+    return {
+        Outcome.SUCCEEDED: EXIT_SUCCEEDED,
+        Outcome.FAILED: EXIT_FAILED,
+        Outcome.CANCELLED: EXIT_FAILED,  # a chained job must not run on a run that was stopped
+        Outcome.UNSETTLED: EXIT_UNFINISHED,
+        Outcome.OTHER: EXIT_UNKNOWN_STATUS,
+    }[outcome(run)]
 
 
 def describe(sync_id: str, run: Run) -> str:
