@@ -61,7 +61,7 @@ class PostRecovery:
     """The recovery reply in one of the incident's threads, and its first message marked resolved."""
 
     sync_id: str
-    thread: Thread
+    thread: Thread | OwnThread
     ctx: RecoveryContext
 
 

@@ -241,7 +241,12 @@ def decide_sync(
 
     alert = None
     if walked.failures:
-        alert = _alert(sync, ordered, walked.failures[-1], len(walked.failures), state, window, failure_statuses)
+        # A run an earlier tick's message already reported (that tick died before recording
+        # it) is not news again: "N new failed runs" counts only the others.
+        told = {s.run_id for s in before.sent if s.kind == "failure"}  # sent, or whose answer was lost
+        newest = walked.failures[-1]
+        fresh = [r for r in walked.failures if r.id not in told or r.id == newest.id]
+        alert = _alert(sync, ordered, newest, len(fresh), state, window, failure_statuses)
 
     # A muted route tells no one; its runs are judged all the same, so nothing is
     # alerted once the mute ends.
@@ -296,6 +301,16 @@ def _due_escalation(
     return _alert(sync, ordered, newest, 0, state, config.triage.history_window, failure_statuses)
 
 
+def first_seen_state(sync: Sync, ctx: TickContext) -> SyncState | None:
+    """What to remember of a sync first seen this tick whose runs could not be read (an error,
+    a limit): the boundary it was judged with — runs created before the previous tick are
+    history — so the next tick reads it again with the same one, and its failures since are
+    still news. None at the baseline, when everything is history anyway."""
+    if ctx.baseline or ctx.previous_tick_at is None:
+        return None
+    return SyncState(name=sync.name, since=iso_time(ctx.previous_tick_at))
+
+
 def never_ran_state(sync: Sync) -> SyncState:
     return SyncState(name=sync.name, last_run_at=sync.last_run_at)
 
@@ -338,7 +353,10 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
                 state = replace(state, incident=Incident(started_at=iso_time(run.time), first_run_id=run.id))
         elif result is Outcome.SUCCEEDED:
             incident = state.incident
-            if incident is not None and incident.threads and recovery is None:  # the end of one that was told
+            # The end of an incident that was told, or of one that opened since the last tick
+            # (failed and recovered between two ticks: it is told opened and closed at once).
+            new = incident is not None and any(f.id == incident.first_run_id for f in failures)
+            if incident is not None and (incident.threads or new) and recovery is None:
                 recovery = Recovery(run, count, incident)
             count = 0
             state = replace(state, incident=None)

@@ -179,6 +179,10 @@ class Executor:
         self.summary.slack_sent += 1
         return posted, True
 
+    def found_in_history(self, earlier: Sent, about: str) -> Sent | None:
+        """`earlier` (a message about `about`) with its ts, if Slack's history holds it."""
+        return self._found_in_history(earlier, message_metadata(earlier.kind, about, earlier.run_id))
+
     def _found_in_history(self, earlier: Sent, metadata: dict[str, Any]) -> Sent | None:
         """`earlier` with its ts when the channel's history holds it; None when it is not there
         or cannot be read for want of the scope (then it is sent again: at least once)."""
@@ -333,6 +337,7 @@ class _SyncRun:
     executor: Executor
     decision: SyncDecision
     final: SyncState
+    started: dict[str, Thread] = field(default_factory=dict)  # threads its messages started this tick
 
     @property
     def sync_id(self) -> str:
@@ -371,6 +376,8 @@ class _SyncRun:
 
     def _Post(self, action: Post) -> None:
         ex = self.executor
+        if action.starts_thread and action.thread is None:
+            action = self._after_a_lost_first_message(action)
         ctx = replace(self._view(action.ctx), kind=action.kind)
         if action.kind in (REPEAT, ESCALATION):
             message = ex.renderer.slack_reply(ctx, action.mentions)
@@ -393,11 +400,44 @@ class _SyncRun:
         )
         if action.starts_thread:
             self.final = thread_started(self.final, action.channel, posted.channel, posted.ts, thread)
+            self.started[action.channel] = (
+                Thread(action.channel, posted.channel, posted.ts)
+                if thread is None
+                else Thread(action.channel, posted.channel, thread.ts, posted.ts)
+            )
         if action.kind != REPEAT or ctx.error_changed:
             self.final = shown(self.final, ctx.error_line)
         where = f"{action.channel}{' (thread reply)' if thread else ''}"
         verdict = "sent to" if fresh else "went out in an earlier tick: not sent again to"
         ex.out.write(f"  {self.name} ({self.sync_id}): Slack message {verdict} {where}\n")
+
+    def _after_a_lost_first_message(self, action: Post) -> Post:
+        """A new first message, unless an earlier tick's first message of this incident went
+        out in the channel and that tick died before recording it: then this alert is a reply
+        in that message's thread, which becomes the incident's thread."""
+        ex = self.executor
+        prior = next(
+            (
+                s
+                for s in self.decision.before.sent
+                if s.channel == action.channel and s.kind == FAILURE and s.thread_ts is None
+                if s.run_id != action.ctx.run.id
+            ),
+            None,
+        )
+        if prior is None:
+            return action
+        found = prior if prior.ts else ex.found_in_history(prior, self.sync_id)
+        if found is None or found.ts is None:
+            return action  # it never went out: this one is the first message
+        channel_id = found.channel_id or action.channel
+        self.final = thread_started(self.final, action.channel, channel_id, found.ts)
+        self.started[action.channel] = Thread(action.channel, channel_id, found.ts)
+        return replace(
+            action, kind=ESCALATION if action.mentions and self.decision.crossing else REPEAT,
+            thread=Thread(action.channel, channel_id, found.ts), starts_thread=False,
+            mentions=action.mentions if self.decision.crossing else (),
+        )  # fmt: skip
 
     def _resolve(self, action: Post) -> Thread | None:
         where = action.thread
@@ -411,7 +451,11 @@ class _SyncRun:
                 raise ApiError(f"the storm summary in {where.channel} was not posted: the alert waits for it")
             return storm.thread
         assert isinstance(where, OwnThread)
-        return next((t for t in self.final.threads if t.channel == where.channel), None)
+        return self._own(where.channel)
+
+    def _own(self, channel: str) -> Thread | None:
+        """The sync's thread in `channel`: started this tick, or remembered."""
+        return self.started.get(channel) or next((t for t in self.final.threads if t.channel == channel), None)
 
     def _UpdateFirstMessage(self, action: UpdateFirstMessage) -> None:
         ex = self.executor
@@ -434,15 +478,24 @@ class _SyncRun:
 
     def _PostRecovery(self, action: PostRecovery) -> None:
         ex = self.executor
-        thread = action.thread
+        thread = action.thread if isinstance(action.thread, Thread) else self._own(action.thread.channel)
+        if thread is None:
+            return  # its first message did not go out: nothing to close
         message = ex.renderer.slack_recovery(action.ctx)
         sent = Sent(thread.channel, RECOVERY, action.ctx.run_id, tick_time(ex.now), thread.ts, thread.channel_id)
-        _, fresh = self._send(
-            sent,
-            lambda metadata: ex.slack.post_message(
-                thread.channel, message.text, message.blocks, thread_ts=thread.ts, metadata=metadata
-            ),
-        )
+        try:
+            _, fresh = self._send(
+                sent,
+                lambda metadata: ex.slack.post_message(
+                    thread.channel, message.text, message.blocks, thread_ts=thread.ts, metadata=metadata
+                ),
+            )
+        except ConfigError as exc:
+            # The channel was retired (archived, the bot removed): the thread is abandoned, the
+            # incident over all the same; later incidents go to the route's channels as they are.
+            log.warning("the recovery of %s could not reach its thread in %s: %s", self.name, thread.channel, exc)
+            ex.summary.abandoned.append(f"{self.name} ({self.sync_id}): {thread.channel}: {exc}")
+            return
         # Marked resolved whether the reply went out now or was found in history: an update
         # is idempotent, and a lost answer must not leave the first message failing forever.
         ex._update(thread.channel_id, thread.first_message_ts, message, f"the first message in {thread.channel}")
@@ -478,11 +531,20 @@ class _SyncRun:
         )
         message = ex.renderer.slack_dm(ctx)
         sent = Sent(action.user, "dm", action.ctx.run.id, tick_time(ex.now))
+        earlier = self._earlier(sent)
+        if earlier is not None and earlier.ts is None:
+            # A DM's channel is known only from its answer, so a lost one cannot be looked up:
+            # a person is told at most once (the channel's alert is what must not be lost).
+            log.info("the direct message to %s may have gone out already: not sent again", action.user)
+            self.final = dm_sent(self.final, action.user)
+            return
         try:
             self._send(
                 sent,
                 lambda metadata: ex.slack.post_message(action.user, message.text, message.blocks, metadata=metadata),
             )
+        except Unconfirmed:
+            pass  # as far as anyone knows it went out: told at most once, and the rest goes on
         except (ConfigError, ApiError) as exc:
             if isinstance(exc, (AuthError, Deferred)):
                 raise

@@ -121,6 +121,13 @@ def marker(sync_id: str) -> str:
     return f"hightouch-triage sync-id {sync_id}"
 
 
+def _others(text: str, key: str) -> bool:
+    """Whether `text` is an issue this tool wrote for other syncs: it carries their markers and
+    not `key` (this sync's). Naming this sync there — as a model, inside an error — does not
+    make it this sync's issue; an issue a person filed (no marker) naming it does."""
+    return "hightouch-triage sync-id " in text and not mentions(text, key)
+
+
 def mentions(text: str, name: str) -> bool:
     """Whether `text` names the sync as a whole word: `contacts` is not `salesforce-contacts`."""
     pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
@@ -156,7 +163,7 @@ class LinearClient:
             for node in issues.get("nodes") or []:
                 issue = _issue(node)
                 text = f"{node.get('title') or ''}\n{node.get('description') or ''}"
-                if issue.open and (mentions(text, sync_name) or mentions(text, key)):
+                if issue.open and (mentions(text, key) or (mentions(text, sync_name) and not _others(text, key))):
                     return issue
             page = issues.get("pageInfo") or {}
             after = page.get("endCursor")

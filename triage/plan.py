@@ -23,6 +23,7 @@ from triage.actions import (
     CommentRecovery,
     DirectMessage,
     Escalate,
+    OwnThread,
     Post,
     PostRecovery,
     PostStormSummary,
@@ -127,11 +128,16 @@ def plan(
     for decision in decisions:
         actions: list[Action] = []
         sync_facts = facts.get(decision.sync.id)
-        if decision.recovery is not None and sync_facts is not None:
-            actions += _recovery(decision, sync_facts, state, decisions, rules)
         ctx = _context(decision, sync_facts)
+        recovery = decision.recovery
+        opened_and_closed = recovery is not None and not recovery.incident.threads
+        if recovery is not None and sync_facts is not None and not opened_and_closed:
+            actions += _recovery(decision, sync_facts, state, decisions, rules)
         if ctx is not None and sync_facts is not None:
             actions += _alert(decision, ctx, state, storms, groups, rules, outage_teams, due, dmed, commented)
+        if opened_and_closed and decision.state.incident is None and decision.alert is not None and sync_facts:
+            # Failed and recovered between two ticks: its first message, then its end, in its thread.
+            actions += _recovery(decision, sync_facts, state, decisions, rules)
         plans.append(SyncPlan(decision, tuple(actions)))
     ordered = interleaved(plans, key=lambda p: p.channel)
     return Plan(syncs=tuple(_with_summaries(ordered, storms)), storms=storms, groups=groups, failing=frozenset(failing))
@@ -392,7 +398,10 @@ def _recovery(
     ctx = recovery_context(recovery, decision.sync, facts.url, facts.destination, rules.close_on_recovery)
     actions: list[Action] = []
     if rules.recovery:
-        actions += [PostRecovery(decision.sync.id, thread, ctx) for thread in recovery.incident.threads]
+        threads: tuple[Thread | OwnThread, ...] = recovery.incident.threads
+        if not threads:  # opened this tick: its threads are the ones its first messages start
+            threads = tuple(OwnThread(channel) for channel in decision.route.channels)
+        actions += [PostRecovery(decision.sync.id, thread, ctx) for thread in threads]
     issue = recovery.incident.issue
     if issue is not None and (rules.comment_on_recovery or rules.close_on_recovery):
         recovering = {d.sync.id for d in decisions if d.recovery is not None}

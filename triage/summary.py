@@ -31,6 +31,7 @@ class TickSummary:
     recovered: list[str] = field(default_factory=list)  # "name (id)" of each sync whose recovery was told
     linear_errors: list[str] = field(default_factory=list)  # Linear steps that failed: retried next tick
     dm_errors: list[str] = field(default_factory=list)  # direct messages that could not be delivered
+    abandoned: list[str] = field(default_factory=list)  # threads in channels the bot can no longer reach
 
 
 def format_summary(summary: TickSummary, dry_run: bool) -> str:
@@ -68,6 +69,9 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
     if summary.linear_errors:
         lines.append(f"  Linear failed: {len(summary.linear_errors)} (those escalations are retried next tick)")
         lines.extend(f"    - {e}" for e in summary.linear_errors)
+    if summary.abandoned:
+        lines.append(f"  threads abandoned (their channel cannot be reached): {len(summary.abandoned)}")
+        lines.extend(f"    - {e}" for e in summary.abandoned)
     if summary.dm_errors:
         lines.append(f"  direct messages not delivered: {len(summary.dm_errors)}")
         lines.extend(f"    - {e}" for e in summary.dm_errors)

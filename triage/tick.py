@@ -37,6 +37,7 @@ from triage.decide import (
     TickContext,
     decide_sync,
     enough_runs,
+    first_seen_state,
     lazy_baseline,
     listing_after,
     never_ran_state,
@@ -95,6 +96,7 @@ class Tick:
     deadline: float = float("inf")  # on `clock`: the tick's one time limit, set as it starts
     _unknown_logged: set[str] = field(default_factory=set)
     _state: State | None = None
+    _unread: list[str] = field(default_factory=list)  # syncs whose runs could not be read this tick
 
     @property
     def rules(self) -> IncidentRules:
@@ -149,7 +151,9 @@ class Tick:
             deferred = self._handle_all(listing.to_check, state, ctx, summary)
         finally:
             summary.deferred = deferred
-            state.deferred = deferred
+            # Syncs whose runs could not be read go first next tick too, and are read then
+            # even when the next listing (of syncs that ran since) leaves them out.
+            state.deferred = list(dict.fromkeys([*deferred, *self._unread]))
             if not self.dry_run:
                 self._save(state, loaded)
         return summary
@@ -250,6 +254,14 @@ class Tick:
             new_id=self.new_id,
         )
         failed = {sync.id: r for sync, r in zip(to_check, results, strict=True) if isinstance(r, BaseException)}
+        for sync in to_check:
+            if sync.id in failed and sync.id not in state.syncs:
+                # First seen, and not read: keep the boundary it was judged with for next time.
+                first = first_seen_state(sync, ctx)
+                if first is not None:
+                    journal.sync(sync.id, first)
+            if sync.id in failed and not isinstance(failed[sync.id], Deferred):
+                self._unread.append(sync.id)  # read again next tick, whatever the listing says
         order: list[tuple[Sync, SyncPlan | BaseException]] = [(p.decision.sync, p) for p in the_plan.syncs]
         order += [(sync, failed[sync.id]) for sync in to_check if sync.id in failed]
         # Past the time limit, a sync already read is still recorded; any request it needs
@@ -263,6 +275,10 @@ class Tick:
             except Deferred as exc:
                 # Whatever was not handled (rate limit, time limit) goes first next tick.
                 left = [s for s, _ in order[handled:]]
+                for sync in left:
+                    first = first_seen_state(sync, ctx) if sync.id not in state.syncs else None
+                    if first is not None:  # first seen: judged with the same boundary next tick
+                        journal.sync(sync.id, first)
                 log.warning("%s: deferring %d syncs to the next tick", exc, len(left))
                 summary.deferred_why = str(exc)
                 summary.deferred_names = [f"{s.name} ({s.id})" for s in left]

@@ -1,0 +1,209 @@
+"""No lost alert, no silent incident, no stuck sync: the corners a bad day finds, each told
+through the sandbox as a person would see it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.sandboxed import Workspace, mounted
+from tests.slack_payloads import is_health
+from triage.sandbox import World
+from triage.sandbox.world import Fault
+
+CHANNEL = 'slack:\n  channel: "#data-alerts"\n'
+
+
+def top_level(world: World) -> list[dict[str, Any]]:
+    return [m for m in world.slack_messages if "thread_ts" not in m]
+
+
+def test_a_sync_that_fails_and_recovers_between_two_ticks_is_told_opened_and_closed(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL)
+        ws.failing_after_baseline()
+        world.add_run("1", "success")
+        assert ws.tick()[0] == 0
+        first, recovery = world.slack_messages
+        assert "thread_ts" not in first and recovery["thread_ts"] == first["ts"]
+        assert "recovered" in recovery["text"]
+        assert "incident" not in ws.saved()["syncs"]["1"]
+        # Days later, the next outage is a message of its own in the channel, not a stale reply.
+        world.add_run("1", "failed")
+        assert ws.tick()[0] == 0
+    assert len(top_level(world)) == 2
+
+
+def test_a_new_sync_whose_first_read_fails_keeps_its_failure_for_the_next_tick(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL + "triage:\n  wait_budget_seconds: 0\n")
+        world.add_sync("9", "old")
+        world.add_run("9", "success")
+        ws.tick()  # baseline
+        world.add_sync("1", "newcomer")
+        world.add_run("1", "failed")
+        world.faults.append(Fault(api="hightouch", path="/syncs/1/runs", status=500, times=10))
+        assert ws.tick()[0] == 1  # its runs could not be read: it waits for the next tick
+        world.faults.clear()
+        assert ws.tick()[0] == 0
+    assert [m for m in world.slack_messages if "newcomer" in m["text"]]
+
+
+def test_a_sync_whose_read_failed_is_read_again_next_tick_whatever_the_listing_says(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL)
+        world.add_sync("1", "contacts")
+        world.add_run("1", "success")
+        ws.tick()  # baseline: a full listing
+        world.add_run("1", "failed")
+        world.faults.append(Fault(api="hightouch", path="/syncs/1/runs", status=500, times=10))
+        ws.tick()  # the read fails
+        world.faults.clear()
+        # The next ticks list only syncs that ran since the full listing, less a margin:
+        # nothing new ran, yet the sync is read again and alerted now, not an hour later.
+        world.now = lambda: world.syncs["1"].runs[-1].created_at  # no new run
+        assert ws.tick()[0] == 0
+    assert [m for m in world.slack_messages if "contacts" in m["text"]]
+
+
+def test_a_retired_channel_abandons_the_old_thread_and_the_incident_goes_on(tmp_path: Path) -> None:
+    world = World()
+    world.channels.add("#new-alerts")
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL)
+        ws.failing_after_baseline()
+        ws.tick()  # told in #data-alerts
+        ws.config.write_text('hightouch:\n  workspace_slug: acme\nslack:\n  channel: "#new-alerts"\n')
+        world.channels -= {"#data-alerts", "data-alerts", "C0DATAALERTS"}
+        world.add_run("1", "success")
+        code, out = ws.tick()
+        assert code == 0
+        assert "abandoned" in out
+        world.add_run("1", "failed")
+        assert ws.tick()[0] == 0
+    assert [m["channel"] for m in top_level(world)] == ["#data-alerts", "#new-alerts"]
+
+
+def test_an_unreachable_dm_never_holds_the_channel_alert_or_the_issue(tmp_path: Path) -> None:
+    world = World()  # U0LEFTCO is no user of this workspace any more
+    config = CHANNEL + "  dm_on_escalation: [U0LEFTCO]\nlinear:\n  escalation_threshold: 1\n"
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        ws.failing_after_baseline()
+        code, out = ws.tick()
+    assert code == 0
+    assert "U0LEFTCO" in out and "dm_on_escalation" in out
+    assert len(world.linear_issues) == 1
+    assert [m["channel"] for m in world.slack_messages] == ["#data-alerts"]
+
+
+def test_linear_down_never_holds_a_recovery_or_the_next_incident(tmp_path: Path) -> None:
+    world = World()
+    config = CHANNEL + "linear:\n  escalation_threshold: 1\n"
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        ws.failing_after_baseline()
+        ws.tick()  # told, issue filed
+        world.add_run("1", "success")
+        world.faults.append(Fault(api="linear", status=503, times=50))
+        code, _ = ws.tick()  # the recovery's comment fails
+        assert code == 1
+        world.add_run("1", "failed", error="a new incident")
+        ws.tick()  # Linear still down
+    texts = [m["text"] for m in world.slack_messages]
+    assert any("recovered" in t for t in texts)
+    alerts = [m for m in top_level(world) if not is_health(m)]
+    assert len(alerts) == 2  # the next incident was told while Linear was down
+
+
+def test_after_a_crash_the_next_message_counts_only_failures_not_yet_reported(tmp_path: Path) -> None:
+    world = World()
+    killed: list[str] = []
+
+    def die_after_the_post(api: str, method: str, path: str, body: bytes) -> None:
+        if path.endswith("chat.postMessage") and not killed:
+            killed.append(path)
+            raise KeyboardInterrupt  # the process dies once Slack took the message
+
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL)
+        ws.failing_after_baseline()
+        world.on_request = die_after_the_post
+        try:
+            ws.tick()
+        except KeyboardInterrupt:
+            pass
+        world.on_request = None
+        world.add_run("1", "failed")
+        assert ws.tick()[0] == 0
+    first, reply = world.slack_messages
+    assert "new failed runs" not in first["text"]
+    assert reply["thread_ts"] == first["ts"] and "2 in a row" in reply["text"]
+
+
+def test_an_escalation_is_not_folded_into_an_issue_the_tool_wrote_for_other_syncs(tmp_path: Path) -> None:
+    world = World()
+    config = CHANNEL + "linear:\n  escalation_threshold: 1\n"
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        world.add_sync("1", "contacts")
+        world.add_sync("2", "orders")
+        for sync_id in "12":
+            world.add_run(sync_id, "success")
+        ws.tick()
+        world.add_run("1", "failed", error="lookup into orders failed")  # names the other sync
+        ws.tick()
+        world.add_run("2", "failed")
+        ws.tick()
+    assert len(world.linear_issues) == 2
+    assert "orders" in world.linear_issues[1]["title"]
+
+
+def test_a_dm_whose_answer_was_lost_is_never_sent_twice(tmp_path: Path) -> None:
+    world = World()
+    world.users.add("U0ONCALL1")
+    lost: list[str] = []
+
+    def lose_the_dm(api: str, method: str, path: str, body: bytes) -> None:
+        if path.endswith("chat.postMessage") and b"U0ONCALL1" in body and not lost:
+            lost.append(path)
+            raise requests.ReadTimeout("read timed out")
+
+    config = CHANNEL + "  dm_on_escalation: [U0ONCALL1]\nlinear:\n  escalation_threshold: 1\n"
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        ws.failing_after_baseline()
+        world.on_request = lose_the_dm
+        assert ws.tick()[0] == 0
+        world.on_request = None
+        world.add_run("1", "failed")
+        assert ws.tick()[0] == 0
+    assert len([m for m in world.slack_messages if m["channel"] == "U0ONCALL1"]) == 1
+
+
+def test_a_recovery_found_in_history_still_marks_the_first_message_resolved(tmp_path: Path) -> None:
+    world = World()
+    lost: list[str] = []
+
+    def lose_the_recovery(api: str, method: str, path: str, body: bytes) -> None:
+        if path.endswith("chat.postMessage") and b"recovered" in body and not lost:
+            lost.append(path)
+            raise requests.ReadTimeout("read timed out")
+
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL)
+        ws.failing_after_baseline()
+        ws.tick()
+        world.add_run("1", "success")
+        world.on_request = lose_the_recovery
+        assert ws.tick()[0] == 0
+        world.on_request = None
+        assert ws.tick()[0] == 0
+    first = top_level(world)[0]
+    assert "recovered" in first["text"]  # updated in place, by the tick that found the reply
+    assert len([m for m in world.slack_messages if "thread_ts" in m and "recovered" in m["text"]]) == 1
