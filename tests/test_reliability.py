@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from tests.sandboxed import Workspace, mounted
@@ -134,10 +135,8 @@ def test_after_a_crash_the_next_message_counts_only_failures_not_yet_reported(tm
         ws = Workspace(tmp_path, world, CHANNEL)
         ws.failing_after_baseline()
         world.on_request = die_after_the_post
-        try:
+        with pytest.raises(KeyboardInterrupt):
             ws.tick()
-        except KeyboardInterrupt:
-            pass
         world.on_request = None
         world.add_run("1", "failed")
         assert ws.tick()[0] == 0
