@@ -206,3 +206,27 @@ def test_a_recovery_found_in_history_still_marks_the_first_message_resolved(tmp_
     first = top_level(world)[0]
     assert "recovered" in first["text"]  # updated in place, by the tick that found the reply
     assert len([m for m in world.slack_messages if "thread_ts" in m and "recovered" in m["text"]]) == 1
+
+
+def test_an_outage_costs_one_linear_search_per_team_not_one_per_sync(tmp_path: Path) -> None:
+    world = World()
+    operations: list[str] = []
+
+    def note(api: str, method: str, path: str, body: bytes) -> None:
+        if api == "linear":
+            operations.append(body.decode().split("(", 1)[0].split()[-1])  # the operation's name
+
+    config = CHANNEL + "  storm_threshold: 100\nlinear:\n  escalation_threshold: 1\n"
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        for index in range(20):
+            world.add_sync(str(index + 1), f"sync-{index}")
+            world.add_run(str(index + 1), "success")
+        ws.tick()
+        for index in range(20):
+            world.add_run(str(index + 1), "failed", error=f"Snowflake: warehouse WH is suspended ({index})")
+        world.on_request = note
+        assert ws.tick()[0] == 0
+    assert len(world.linear_issues) == 1
+    assert operations.count("OpenIssuesOf") == 1  # 20 members: one search (chunks of 25)
+    assert operations.count("OpenIssues") == 0

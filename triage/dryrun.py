@@ -66,6 +66,11 @@ class PrintingLinear(LinearClient):
         )
         return None
 
+    def find_open_issues(self, team: Team, syncs: list[tuple[str, str]]) -> dict[str, Issue]:
+        names = ", ".join(repr(name) for name, _ in syncs)
+        self.out.write(f"\n--- [dry run] Linear: search team {team.key} once for open issues naming {names} ---\n")
+        return {}
+
     def issue(self, id_or_identifier: str) -> Issue | None:
         return None
 

@@ -120,6 +120,7 @@ class Executor:
     _labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
     _channel_ids: dict[str, str] = field(default_factory=dict)  # channel as configured -> Slack's id
     _linear_down: str = ""  # Linear refused or failed as a whole this tick: the rest waits
+    _outage_searches: dict[tuple[str, str], dict[str, Issue]] = field(default_factory=dict)
     _unchecked_warned: bool = False
 
     # -- one sync -------------------------------------------------------------
@@ -315,6 +316,15 @@ class Executor:
                 f"Linear label {missing[0]!r} not found in team {team.key} (check linear.labels in config.yaml)"
             )
         return tuple(known[name.lower()] for name in names)
+
+    def outage_search(self, team: Team, action: Escalate) -> dict[str, Issue]:
+        """Each outage member's own open issue in `team`, searched once a tick for all of them."""
+        assert self.linear is not None
+        key = (team.id, action.group or "")
+        if key not in self._outage_searches:
+            members = [(m.sync_name, m.sync_id) for m in action.members]
+            self._outage_searches[key] = self.linear.find_open_issues(team, members)
+        return self._outage_searches[key]
 
     def linear_failed(self, sync_name: str, exc: ApiError) -> None:
         """A Linear step that failed: the escalation stays pending for the next tick, and the
@@ -606,16 +616,19 @@ class _SyncRun:
         group = ex.state.groups.get(action.group) if action.group else None
         filed = group.issue_of(team.key) if group is not None else None
         if existing is None and filed is not None and filed.create_id is not None:
-            earlier = linear.issue(filed.create_id)
+            earlier = linear.issue(filed.create_id)  # the outage's create whose answer was lost
             if earlier is not None:
-                existing = earlier if earlier.open else None
                 self._group_issue(action.group, team.key, earlier, None)
-        if existing is None and filed is not None and filed.issue is not None:
-            existing = linear.open_issue(filed.issue.identifier)
-            if existing is not None:
-                return existing, "is its outage's (joined)"
-        if existing is None:
+                filed = GroupIssue(team.key, IssueRef(earlier.identifier, earlier.url, earlier.team or team.key))
+        if existing is None and len(action.members) > 1:
+            # An outage: one search for all its members of the team, shared by their turns.
+            existing = ex.outage_search(team, action).get(self.sync_id)
+        elif existing is None:
             existing = linear.find_open_issue(team, self.name, self.sync_id)
+        if existing is None and filed is not None and filed.issue is not None:
+            joined = linear.open_issue(filed.issue.identifier)
+            if joined is not None:
+                return joined, "is its outage's (joined)"
         remembered = self.final.issue
         if existing is None and remembered is not None:
             existing = linear.open_issue(remembered.identifier)

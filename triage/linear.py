@@ -46,6 +46,18 @@ query OpenIssues($teamId: ID!, $name: String!, $marker: String!, $after: String)
 }
 """
 
+# One search for many syncs (an outage's members): the same filter, one `or` clause per
+# name and marker, so a 1,000-sync outage costs a few requests, not 1,000.
+OPEN_ISSUES_OF_QUERY = """
+query OpenIssuesOf($filter: IssueFilter!, $after: String) {
+  issues(first: 50, after: $after, filter: $filter) {
+    nodes { id identifier title description url archivedAt trashed state { type } team { key } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+SYNCS_PER_SEARCH = 25  # each adds three clauses to the filter: keep a query's complexity modest
+
 ISSUE_QUERY = """
 query Issue($id: String!) {
   issue(id: $id) { id identifier title url archivedAt trashed state { type } team { id key } }
@@ -173,6 +185,47 @@ class LinearClient:
             f"Linear issues: more than {MAX_SEARCH_PAGES} pages of open issues name {sync_name!r}; "
             "not creating another one"
         )
+
+    def find_open_issues(self, team: Team, syncs: list[tuple[str, str]]) -> dict[str, Issue]:
+        """`find_open_issue` for many syncs ((name, id) each) in a few requests: each sync's
+        open issue in the team, by the same rules, for those that have one."""
+        found: dict[str, Issue] = {}
+        for start in range(0, len(syncs), SYNCS_PER_SEARCH):
+            chunk = syncs[start : start + SYNCS_PER_SEARCH]
+            clauses: list[dict[str, Any]] = []
+            for name, sync_id in chunk:
+                clauses += [
+                    {"title": {"containsIgnoreCase": name}},
+                    {"description": {"containsIgnoreCase": name}},
+                    {"description": {"contains": marker(sync_id)}},
+                ]
+            issue_filter = {
+                "team": {"id": {"eq": team.id}},
+                "state": {"type": {"nin": list(CLOSED_STATES)}},
+                "or": clauses,
+            }
+            after: str | None = None
+            for _ in range(MAX_SEARCH_PAGES):
+                variables = {"filter": issue_filter, "after": after}
+                issues = self._graphql("issues", OPEN_ISSUES_OF_QUERY, variables, idempotent=True).get("issues") or {}
+                for node in issues.get("nodes") or []:
+                    issue = _issue(node)
+                    text = f"{node.get('title') or ''}\n{node.get('description') or ''}"
+                    for name, sync_id in chunk:
+                        key = marker(sync_id)
+                        if sync_id in found or not issue.open:
+                            continue
+                        if mentions(text, key) or (mentions(text, name) and not _others(text, key)):
+                            found[sync_id] = issue
+                page = issues.get("pageInfo") or {}
+                after = page.get("endCursor")
+                if not page.get("hasNextPage") or not after:
+                    break
+            else:
+                raise ApiError(
+                    f"Linear issues: more than {MAX_SEARCH_PAGES} pages of open issues name an outage's syncs"
+                )
+        return found
 
     def issue(self, id_or_identifier: str) -> Issue | None:
         """The issue with this id (a UUID) or identifier (DATA-42); None if it does not exist."""

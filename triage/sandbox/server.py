@@ -472,23 +472,26 @@ class Sandbox:
     def _linear_issues(self, variables: dict[str, Any]) -> Answer:
         """Open issues of a team whose title or description contains the name (any case)
         or whose description contains the marker, paged like Linear (first/after)."""
-        team_id = variables.get("teamId")
-        team_key = variables.get("team")
-        name = str(variables.get("name") or "").lower()
-        marker = variables.get("marker")
-        matches = [
-            issue
-            for issue in self.world.linear_issues
-            if (team_id is None or issue["team"]["id"] == team_id)
-            and (team_key is None or issue["team"]["key"] == team_key)
-            and issue["state"]["type"] not in ("completed", "canceled", "duplicate")
-            and not issue.get("archivedAt")  # Linear leaves archived issues out unless asked
-            and (
-                name in issue["title"].lower()
-                or name in (issue["description"] or "").lower()
-                or (marker is not None and marker in (issue["description"] or ""))
-            )
-        ]
+        if isinstance(variables.get("filter"), dict):
+            matches = [i for i in self.world.linear_issues if not i.get("archivedAt") and _fits(i, variables["filter"])]
+        else:
+            team_id = variables.get("teamId")
+            team_key = variables.get("team")
+            name = str(variables.get("name") or "").lower()
+            marker = variables.get("marker")
+            matches = [
+                issue
+                for issue in self.world.linear_issues
+                if (team_id is None or issue["team"]["id"] == team_id)
+                and (team_key is None or issue["team"]["key"] == team_key)
+                and issue["state"]["type"] not in ("completed", "canceled", "duplicate")
+                and not issue.get("archivedAt")  # Linear leaves archived issues out unless asked
+                and (
+                    name in issue["title"].lower()
+                    or name in (issue["description"] or "").lower()
+                    or (marker is not None and marker in (issue["description"] or ""))
+                )
+            ]
         size = int(variables.get("first") or LINEAR_PAGE)
         start = int(variables.get("after") or 0)
         page = matches[start : start + size]
@@ -657,3 +660,29 @@ def _already_exists(presentable: str) -> dict[str, Any]:
         ],
         "data": None,
     }
+
+
+def _fits(issue: dict[str, Any], issue_filter: dict[str, Any]) -> bool:
+    """Linear's IssueFilter, as far as the tool uses it: team id, state type, and `or` of
+    title / description comparators (contains, containsIgnoreCase, eq)."""
+    team = (issue_filter.get("team") or {}).get("id") or {}
+    if "eq" in team and issue["team"]["id"] != team["eq"]:
+        return False
+    state = (issue_filter.get("state") or {}).get("type") or {}
+    if "nin" in state and issue["state"]["type"] in state["nin"]:
+        return False
+    alternatives = issue_filter.get("or")
+    return not alternatives or any(_compares(issue, clause) for clause in alternatives)
+
+
+def _compares(issue: dict[str, Any], clause: dict[str, Any]) -> bool:
+    for field_name, comparator in clause.items():
+        value = str(issue.get(field_name) or "")
+        for op, wanted in comparator.items():
+            if op == "contains" and str(wanted) not in value:
+                return False
+            if op == "containsIgnoreCase" and str(wanted).lower() not in value.lower():
+                return False
+            if op == "eq" and value != str(wanted):
+                return False
+    return True
