@@ -230,3 +230,32 @@ def test_an_outage_costs_one_linear_search_per_team_not_one_per_sync(tmp_path: P
     assert len(world.linear_issues) == 1
     assert operations.count("OpenIssuesOf") == 1  # 20 members: one search (chunks of 25)
     assert operations.count("OpenIssues") == 0
+
+
+def test_a_tick_never_spends_its_time_reading_what_it_cannot_send(tmp_path: Path) -> None:
+    """400 syncs fail at once while Hightouch rate-limits: reads stop once what they found
+    needs the time left to post, so every 20 s tick alerts some, instead of reading all
+    tick long and alerting next to nothing."""
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world)
+        # One read at a time, so the virtual clock (the tool's own waits) is the wall clock.
+        ws.config.write_text(
+            "hightouch: {workspace_slug: acme, concurrency: 1}\nslack:\n  channel: '#data-alerts'\n"
+            "triage:\n  tick_time_limit_seconds: 20\n  wait_budget_seconds: 20\n"
+        )
+        world.slack_rate = 1.0
+        world.clock = ws.clock
+        for number in range(1, 401):
+            world.add_sync(str(number), f"sync-{number}")
+            world.add_run(str(number), "success")
+        ws.tick()
+        for number in range(1, 401):
+            world.add_run(str(number), "failed", error=f"error {number % 7}")
+        world.rate_limit, world.rate_limit_requests, world.rate_limit_window = True, 20, 10.0
+        alerted = []
+        for _ in range(4):
+            before = len(world.slack_messages)
+            assert ws.tick()[0] == 0
+            alerted.append(len(world.slack_messages) - before)
+    assert min(alerted) >= 7 and sum(alerted) >= 32, alerted

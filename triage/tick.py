@@ -22,6 +22,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -52,7 +53,7 @@ from triage.linear import LinearClient
 from triage.models import Group, State, Storm, Sync, SyncState
 from triage.plan import Facts, IncidentRules, SyncPlan, plan, with_incident
 from triage.render import Renderer, sync_url
-from triage.slack import SlackClient
+from triage.slack import SLACK_MESSAGES_PER_SECOND, SlackClient
 from triage.state import StateStore
 from triage.summary import TickSummary
 from triage.targets import route_target
@@ -97,6 +98,7 @@ class Tick:
     _unknown_logged: set[str] = field(default_factory=set)
     _state: State | None = None
     _unread: list[str] = field(default_factory=list)  # syncs whose runs could not be read this tick
+    _reads: ReadBound = field(default_factory=lambda: ReadBound(SLACK_MESSAGES_PER_SECOND))
 
     @property
     def rules(self) -> IncidentRules:
@@ -302,6 +304,10 @@ class Tick:
         """The read-only part of handling a sync, and its judgement: safe on a worker thread."""
         if self.clock() >= self.deadline:
             raise OutOfTime(f"sync {sync.id}: the tick's time limit is reached before its runs were read")
+        if self._reads.full(self.deadline - self.clock(), self.config.triage.tick_time_limit_seconds):
+            raise OutOfTime(
+                f"sync {sync.id}: the time left is for posting what was read ({self._reads.messages} messages)"
+            )
         runs = self.services.hightouch.list_runs(
             sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
         )
@@ -316,6 +322,8 @@ class Tick:
             model=hightouch.model_name(sync.model_id) if decision.alert or decision.escalation else "",
             url=sync_url(self.config, self.services.app_url, sync.id),
         )
+        if decision.alert is not None or decision.recovery is not None:
+            self._reads.need(len(decision.route.channels))
         return _Observed(sync, decision, facts)
 
     def _act(self, executor: Executor, sync_plan: SyncPlan, summary: TickSummary) -> None:
@@ -390,6 +398,32 @@ class Progress:
                 meter.waits,
                 meter.waited,
             )
+
+
+READS_SHARE = 0.6  # reading stops with this share of the tick left, once something needs posting
+
+
+@dataclass
+class ReadBound:
+    """Reads stop once what they found needs all the time left to post: a tick never spends
+    its time reading what it cannot send (the rest is read first next tick). Thread-safe."""
+
+    rate: float  # messages a second Slack takes (per channel; one channel is the worst case)
+    messages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def need(self, messages: int) -> None:
+        with self._lock:
+            self.messages += messages
+
+    def full(self, time_left: float, time_limit: float) -> bool:
+        """Whether reading must stop: the messages found need the time left, or 40 % of the
+        tick is spent and there is something to post — a read in flight then (a back-off)
+        may overrun, and posting still gets at least half the tick."""
+        with self._lock:
+            if self.messages == 0:
+                return False
+            return self.messages / self.rate >= time_left or time_left <= time_limit * READS_SHARE
 
 
 def what_was_decided(sync_plan: SyncPlan) -> str:
