@@ -259,3 +259,26 @@ def test_a_tick_never_spends_its_time_reading_what_it_cannot_send(tmp_path: Path
             assert ws.tick()[0] == 0
             alerted.append(len(world.slack_messages) - before)
     assert min(alerted) >= 7 and sum(alerted) >= 32, alerted
+
+
+def test_a_create_linear_says_exists_but_never_shows_does_not_leave_the_sync_stuck(tmp_path: Path) -> None:
+    world = World()
+    lost: list[str] = []
+
+    def lose_the_create(api: str, method: str, path: str, body: bytes) -> None:
+        if api == "linear" and b"issueCreate" in body and not lost:
+            lost.append(path)
+            raise requests.ReadTimeout("read timed out")
+
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL + "linear:\n  escalation_threshold: 1\n")
+        ws.failing_after_baseline()
+        world.linear_lagging = True  # what it creates stays unreadable for a while
+        world.on_request = lose_the_create
+        assert ws.tick()[0] == 1  # the create's answer was lost: retried next tick
+        world.on_request = None
+        world.add_run("1", "failed")
+        code, out = ws.tick()
+    assert code == 0, out
+    assert "issue_pending" not in ws.saved()["syncs"]["1"]["incident"]
+    assert len(world.linear_issues) == 1

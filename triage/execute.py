@@ -659,15 +659,23 @@ class _SyncRun:
         self.final = issue_attempt(self.final, create_id)
         ex.journal.sync(self.sync_id, issue_attempt(self.before(), create_id, self.final.incident))
         # Not retried in this tick when it fails: the next tick looks the id up first.
-        issue = linear.create_issue(
-            team,
-            sync_id=about,
-            title=text.title,
-            description=text.description,
-            priority=action.priority,
-            issue_id=create_id,
-            label_ids=labels,
-        )
+        try:
+            issue = linear.create_issue(
+                team,
+                sync_id=about,
+                title=text.title,
+                description=text.description,
+                priority=action.priority,
+                issue_id=create_id,
+                label_ids=labels,
+            )
+        except ApiError as exc:
+            if "already exists" not in str(exc):
+                raise
+            # An earlier create with this id landed, though Linear's reads do not show it yet
+            # (they lag): it is the issue. Its identifier is learned from a later search.
+            issue = Issue(id=create_id, identifier=create_id, title=text.title, url="", team=team.key)
+            return issue, "was created by an earlier tick (Linear does not show it yet)"
         ex.summary.linear_created += 1
         self.final = shown_in_linear(self.final, action.ctx)
         if action.group is not None:

@@ -448,7 +448,10 @@ class Sandbox:
                 return self._linear_issues(variables)
             if re.search(r"\bissue\s*\(", query):
                 wanted = variables.get("id")
-                found = next((i for i in world.linear_issues if wanted in (i["id"], i["identifier"])), None)
+                found = next(
+                    (i for i in world.linear_issues if wanted in (i["id"], i["identifier"]) and not i.get("lagging")),
+                    None,
+                )
                 if found is None:
                     return _json(200, LINEAR_NOT_FOUND)
                 return _json(200, {"data": {"issue": found}})
@@ -473,7 +476,11 @@ class Sandbox:
         """Open issues of a team whose title or description contains the name (any case)
         or whose description contains the marker, paged like Linear (first/after)."""
         if isinstance(variables.get("filter"), dict):
-            matches = [i for i in self.world.linear_issues if not i.get("archivedAt") and _fits(i, variables["filter"])]
+            matches = [
+                i
+                for i in self.world.linear_issues
+                if not i.get("archivedAt") and not i.get("lagging") and _fits(i, variables["filter"])
+            ]
         else:
             team_id = variables.get("teamId")
             team_key = variables.get("team")
@@ -486,6 +493,7 @@ class Sandbox:
                 and (team_key is None or issue["team"]["key"] == team_key)
                 and issue["state"]["type"] not in ("completed", "canceled", "duplicate")
                 and not issue.get("archivedAt")  # Linear leaves archived issues out unless asked
+                and not issue.get("lagging")
                 and (
                     name in issue["title"].lower()
                     or name in (issue["description"] or "").lower()
@@ -535,6 +543,8 @@ class Sandbox:
             "trashed": False,
             "team": team,
         }
+        if self.world.linear_lagging:
+            issue["lagging"] = True
         self.world.linear_issues.append(issue)
         return _json(200, {"data": {"issueCreate": {"success": True, "issue": issue}}})
 

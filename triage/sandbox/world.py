@@ -129,6 +129,9 @@ class World:
         self.models: dict[str, str] = {}
         self.slack_messages: list[dict[str, Any]] = []
         self.linear_issues: list[dict[str, Any]] = []
+        # Linear's lagging reads: issues created while this is set stay invisible to reads
+        # (`issue(id:)`, searches) — though a second create with the same id is refused.
+        self.linear_lagging = False
         self.teams = [{"id": "team-data", "key": "DATA", "name": "Data"}]
         # Label nodes: {"id", "name", "team": {"id"} or None for a workspace label}.
         self.labels: list[dict[str, Any]] = []
