@@ -476,7 +476,7 @@ def _run(
         failure = f"Linear failed for {len(summary.linear_errors)} escalation(s), e.g. {summary.linear_errors[0]}"
     if in_actions:
         out.write(workflow_commands(summary, failure))
-    _health(args, services, renderer, config, environ, now, failure, out)
+    _health(args, services, renderer, config, environ, now, failure, out, summary.slack_sent)
     if summary.config_errors:
         return EXIT_USAGE  # a route points nowhere: its alerts wait for the fix, the rest went out
     return EXIT_ERROR if summary.errors or summary.linear_errors else EXIT_OK
@@ -491,6 +491,7 @@ def _health(
     now: datetime,
     failure: str | None,
     out: TextIO,
+    sent: int = 0,
 ) -> None:
     """Tell the default channel when ticks start failing, and when they work again. If
     Slack itself is what fails, the workflow run shows it as an error annotation."""
@@ -505,6 +506,7 @@ def _health(
             channel=config.slack.channels[0],
             now=now,
             link=run_url(environ),
+            sent=sent,
         )
     except TriageError as exc:
         log = logging.getLogger("triage")

@@ -80,6 +80,7 @@ def report_health(
     channel: str,
     now: datetime,
     link: str,
+    sent: int = 0,
 ) -> None:
     """Post or answer the health message as the streak starts or ends, and remember it."""
     previous = load_health(path)
@@ -91,6 +92,7 @@ def report_health(
         error=failure or previous.error,
         run_url=link,
         since=previous.failing_since or human_time(now),
+        sent=sent,
     )
     message = renderer.slack_health(ctx)
     metadata = message_metadata("health", "hightouch-triage", ctx.since)

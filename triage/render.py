@@ -192,6 +192,7 @@ class HealthContext:
     error: str  # the failure, in one line (secrets already redacted)
     run_url: str  # the workflow run, when known ("" otherwise)
     since: str  # when the failing began
+    sent: int = 0  # ticks work again: the messages this tick sent (held alerts among them)
 
 
 @dataclass(frozen=True)
