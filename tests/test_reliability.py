@@ -282,3 +282,26 @@ def test_a_create_linear_says_exists_but_never_shows_does_not_leave_the_sync_stu
     assert code == 0, out
     assert "issue_pending" not in ws.saved()["syncs"]["1"]["incident"]
     assert len(world.linear_issues) == 1
+
+
+def test_a_refused_linear_key_never_holds_back_slack_and_escalates_once_it_works(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL + "linear:\n  escalation_threshold: 1\n")
+        world.add_sync("1", "contacts")
+        world.add_sync("2", "orders")
+        for sync_id in "12":
+            world.add_run(sync_id, "success")
+        ws.tick()
+        good_key = world.linear_key
+        world.linear_key = "lin_api_rotated_elsewhere"  # the key in the secrets is refused now
+        world.add_run("1", "failed")
+        world.add_run("2", "failed")
+        code, out = ws.tick()
+        assert code == 1 and "Linear" in out
+        assert {m["channel"] for m in world.slack_messages if not is_health(m)} == {"#data-alerts"}
+        assert len([m for m in world.slack_messages if not is_health(m)]) == 2  # both syncs told
+        assert not world.linear_issues
+        world.linear_key = good_key
+        assert ws.tick()[0] == 0  # no new run: the pending escalations are retried
+    assert len(world.linear_issues) == 2
