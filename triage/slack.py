@@ -158,6 +158,42 @@ class SlackClient:
             params = {**params, "cursor": cursor}
         return None
 
+    def reactions(self, channel_id: str, ts: str) -> dict[str, tuple[str, ...]]:
+        """The reactions on a message (reactions.get, scope reactions:read): emoji name → the
+        users who reacted, in Slack's order. Raises MessageGone when the message was deleted."""
+        params = {"channel": channel_id, "timestamp": ts, "full": "true"}
+        body = self._call("reactions.get", channel_id, params, idempotent=True, method="GET")
+        message = body.get("message") or {}
+        found: dict[str, tuple[str, ...]] = {}
+        for reaction in message.get("reactions") or []:
+            if isinstance(reaction, dict) and reaction.get("name"):
+                found[str(reaction["name"])] = tuple(str(u) for u in reaction.get("users") or ())
+        return found
+
+    def schedule_message(self, channel: str, post_at: int, text: str, blocks: list[dict[str, Any]]) -> tuple[str, str]:
+        """Schedule a message for Slack to post by itself at `post_at` (Unix seconds): its
+        channel id and scheduled message id. No metadata: Slack never posts a scheduled
+        message that carries it."""
+        payload = {"channel": channel, "post_at": post_at, "text": text, "blocks": blocks}
+        body = self._call("chat.scheduleMessage", channel, payload, idempotent=False)
+        return str(body.get("channel") or channel), str(body.get("scheduled_message_id") or "")
+
+    def delete_scheduled(self, channel_id: str, scheduled_id: str) -> bool:
+        """Delete a scheduled message; False when it is gone already (posted, or deleted)."""
+        payload = {"channel": channel_id, "scheduled_message_id": scheduled_id}
+        try:
+            self._call("chat.deleteScheduledMessage", channel_id, payload, idempotent=True)
+        except ApiError as exc:
+            if "invalid_scheduled_message_id" in str(exc):
+                return False
+            raise
+        return True
+
+    def scheduled_messages(self, channel_id: str) -> list[dict[str, Any]]:
+        """The messages scheduled in a channel and not yet posted."""
+        body = self._call("chat.scheduledMessages.list", channel_id, {"channel": channel_id}, idempotent=True)
+        return [m for m in body.get("scheduled_messages") or [] if isinstance(m, dict)]
+
     def auth_test(self) -> dict[str, Any]:
         """auth.test: who the token is (team, user); raises AuthError when it is refused."""
         return self._call("auth.test", "", {}, idempotent=True)

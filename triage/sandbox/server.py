@@ -37,8 +37,13 @@ SLACK_METHODS = (
     "/conversations.list",
     "/conversations.info",
     "/auth.test",
+    "/reactions.get",
+    "/chat.scheduleMessage",
+    "/chat.deleteScheduledMessage",
+    "/chat.scheduledMessages.list",
 )
 LINEAR = "/linear/graphql"
+SCHEDULE_AHEAD_DAYS = 120  # Slack refuses a post_at further ahead (time_too_far)
 CONTROL = "/_sandbox"
 MAX_PAGE = 100
 LINEAR_PAGE = 50
@@ -265,6 +270,10 @@ class Sandbox:
             return self._slack_channel_info(query.get("channel", ""))
         if path == "/auth.test":
             return _json(200, {"ok": True, "team": "Sandbox", "user": "triage-bot", "bot_id": "B0SANDBOX"})
+        if path == "/reactions.get":
+            return self._slack_reactions(query)
+        if path in ("/chat.scheduleMessage", "/chat.deleteScheduledMessage", "/chat.scheduledMessages.list"):
+            return self._slack_scheduled(path, query, body)
         if path == "/chat.getPermalink":
             with world.lock:
                 channel_id = world.channel_id(query.get("channel", ""))
@@ -309,6 +318,79 @@ class Sandbox:
             world.last_ts = float(ts)
             world.slack_messages.append({**payload, "ts": ts, "channel_id": channel_id})
         return _json(200, {"ok": True, "channel": channel_id, "ts": ts, "message": {"text": payload.get("text")}})
+
+    def _slack_reactions(self, query: dict[str, str]) -> Answer:
+        """reactions.get: a message and its reactions (no `reactions` key when it has none)."""
+        world = self.world
+        if "reactions:read" not in world.slack_scopes:
+            return _json(200, {"ok": False, "error": "missing_scope", "needed": "reactions:read"})
+        with world.lock:
+            channel_id = world.channel_id(query.get("channel", ""))
+            if channel_id is None:
+                return _json(200, {"ok": False, "error": "channel_not_found"})
+            ts = query.get("timestamp", "")
+            if not ts:
+                return _json(200, {"ok": False, "error": "no_item_specified"})
+            found = next((m for m in world.slack_messages if m["channel_id"] == channel_id and m["ts"] == ts), None)
+            if found is None:
+                return _json(200, {"ok": False, "error": "message_not_found"})
+            message: dict[str, Any] = {"type": "message", "ts": ts, "text": found.get("text")}
+            if found.get("reactions"):
+                message["reactions"] = [dict(r, users=list(r["users"])) for r in found["reactions"]]
+        return _json(200, {"ok": True, "type": "message", "channel": channel_id, "message": message})
+
+    def _slack_scheduled(self, path: str, query: dict[str, str], body: bytes) -> Answer:
+        """chat.scheduleMessage, chat.deleteScheduledMessage and chat.scheduledMessages.list,
+        with Slack's errors; `World.post_scheduled` is Slack posting them when their time comes."""
+        world = self.world
+        try:
+            payload = {**query, **json.loads(body or b"{}")}
+        except ValueError:
+            return _json(200, {"ok": False, "error": "invalid_json"})
+        with world.lock:
+            if path == "/chat.scheduledMessages.list":
+                wanted = world.channel_id(str(payload.get("channel") or "")) if payload.get("channel") else None
+                pending = [
+                    {k: m[k] for k in ("id", "channel_id", "post_at", "date_created", "text")}
+                    for m in world.slack_scheduled
+                    if wanted is None or m["channel_id"] == wanted
+                ]
+                return _json(200, {"ok": True, "scheduled_messages": pending, "response_metadata": {"next_cursor": ""}})
+            channel_id = world.channel_id(str(payload.get("channel") or ""))
+            if channel_id is None:
+                return _json(200, {"ok": False, "error": "channel_not_found"})
+            if path == "/chat.deleteScheduledMessage":
+                wanted_id = payload.get("scheduled_message_id")
+                found = next((m for m in world.slack_scheduled if m["id"] == wanted_id), None)
+                if found is None or found["channel_id"] != channel_id:
+                    return _json(200, {"ok": False, "error": "invalid_scheduled_message_id"})
+                world.slack_scheduled.remove(found)
+                return _json(200, {"ok": True})
+            try:
+                post_at = int(payload.get("post_at") or "")
+            except (TypeError, ValueError):
+                return _json(200, {"ok": False, "error": "invalid_time"})
+            now = world.now().timestamp()
+            if post_at <= now:
+                return _json(200, {"ok": False, "error": "time_in_past"})
+            if post_at > now + SCHEDULE_AHEAD_DAYS * 86400:
+                return _json(200, {"ok": False, "error": "time_too_far"})
+            world.scheduled_count += 1
+            message = {
+                "id": f"Q{world.scheduled_count:08d}",
+                "channel_id": channel_id,
+                "channel": payload.get("channel"),
+                "post_at": post_at,
+                "date_created": int(now),
+                "text": payload.get("text"),
+                "blocks": payload.get("blocks"),
+                # Slack's own known bug: a message scheduled with metadata is never posted.
+                "never_posts": "metadata" in payload,
+            }
+            world.slack_scheduled.append(message)
+        return _json(
+            200, {"ok": True, "channel": channel_id, "scheduled_message_id": message["id"], "post_at": post_at}
+        )
 
     def _slack_channels(self) -> Answer:
         """conversations.list: every channel the bot can see, by id and name (one page)."""

@@ -141,7 +141,16 @@ class World:
         self.channels = {"#data-alerts", "data-alerts", "C0DATAALERTS"}
         self.users: set[str] = set()  # user ids a DM (chat.postMessage to a user id) can reach
         # The bot token's scopes: without a read or history scope, conversations.* answer missing_scope.
-        self.slack_scopes = {"chat:write", "channels:history", "groups:history", "channels:read", "groups:read"}
+        self.slack_scopes = {
+            "chat:write",
+            "channels:history",
+            "groups:history",
+            "channels:read",
+            "groups:read",
+            "reactions:read",
+        }
+        self.slack_scheduled: list[dict[str, Any]] = []  # chat.scheduleMessage's, until Slack posts them
+        self.scheduled_count = 0
         self.slack_outside: set[str] = set()  # channel ids the bot can see but is not a member of
         self.slack_rate: float | None = None  # messages a second per channel (Slack: about 1)
         self.slack_burst = 3
@@ -292,6 +301,35 @@ class World:
                 self.add_label(str(label["name"]), label.get("team"))
             self.steps = [Step(note=str(s.get("note", "")), actions=s) for s in data.get("steps") or []]
             self.step_index = 0
+
+    def react(self, channel: str, ts: str, name: str, user: str) -> None:
+        """A person adds the reaction `name` to a message (reactions.add, as Slack's client does)."""
+        with self.lock:
+            channel_id = self.channel_id(channel) or channel
+            message = next(m for m in self.slack_messages if m["channel_id"] == channel_id and m["ts"] == ts)
+            reactions = message.setdefault("reactions", [])
+            reaction = next((r for r in reactions if r["name"] == name), None)
+            if reaction is None:
+                reaction = {"name": name, "users": [], "count": 0}
+                reactions.append(reaction)
+            if user not in reaction["users"]:
+                reaction["users"].append(user)
+                reaction["count"] += 1
+
+    def post_scheduled(self) -> int:
+        """Slack posting the scheduled messages whose time has come (by the world's clock);
+        how many it posted."""
+        with self.lock:
+            now = self.now().timestamp()
+            due = [m for m in self.slack_scheduled if m["post_at"] <= now]
+            for message in due:
+                self.slack_scheduled.remove(message)
+                if message["never_posts"]:
+                    continue
+                self.last_ts = max(float(message["post_at"]), self.last_ts + 0.000001)
+                posted = {"channel": message["channel"], "text": message["text"], "blocks": message["blocks"]}
+                self.slack_messages.append({**posted, "ts": f"{self.last_ts:.6f}", "channel_id": message["channel_id"]})
+            return len([m for m in due if not m["never_posts"]])
 
     def channel_id(self, channel: str) -> str | None:
         """Slack's id for a channel given by name or id (C…), or for a DM with a user (D…);
