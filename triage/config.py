@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -132,12 +133,53 @@ class TriageConfig:
 
 
 @dataclass(frozen=True)
+class ReactionsConfig:
+    """The emoji people add to an incident's first message to answer it (names without colons)."""
+
+    ack: str = "eyes"  # acknowledged: no more re-notifications or DMs
+    snooze: str = "zzz"  # nothing posted for snooze_hours, unless it turns critical or its cause changes
+    mute: str = "no_bell"  # nothing posted until it recovers
+    resolve: str = "white_check_mark"  # closed by a person: the next failure opens a new incident
+    retry: str = "repeat"  # trigger one normal run of the sync now
+
+    def by_name(self) -> dict[str, str]:
+        """Emoji name → what it does."""
+        return {self.ack: "ack", self.snooze: "snooze", self.mute: "mute", self.resolve: "resolve", self.retry: "retry"}
+
+
+@dataclass(frozen=True)
+class TalkConfig:
+    """What people say back from Slack, and what time does to an incident."""
+
+    reactions: ReactionsConfig = field(default_factory=ReactionsConfig)
+    snooze_hours: float = 4.0
+    renotify_after_minutes: int = 240  # an unacknowledged critical incident is announced again …
+    renotify_max: int = 3  # … at most this many times
+    watchdog_minutes: int = 90  # Slack posts "no tick since …" by itself past this; 0 turns it off
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    transient: bool = False  # a transient failure triggers one normal run before anyone is told
+    max_per_day: int = 3  # runs triggered per sync and day (by rule or by reaction)
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    schedule: str = "mon 09:00"  # weekly ("mon 09:00") or "daily 09:00"; "" turns it off
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class Config:
     hightouch: HightouchConfig = field(default_factory=HightouchConfig)
     slack: SlackConfig = field(default_factory=SlackConfig)
     linear: LinearConfig = field(default_factory=LinearConfig)
     triage: TriageConfig = field(default_factory=TriageConfig)
     routes: tuple[RouteConfig, ...] = ()  # checked in order; the first that matches applies
+    talk: TalkConfig = field(default_factory=TalkConfig)  # slack.reactions and the timed rules
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
     # Directory of config.yaml: templates/ beside it override the shipped ones.
     base_dir: Path = Path(".")
 
@@ -211,7 +253,7 @@ def parse_config(text: str, path: Path) -> Config:
         return Config(base_dir=path.parent)
     reader = _Reader(path)
     sections = reader.mapping(root, "")
-    allowed = {"hightouch", "slack", "linear", "triage", "routes"}
+    allowed = {"hightouch", "slack", "linear", "triage", "routes", "retry", "digest"}
     reader.reject_unknown(sections, allowed, "")
 
     ht = reader.mapping(sections.get("hightouch"), "hightouch")
@@ -295,20 +337,96 @@ def parse_config(text: str, path: Path) -> Config:
             tr, "request_timeout_seconds", "triage", d_tr.request_timeout_seconds, minimum=1, maximum=300
         ),
     )
+    talk, retry, digest = _talk(reader, sl, sections)
     return Config(
         hightouch=hightouch,
         slack=slack,
         linear=linear,
         triage=triage,
         routes=_routes(reader, sections.get("routes")),
+        talk=talk,
+        retry=retry,
+        digest=digest,
         base_dir=path.parent,
     )
+
+
+def _talk(
+    reader: _Reader, sl: dict[str, yaml.Node], sections: dict[str, yaml.Node]
+) -> tuple[TalkConfig, RetryConfig, DigestConfig]:
+    """slack.reactions and the timed rules, `retry:` and `digest:`."""
+    d_talk, d_reactions, d_retry, d_digest = TalkConfig(), ReactionsConfig(), RetryConfig(), DigestConfig()
+    rx = reader.mapping(sl.get("reactions"), "slack.reactions")
+    names = ("ack", "snooze", "mute", "resolve", "retry")
+    reader.reject_unknown(rx, set(names), "slack.reactions")
+    chosen = {name: reader.string(rx, name, "slack.reactions", getattr(d_reactions, name)).strip(":") for name in names}
+    seen: dict[str, str] = {}
+    for name, emoji in chosen.items():
+        if emoji in seen:
+            reader.fail(
+                rx, name, "slack.reactions", f"{emoji!r} is already the emoji of {seen[emoji]!r}: each must differ"
+            )
+        seen[emoji] = name
+    talk = TalkConfig(
+        reactions=ReactionsConfig(**chosen),
+        snooze_hours=reader.number(sl, "snooze_hours", "slack", d_talk.snooze_hours, minimum=0.25, maximum=24 * 14),
+        renotify_after_minutes=reader.integer(
+            sl, "renotify_after_minutes", "slack", d_talk.renotify_after_minutes, minimum=0, maximum=10_080
+        ),
+        renotify_max=reader.integer(sl, "renotify_max", "slack", d_talk.renotify_max, minimum=0, maximum=100),
+        watchdog_minutes=reader.integer(
+            sl, "watchdog_minutes", "slack", d_talk.watchdog_minutes, minimum=0, maximum=120 * 24 * 60
+        ),
+    )
+    rt = reader.mapping(sections.get("retry"), "retry")
+    reader.reject_unknown(rt, {"transient", "max_per_day"}, "retry")
+    retry = RetryConfig(
+        transient=_default(reader.boolean(rt, "transient", "retry"), d_retry.transient),
+        max_per_day=reader.integer(rt, "max_per_day", "retry", d_retry.max_per_day, minimum=0, maximum=96),
+    )
+    dg = reader.mapping(sections.get("digest"), "digest")
+    reader.reject_unknown(dg, {"schedule", "timezone"}, "digest")
+    schedule_node = dg.get("schedule")
+    schedule = d_digest.schedule if schedule_node is None else str(reader._value(schedule_node) or "")
+    timezone = reader.string(dg, "timezone", "digest", d_digest.timezone)
+    try:
+        parse_schedule_text(schedule, timezone)
+    except ValueError as exc:
+        reader.fail(dg, "schedule" if schedule_node is not None else "timezone", "digest", str(exc))
+    return talk, retry, DigestConfig(schedule=schedule, timezone=timezone)
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_schedule_text(schedule: str, timezone: str) -> tuple[int | None, int, int] | None:
+    """A digest schedule: (weekday 0 to 6, or None for daily; hour; minute), or None when off."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {timezone!r} (an IANA name, e.g. Europe/Berlin)") from None
+    text = schedule.strip().lower()
+    if not text:
+        return None
+    day, _, clock = text.partition(" ")
+    hour, _, minute = clock.partition(":")
+    if (day not in _WEEKDAYS and day != "daily") or not (hour.isdigit() and minute.isdigit()):
+        raise ValueError(f"expected 'mon 09:00' (a weekday) or 'daily 09:00', or \"\" for none; got {schedule!r}")
+    if not (0 <= int(hour) < 24 and 0 <= int(minute) < 60):
+        raise ValueError(f"no such time of day in {schedule!r}")
+    return (None if day == "daily" else _WEEKDAYS.index(day)), int(hour), int(minute)
 
 
 SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}
 LINEAR_KEYS = {"team", "escalation_threshold", "priority", "escalate", "labels"}
 # How incidents are followed: set once, at the top level.
-SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery", "storm_threshold", "group_window_minutes"}
+SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery", "storm_threshold", "group_window_minutes"} | {
+    "reactions",
+    "snooze_hours",
+    "renotify_after_minutes",
+    "renotify_max",
+    "watchdog_minutes",
+}
 LINEAR_INCIDENT_KEYS = {"comment_on_failure", "comment_on_recovery", "close_on_recovery", "outage_threshold"}
 BROADCASTS = ("never", "escalation", "all")
 MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags"}
