@@ -207,6 +207,16 @@ class Incident:
     commented_streak: int = 0  # the streak at the last Linear failure comment (0: none yet)
     commented_error: str | None = None  # the error's first line at that comment
     dms: tuple[str, ...] = ()  # people sent a direct message about it: each once
+    # What people said by reaction on its first message, and what time does to it.
+    acked_by: str | None = None  # acknowledged: no more re-notifications or DMs
+    acked_at: str | None = None
+    snoozed_by: str | None = None
+    snoozed_until: str | None = None  # nothing posted until then, unless it turns critical or its cause changes
+    muted_by: str | None = None  # nothing posted until it recovers
+    answered: tuple[str, ...] = ()  # reactions acted on ("emoji user"): each once
+    notified_at: str | None = None  # when its people were last pinged (opened, escalated, re-notified)
+    renotified: int = 0  # re-notifications so far
+    retries: tuple[str, ...] = ()  # runs triggered for it (by reaction or rule), "run id" or "" when refused
 
 
 @dataclass(frozen=True)
@@ -288,6 +298,18 @@ class Group:
         return next((i for i in self.issues if i.team.lower() == team.lower()), None)
 
 
+@dataclass(frozen=True)
+class Watchdog:
+    """The message each tick schedules in Slack for a time past the next tick: if ticks stop,
+    Slack posts it by itself. The next tick deletes it and schedules a new one."""
+
+    channel: str
+    channel_id: str
+    scheduled_id: str  # Slack's scheduled_message_id
+    post_at: int  # Unix seconds
+    since: str  # the tick that scheduled it (what the message says the last tick was)
+
+
 @dataclass
 class State:
     version: int = 2
@@ -302,6 +324,8 @@ class State:
     # When the last full listing of syncs was read: until an hour later, ticks list only the
     # syncs that ran since then (List Syncs `after=`).
     full_listing_at: str | None = None
+    watchdog: Watchdog | None = None  # the "no tick since" message Slack holds, to post by itself
+    digest_at: str | None = None  # the end of the period the last digest reported
 
     @property
     def is_baseline(self) -> bool:

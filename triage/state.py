@@ -29,7 +29,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from triage.errors import StateBusy, StateError
-from triage.models import Group, State, Storm, SyncState
+from triage.models import Group, State, Storm, SyncState, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,8 @@ def dump_state(state: State) -> str:
             f"baseline_at: {_scalar(state.baseline_at)}",
             f"last_tick_at: {_scalar(state.last_tick_at)}",
             *([f"full_listing_at: {_scalar(state.full_listing_at)}"] if state.full_listing_at else []),
+            *([f"digest_at: {_scalar(state.digest_at)}"] if state.digest_at else []),
+            *([f"watchdog: {json.dumps(plain(state.watchdog), ensure_ascii=False)}"] if state.watchdog else []),
             "syncs:" if state.syncs else "syncs: {}",
         ]
         lines += [
@@ -414,6 +416,8 @@ def parse_state(raw: Any, where: str) -> State:
         deferred=[str(d) for d in deferred],
         storms={str(c): decode(Storm, t, f"{where}: storms.{c}") for c, t in storms.items()},
         groups={str(k): decode(Group, g, f"{where}: groups.{k}") for k, g in groups.items()},
+        watchdog=decode(Watchdog, raw["watchdog"], f"{where}: watchdog") if raw.get("watchdog") else None,
+        digest_at=_optional_str(raw.get("digest_at")),
     )
 
 
