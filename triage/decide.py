@@ -191,6 +191,7 @@ class SyncDecision:
     crossing: bool = False  # it crossed the escalation threshold this tick: people hear of it
     muted: bool = False  # the route is muted: judged, not told
     unknown_statuses: tuple[str, ...] = field(default_factory=tuple)
+    latest: Alert | None = None  # the open incident's newest failure, new or not: what its first message shows
 
 
 def decide_sync(
@@ -268,6 +269,10 @@ def decide_sync(
         )
         state = replace(state, incident=incident)
     opened = alert is not None and not muted and incident is not None and not incident.threads
+    latest = alert or escalated
+    if latest is None and incident is not None:
+        handled = _newest_handled_failure(ordered, state, failure_statuses)
+        latest = _alert(sync, ordered, handled, 0, state, window, failure_statuses) if handled else None
     return SyncDecision(
         sync=sync,
         state=state,
@@ -280,6 +285,7 @@ def decide_sync(
         crossing=crossing,
         muted=muted,
         unknown_statuses=unknown,
+        latest=latest,
     )
 
 

@@ -41,6 +41,7 @@ LINEAR_OUTAGE_TITLE_TEMPLATE = "linear_outage_title.txt.j2"
 LINEAR_OUTAGE_DESCRIPTION_TEMPLATE = "linear_outage_description.md.j2"
 SLACK_REPLY_TEMPLATE = "slack_reply.md.j2"
 SLACK_DM_TEMPLATE = "slack_dm.md.j2"
+SLACK_WATCHDOG_TEMPLATE = "slack_watchdog.md.j2"
 
 SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
 SLACK_MAX_BLOCKS = 50
@@ -150,8 +151,19 @@ class TriageContext:
     incident_since_at: int = 0  # the same as a Unix time, for Slack's <!date^…> (0 unknown)
     error_changed: bool = False  # the error differs from the one people saw last
     escalated: bool = False  # this message announces the escalation
-    kind: str = "open"  # open | repeat | escalation | join: which message of the incident this is
+    kind: str = "open"  # open | repeat | escalation | join | renotify | change | retry: which message this is
     error_line: str = ""  # the error's first line, as Hightouch wrote it
+    # What people said by reaction, shown on the first message (Slack user ids; 0: no time).
+    acked_by: str = ""
+    acked_at: int = 0
+    snoozed_by: str = ""
+    snoozed_until: int = 0
+    muted_by: str = ""
+    renotified: int = 0  # re-notifications so far (this one included)
+    renotify_max: int = 0
+    by: str = ""  # who asked for what this message answers (a retry)
+    retry_run: str = ""  # the run a retry started ("" when it did not)
+    retry_note: str = ""  # why a retry was not started
 
 
 @dataclass(frozen=True)
@@ -212,6 +224,17 @@ class RecoveryContext:
     error: str = ""  # the last error's first line
     closing: bool = False  # the Linear issue is closed with this recovery
     since_slack: str = ""  # `since` for Slack: each reader sees it in their own time zone
+    resolved_by: str = ""  # closed by a person (a reaction), not by a successful run
+
+
+@dataclass(frozen=True)
+class WatchdogContext:
+    """What Slack posts by itself when ticks stop, and what the tool says when they come back."""
+
+    back: bool  # ticks came back after a gap (else: the message Slack holds for a gap)
+    since: str  # the last tick that ran (Slack date markup)
+    until: str = ""  # when ticks came back
+    checked: int = 0  # syncs checked by the tick that came back
 
 
 @dataclass(frozen=True)
@@ -320,7 +343,9 @@ class LinearIssueText:
 
 
 # What a template is given.
-Context = TriageContext | RecoveryContext | HealthContext | StormContext | OutageContext | DirectContext
+Context = (
+    TriageContext | RecoveryContext | HealthContext | StormContext | OutageContext | DirectContext | WatchdogContext
+)
 
 
 class Renderer:
@@ -378,6 +403,12 @@ class Renderer:
         plain = f"Hightouch sync {slack_escape(ctx.sync_name)} escalated: {ctx.sync_url}"
         what = "the direct message is the built-in one"
         return _slack(self._or_plain(SLACK_DM_TEMPLATE, ctx, strict, what, lambda: plain))
+
+    def slack_watchdog(self, ctx: WatchdogContext, *, strict: bool = False) -> SlackMessage:
+        """The message Slack posts if ticks stop, or the note that they came back."""
+        plain = "hightouch-triage is running again" if ctx.back else f"hightouch-triage has not run since {ctx.since}"
+        what = "the watchdog message is the built-in one"
+        return _slack(self._or_plain(SLACK_WATCHDOG_TEMPLATE, ctx, strict, what, lambda: plain))
 
     def linear_issue(self, ctx: TriageContext, *, strict: bool = False) -> LinearIssueText:
         """The issue as the templates word it, or the built-in plain text (see slack_message)."""
@@ -444,9 +475,17 @@ class Renderer:
         """Render every template once with sample data: a broken template fails here, not mid-tick."""
         ctx = sample_context()
         self.slack_message(ctx, ("S0123ABCD", "U024BE7LH"), strict=True)
-        for kind in ("repeat", "escalation"):
+        for kind in ("repeat", "escalation", "renotify", "change", "retry"):
             for changed in (False, True):
                 self.slack_reply(replace(ctx, kind=kind, error_changed=changed), ("S0123ABCD",), strict=True)
+        answered = replace(ctx, acked_by="U024BE7LH", acked_at=1700000000, snoozed_by="U1", snoozed_until=1700003600)
+        self.slack_message(replace(answered, muted_by="U2"), strict=True)
+        self.slack_reply(replace(ctx, kind="retry", by="U024BE7LH", retry_run="98766"), strict=True)
+        self.slack_reply(replace(ctx, kind="retry", by="U024BE7LH", retry_note="a run is in flight"), strict=True)
+        for back in (False, True):
+            self.slack_watchdog(
+                WatchdogContext(back, "<!date^1700000000^{time}|09:10 UTC>", "16:05 UTC", 3), strict=True
+            )
         self.slack_message(replace(ctx, kind="join", linear_issue="", incident_since_at=0), strict=True)
         self.slack_dm(
             DirectContext(
@@ -464,6 +503,7 @@ class Renderer:
         self.slack_recovery(recovery, strict=True)
         for closing in (False, True):
             self.linear_comment(replace(recovery, closing=closing), strict=True)
+        self.slack_recovery(replace(recovery, resolved_by="U024BE7LH"), strict=True)
         link = SyncLink("salesforce-contacts", "https://app.hightouch.com/my-workspace/syncs/1234")
         self.slack_storm(
             StormContext(12, (("Warehouse unreachable", (link,)),), (("Salesforce", (link,)),), 10, 2, (link,)),
