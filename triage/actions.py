@@ -38,6 +38,8 @@ REPEAT = "repeat"  # another failed run: one line in the thread
 ESCALATION = "escalation"  # the streak crossed the threshold: one line, mentions, says so in its push text
 JOIN = "join"  # a new incident of an open cause group (or a storm): its first message, in the group's thread
 RECOVERY = "recovery"
+RENOTIFY = "renotify"  # nobody acknowledged it: its people again, in its thread
+CHANGE = "change"  # a snoozed incident failing for another reason: the snooze is over
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,18 @@ class Escalate:
 
 
 @dataclass(frozen=True)
+class TriggerRun:
+    """A person asked for a retry (a reaction): trigger one normal run of the sync, never a
+    full resync, and say in the thread which run started — or, with `refused`, why not."""
+
+    sync_id: str
+    user: str
+    thread: Thread
+    ctx: TriageContext
+    refused: str = ""
+
+
+@dataclass(frozen=True)
 class CommentRecovery:
     """The Linear issue told that the sync recovered; closed too when `close` (and no other
     sync shares it)."""
@@ -140,4 +154,5 @@ Action = (
     | UpdateStormSummary
     | Escalate
     | CommentRecovery
+    | TriggerRun
 )

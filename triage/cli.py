@@ -19,7 +19,7 @@ from typing import TextIO
 
 from triage.config import Config, Environment, HightouchConfig, check_fits_workflow, load_config, load_environment
 from triage.demo import run_demo
-from triage.dryrun import PrintingLinear, PrintingSlack
+from triage.dryrun import PrintingLinear, PrintingSlack, printing_trigger
 from triage.errors import (
     AuthError,
     BadRequestError,
@@ -558,6 +558,7 @@ def build_services(
             linear=PrintingLinear(printing),
             app_url=env.hightouch_app_url,
             meter=meter,
+            trigger=printing_trigger(printing),
         )
     return Services(
         hightouch=hightouch,
@@ -570,6 +571,7 @@ def build_services(
         linear=LinearClient(http("Linear"), env.linear_api_url, env.linear_api_key),
         app_url=env.hightouch_app_url,
         meter=meter,
+        trigger=hightouch.trigger,
     )
 
 

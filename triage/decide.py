@@ -32,6 +32,7 @@ from triage.models import (
 )
 from triage.routing import Route, Target, resolve_route
 from triage.signature import signature
+from triage.talk import Answer
 
 # Later runs that must have settled before an unfinished run is taken as abandoned.
 ABANDONED_AFTER = 3
@@ -192,6 +193,8 @@ class SyncDecision:
     muted: bool = False  # the route is muted: judged, not told
     unknown_statuses: tuple[str, ...] = field(default_factory=tuple)
     latest: Alert | None = None  # the open incident's newest failure, new or not: what its first message shows
+    heard: tuple[Answer, ...] = ()  # what people said by reaction this tick (see talk.py)
+    resolved: tuple[str, Recovery] | None = None  # closed by this person: the incident as it ended
 
 
 def decide_sync(

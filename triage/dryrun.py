@@ -3,6 +3,7 @@ The tick runs exactly as it would — the same plan, the same executor — again
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from triage.linear import Issue, LinearClient, Team
@@ -96,6 +97,16 @@ class PrintingLinear(LinearClient):
     ) -> Issue:
         self.out.write(f"\n--- [dry run] Linear issue in {team.key} ---\n{title}\n\n{description}\n")
         return Issue(id=issue_id, identifier=f"{team.key}-?", title=title, url="", team=team.key)
+
+
+def printing_trigger(out: TextIO) -> Callable[[str], str]:
+    """A sync's run triggered, as a dry run does it: said, not done."""
+
+    def trigger(sync_id: str) -> str:
+        out.write(f"\n--- [dry run] Hightouch: trigger one run of sync {sync_id} ---\n")
+        return "dry-run"
+
+    return trigger
 
 
 class _Anything(dict[str, str]):

@@ -23,7 +23,9 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from triage.actions import (
+    CHANGE,
     ESCALATION,
+    RENOTIFY,
     REPEAT,
     Action,
     CommentRecovery,
@@ -34,6 +36,7 @@ from triage.actions import (
     PostRecovery,
     PostStormSummary,
     StormThread,
+    TriggerRun,
     UpdateFirstMessage,
     UpdateStormSummary,
 )
@@ -44,12 +47,14 @@ from triage.fold import (
     issue_attempt,
     issue_done,
     not_sent,
+    pinged,
+    retried,
     sending,
     shown,
     thread_started,
 )
 from triage.linear import Issue, LinearClient, Team
-from triage.models import Group, GroupIssue, IssueRef, Sent, State, Storm, SyncState, Thread
+from triage.models import Group, GroupIssue, IssueRef, Sent, State, Storm, SyncState, Thread, Watchdog
 from triage.plan import SyncPlan
 from triage.render import (
     DirectContext,
@@ -59,10 +64,11 @@ from triage.render import (
     StormContext,
     SyncLink,
     TriageContext,
+    WatchdogContext,
 )
 from triage.slack import CHANNEL_ID, USER_ID, MessageGone, MissingScope, PostedMessage, SlackClient, message_metadata
 from triage.summary import TickSummary
-from triage.times import parse_iso_time, tick_time
+from triage.times import human_time, parse_iso_time, slack_time, tick_time
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +121,8 @@ class Executor:
     now: datetime
     out: TextIO
     failing: frozenset[str] = frozenset()  # syncs failing once this tick is done (for summaries)
+    # Starts one normal run of a sync and answers its run id (a dry run prints instead).
+    trigger: Callable[[str], str] = lambda sync_id: ""
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # Linear takes a client-chosen UUID v4
     _teams: dict[str, Team] = field(default_factory=dict)
     _labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
@@ -295,6 +303,33 @@ class Executor:
             log.warning("%s was not updated: %s", what, exc)
         return True
 
+    # -- the watchdog -------------------------------------------------------------
+
+    def watchdog(self, previous: Watchdog | None, channel: str, minutes: int, checked: int) -> Watchdog | None:
+        """Leave exactly one "no tick since" message scheduled in `channel`, for `minutes` from
+        now (none when 0). When the one a tick scheduled is no longer pending, Slack posted it:
+        ticks are back after a gap, and the channel hears that once."""
+        now = self.now
+        channel_id = (previous.channel_id if previous else None) or self._channel_id(channel)
+        if channel_id is None:
+            channel_id = self.slack.find_channel_id(channel) or channel
+        # chat.scheduledMessages.list shows this app's messages only: in the health channel,
+        # they are the watchdog's. All go, so a tick that died after scheduling leaves none behind.
+        pending = self.slack.scheduled_messages(channel_id)
+        if previous is not None and not pending and previous.post_at <= now.timestamp():
+            back = WatchdogContext(True, slack_time(parse_iso_time(previous.since)), human_time(now), checked)
+            message = self.renderer.slack_watchdog(back)
+            self.slack.post_message(channel, message.text, message.blocks)
+            self.out.write(f"  watchdog: ticks are back after a gap since {previous.since}\n")
+        for item in pending:
+            self.slack.delete_scheduled(channel_id, str(item.get("id") or ""))
+        if minutes <= 0:
+            return None
+        post_at = int(now.timestamp()) + minutes * 60
+        message = self.renderer.slack_watchdog(WatchdogContext(False, slack_time(now, human_time(now))))
+        channel_id, scheduled_id = self.slack.schedule_message(channel, post_at, message.text, message.blocks)
+        return Watchdog(channel, channel_id, scheduled_id, post_at, tick_time(now))
+
     # -- Linear -----------------------------------------------------------------
 
     def team(self, key: str) -> Team:
@@ -389,7 +424,7 @@ class _SyncRun:
         if action.starts_thread and action.thread is None:
             action = self._after_a_lost_first_message(action)
         ctx = replace(self._view(action.ctx), kind=action.kind)
-        if action.kind in (REPEAT, ESCALATION):
+        if action.kind in (REPEAT, ESCALATION, RENOTIFY, CHANGE):
             message = ex.renderer.slack_reply(ctx, action.mentions)
         else:
             message = ex.renderer.slack_message(ctx, action.mentions)
@@ -417,6 +452,8 @@ class _SyncRun:
             )
         if action.kind != REPEAT or ctx.error_changed:
             self.final = shown(self.final, ctx.error_line)
+        if action.mentions:
+            self.final = pinged(self.final, ex.now, reminder=action.kind == RENOTIFY)
         where = f"{action.channel}{' (thread reply)' if thread else ''}"
         verdict = "sent to" if fresh else "went out in an earlier tick: not sent again to"
         ex.out.write(f"  {self.name} ({self.sync_id}): Slack message {verdict} {where}\n")
@@ -568,6 +605,37 @@ class _SyncRun:
             group = ex.state.groups[action.group]
             ex.journal.group(action.group, replace(group, dms=(*group.dms, action.user)))
         ex.out.write(f"  {self.name} ({self.sync_id}): direct message sent to {action.user}\n")
+
+    def _TriggerRun(self, action: TriggerRun) -> None:
+        """A retry a person asked for: at most one run per reaction, never while one is in
+        flight; the thread says which run started, or why none did."""
+        ex = self.executor
+        started, refused = "", action.refused
+        if not refused:
+            # Recorded before the trigger: a trigger is not idempotent, and a tick that dies
+            # after it must not start a second run for the same reaction.
+            ex.journal.sync(self.sync_id, retried(self.before(), self.final.incident, ex.now, "?"))
+            try:
+                started = ex.trigger(self.sync_id)
+            except (AuthError, Deferred):
+                raise
+            except ApiError as exc:
+                refused = f"Hightouch refused it ({exc})"
+                ex.summary.errors_noted.append(f"{self.name} ({self.sync_id}): retry: {exc}")
+            self.final = retried(self.final, self.final.incident, ex.now, started or "refused")
+        ctx = replace(self._view(action.ctx), kind="retry", by=action.user, retry_run=started, retry_note=refused)
+        message = ex.renderer.slack_reply(ctx)
+        thread = action.thread
+        key = f"retry-{action.user}-{started or 'none'}"
+        sent = Sent(thread.channel, "failure", key, tick_time(ex.now), thread.ts, thread.channel_id)
+        self._send(
+            sent,
+            lambda metadata: ex.slack.post_message(
+                thread.channel, message.text, message.blocks, thread_ts=thread.ts, metadata=metadata
+            ),
+        )
+        verdict = f"run {started} started" if started else f"not started: {refused}"
+        ex.out.write(f"  {self.name} ({self.sync_id}): retry requested by {action.user}: {verdict}\n")
 
     def _PostStormSummary(self, action: PostStormSummary) -> None:
         self.executor.post_storm_summary(action)

@@ -4,8 +4,10 @@ the executor changes state, each a function of (state, answer) → state."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from triage.models import Incident, IssueRef, Sent, SyncState, Thread
+from triage.times import iso_time
 
 
 def _key(sent: Sent) -> tuple[str, str, str]:
@@ -71,3 +73,23 @@ def issue_done(state: SyncState, issue: IssueRef) -> SyncState:
     if incident is None:
         return state
     return replace(state, incident=replace(incident, issue=issue, issue_pending=False, issue_create_id=None))
+
+
+def pinged(state: SyncState, now: datetime, *, reminder: bool = False) -> SyncState:
+    """The state once the incident's people were pinged (opened, escalated, reminded)."""
+    incident = state.incident
+    if incident is None:
+        return state
+    count = incident.renotified + 1 if reminder else incident.renotified
+    return replace(state, incident=replace(incident, notified_at=iso_time(now), renotified=count))
+
+
+def retried(state: SyncState, fallback: Incident | None, now: datetime, run_id: str) -> SyncState:
+    """The state once a run was triggered for the incident (`run_id`: "?" while the trigger's
+    outcome is unknown): counted against retry.max_per_day, and never repeated."""
+    incident = state.incident or fallback
+    if incident is None:
+        return state
+    entry = f"{now.date().isoformat()} {run_id}"
+    kept = tuple(r for r in incident.retries if r != f"{now.date().isoformat()} ?")
+    return replace(state, incident=replace(incident, retries=(*kept, entry)))

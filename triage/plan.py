@@ -9,15 +9,19 @@ decides everything: what is said, to whom, where, and when nobody is pinged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from triage import signature as causes
+from triage import talk
 from triage.actions import (
+    CHANGE,
     ESCALATION,
     JOIN,
     OPEN,
+    RENOTIFY,
     REPEAT,
     Action,
     CommentRecovery,
@@ -28,15 +32,17 @@ from triage.actions import (
     PostRecovery,
     PostStormSummary,
     StormThread,
+    TriggerRun,
     UpdateFirstMessage,
     UpdateStormSummary,
     Where,
 )
-from triage.config import Config
-from triage.decide import SyncDecision
-from triage.models import Group, Incident, State, Storm, StormMember, Thread
+from triage.config import Config, RetryConfig, TalkConfig
+from triage.decide import Recovery, SyncDecision
+from triage.models import PENDING_STATUSES, Group, Incident, Run, State, Storm, StormMember, Thread
 from triage.render import TriageContext, build_context, recovery_context
 from triage.signature import first_line
+from triage.talk import Answer
 from triage.times import iso_time, parse_iso_time
 
 
@@ -62,11 +68,15 @@ class IncidentRules:
     comment_on_failure: bool = True
     comment_on_recovery: bool = True
     close_on_recovery: bool = False
+    talk: TalkConfig = field(default_factory=TalkConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
 
     @classmethod
     def from_config(cls, config: Config) -> IncidentRules:
         slack, linear = config.slack, config.linear
         return cls(
+            talk=config.talk,
+            retry=config.retry,
             threads=slack.threads,
             broadcast=slack.broadcast,
             recovery=slack.recovery,
@@ -101,10 +111,18 @@ class Plan:
 
 
 def plan(
-    decisions: list[SyncDecision], facts: dict[str, Facts], state: State, rules: IncidentRules, now: datetime
+    decisions: list[SyncDecision],
+    facts: dict[str, Facts],
+    state: State,
+    rules: IncidentRules,
+    now: datetime,
+    reactions: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
+    bot_user: str | None = None,
 ) -> Plan:
     """Every action of the tick, in order: each sync's (channels taking turns, so one
-    channel's pace never holds up another), a storm's summary before its first reply."""
+    channel's pace never holds up another), a storm's summary before its first reply.
+    `reactions` are those read from each told incident's first message (by sync id)."""
+    decisions = [_heard(d, (reactions or {}).get(d.sync.id, {}), bot_user, rules, now) for d in decisions]
     judged = {d.sync.id: d.state for d in decisions}
     incidents = {
         sync_id: known.incident for sync_id, known in {**state.syncs, **judged}.items() if known.incident is not None
@@ -134,10 +152,13 @@ def plan(
         if recovery is not None and sync_facts is not None and not opened_and_closed:
             actions += _recovery(decision, sync_facts, state, decisions, rules)
         if ctx is not None and sync_facts is not None:
-            actions += _alert(decision, ctx, state, storms, groups, rules, outage_teams, due, dmed, commented)
+            told = _alert(decision, ctx, state, storms, groups, rules, outage_teams, due, dmed, commented)
+            actions += _hushed(told, decision.state.incident, now)
         if opened_and_closed and decision.state.incident is None and decision.alert is not None and sync_facts:
             # Failed and recovered between two ticks: its first message, then its end, in its thread.
             actions += _recovery(decision, sync_facts, state, decisions, rules)
+        if sync_facts is not None:
+            actions += _answered(decision, sync_facts, state, decisions, rules, now, already=actions)
         plans.append(SyncPlan(decision, tuple(actions)))
     ordered = interleaved(plans, key=lambda p: p.channel)
     return Plan(syncs=tuple(_with_summaries(ordered, storms)), storms=storms, groups=groups, failing=frozenset(failing))
@@ -284,7 +305,17 @@ def with_incident(ctx: TriageContext, incident: Incident | None, escalated_now: 
         linear_url=(issue.url or "") if issue else "",
         error_changed=incident.error is not None and incident.error != error_line,
         escalated=escalated_now or ctx.escalated,
+        acked_by=incident.acked_by or "",
+        acked_at=_unix(incident.acked_at),
+        snoozed_by=incident.snoozed_by or "",
+        snoozed_until=_unix(incident.snoozed_until),
+        muted_by=incident.muted_by or "",
     )
+
+
+def _unix(value: str | None) -> int:
+    moment = parse_iso_time(value)
+    return int(moment.timestamp()) if moment else 0
 
 
 def _alert(
@@ -354,6 +385,143 @@ def _alert(
         # escalation reply can name it.
         return [*escalation, *posts, *updates]
     return [*posts, *escalation, *updates]
+
+
+# -- what people said, and what time does ------------------------------------------
+
+
+def _heard(
+    decision: SyncDecision,
+    reactions: Mapping[str, tuple[str, ...]],
+    bot_user: str | None,
+    rules: IncidentRules,
+    now: datetime,
+) -> SyncDecision:
+    """The decision with what people said by reaction taken in: acknowledged, snoozed,
+    muted — or resolved, which closes the incident (its next failure opens a new one)."""
+    incident = decision.state.incident
+    if incident is None:
+        return decision
+    heard_now: list[Answer] = []
+    for answer in talk.answers(reactions, rules.talk.reactions, incident, bot_user):
+        incident = talk.heard(incident, answer, now, rules.talk)
+        heard_now.append(answer)
+    alert = decision.alert
+    cause = causes.signature(alert.run.error, decision.sync.destination_id) if alert is not None else None
+    if talk.snoozed(incident, now) and cause is not None and cause != incident.cause:
+        # Snoozed, and now failing for another reason: the snooze is over, and said so.
+        incident = replace(incident, snoozed_until=None, snoozed_by=None)
+        heard_now.append(Answer(CHANGE, "", ""))
+    decision = replace(decision, state=replace(decision.state, incident=incident), heard=tuple(heard_now))
+    resolver = next((a.user for a in heard_now if a.kind == talk.RESOLVE), None)
+    if resolver is None:
+        return decision
+    # Closed by a person: what ends it is said like a recovery, in its threads.
+    ended = Recovery(
+        decision.latest.run if decision.latest else _no_run(), decision.state.consecutive_failures, incident
+    )
+    closed = replace(decision.state, incident=None, consecutive_failures=0)
+    return replace(decision, state=closed, alert=None, escalation=None, resolved=(resolver, ended))
+
+
+def _no_run() -> Run:
+    return Run(id="", status="failed")
+
+
+def _hushed(actions: list[Action], incident: Incident | None, now: datetime) -> list[Action]:
+    """An incident snoozed or muted posts nothing (its Linear issue is still kept up to
+    date, and its first message edited, which notifies no one); an acknowledged one gets
+    no direct messages."""
+    quiet = talk.quiet(incident, now)
+    acked = incident is not None and incident.acked_by is not None
+    kept: list[Action] = []
+    for action in actions:
+        if quiet and isinstance(action, (Post, DirectMessage)) and not getattr(action, "starts_thread", False):
+            continue
+        if acked and isinstance(action, DirectMessage):
+            continue
+        kept.append(action)
+    return kept
+
+
+def _answered(
+    decision: SyncDecision,
+    facts: Facts,
+    state: State,
+    decisions: list[SyncDecision],
+    rules: IncidentRules,
+    now: datetime,
+    already: list[Action],
+) -> list[Action]:
+    """What answering people, and time, take: the first message updated to show who said
+    what; a retry triggered; the resolved incident told; a reminder when nobody answered."""
+    actions: list[Action] = []
+    if decision.resolved is not None:
+        user, ended = decision.resolved
+        resolved = replace(decision, recovery=ended)
+        closing = rules.close_on_recovery
+        for action in _recovery(resolved, facts, state, decisions, replace(rules, recovery=True)):
+            if isinstance(action, PostRecovery):
+                ctx = replace(action.ctx, resolved_by=user, run_id=f"resolved-{ended.incident.first_run_id}")
+                action = replace(action, ctx=ctx)
+            elif isinstance(action, CommentRecovery):
+                ctx = replace(action.ctx, resolved_by=user, run_id=f"resolved-{ended.incident.first_run_id}")
+                action = replace(action, ctx=ctx, comment=rules.comment_on_recovery, close=closing and action.close)
+            actions.append(action)
+        return actions
+    incident = decision.state.incident
+    latest = _latest_context(decision, facts)
+    if incident is None or latest is None or not incident.threads:
+        return actions
+    route = decision.route
+    heard_kinds = {a.kind for a in decision.heard}
+    mentioned = any(isinstance(a, Post) and a.mentions for a in already)
+    if CHANGE in heard_kinds and not mentioned:
+        for thread in incident.threads:
+            actions.append(Post(decision.sync.id, thread.channel, CHANGE, latest, route.mentions, thread))
+    for answer in decision.heard:
+        if answer.kind == talk.RETRY:
+            thread = incident.threads[0]
+            actions.append(TriggerRun(decision.sync.id, answer.user, thread, latest, _no_retry(decision, rules, now)))
+    if heard_kinds & {talk.ACK, talk.SNOOZE, talk.MUTE, CHANGE} and not any(
+        isinstance(a, UpdateFirstMessage) for a in already
+    ):
+        actions += [UpdateFirstMessage(decision.sync.id, t.channel, latest, route.mentions) for t in incident.threads]
+    if not mentioned and talk.renotify_due(incident, now, rules.talk):
+        reminder = replace(latest, renotified=incident.renotified + 1, renotify_max=rules.talk.renotify_max)
+        for thread in incident.threads:
+            actions.append(Post(decision.sync.id, thread.channel, RENOTIFY, reminder, route.mentions, thread))
+        if incident.escalated:
+            actions += [DirectMessage(decision.sync.id, user, reminder, route.name) for user in route.dm_on_escalation]
+    return actions
+
+
+def _no_retry(decision: SyncDecision, rules: IncidentRules, now: datetime) -> str:
+    """Why a retry a person asked for is not started ("" when it is)."""
+    incident = decision.state.incident
+    if decision.state.pending_run_id is not None or decision.sync.status in PENDING_STATUSES:
+        return "a run is in flight; it is not started twice"
+    done = talk.retries_today(incident.retries if incident else (), now)
+    if done >= rules.retry.max_per_day:
+        return f"{done} runs were triggered today already (retry.max_per_day)"
+    return ""
+
+
+def _latest_context(decision: SyncDecision, facts: Facts) -> TriageContext | None:
+    """The incident as its first message shows it: its newest failure, new this tick or not."""
+    alert = decision.alert or decision.escalation or decision.latest
+    if alert is None:
+        return None
+    route = decision.route
+    ctx = build_context(
+        alert,
+        destination=facts.destination,
+        model=facts.model,
+        url=facts.url,
+        threshold=route.escalation_threshold,
+        escalates=route.escalate,
+    )
+    return with_incident(ctx, decision.state.incident)
 
 
 def _worth_a_comment(incident: Incident, streak: int, error: str) -> bool:

@@ -32,6 +32,7 @@ class TickSummary:
     linear_errors: list[str] = field(default_factory=list)  # Linear steps that failed: retried next tick
     dm_errors: list[str] = field(default_factory=list)  # direct messages that could not be delivered
     abandoned: list[str] = field(default_factory=list)  # threads in channels the bot can no longer reach
+    errors_noted: list[str] = field(default_factory=list)  # refused requests people were told of (a retry)
 
 
 def format_summary(summary: TickSummary, dry_run: bool) -> str:
@@ -72,6 +73,9 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
     if summary.abandoned:
         lines.append(f"  threads abandoned (their channel cannot be reached): {len(summary.abandoned)}")
         lines.extend(f"    - {e}" for e in summary.abandoned)
+    if summary.errors_noted:
+        lines.append(f"  refused and said so in the thread: {len(summary.errors_noted)}")
+        lines.extend(f"    - {e}" for e in summary.errors_noted)
     if summary.dm_errors:
         lines.append(f"  direct messages not delivered: {len(summary.dm_errors)}")
         lines.extend(f"    - {e}" for e in summary.dm_errors)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TextIO
 
+from triage import talk
 from triage.actions import Post
 from triage.config import Config
 from triage.decide import (
@@ -53,7 +54,7 @@ from triage.linear import LinearClient
 from triage.models import Group, State, Storm, Sync, SyncState
 from triage.plan import Facts, IncidentRules, SyncPlan, plan, with_incident
 from triage.render import Renderer, sync_url
-from triage.slack import SLACK_MESSAGES_PER_SECOND, SlackClient
+from triage.slack import SLACK_MESSAGES_PER_SECOND, MissingScope, SlackClient
 from triage.state import StateStore
 from triage.summary import TickSummary
 from triage.targets import route_target
@@ -74,6 +75,7 @@ class Services:
     linear: LinearClient | None
     app_url: str
     meter: Meter = field(default_factory=Meter)  # requests and waits of all three, for progress lines
+    trigger: Callable[[str], str] = lambda sync_id: ""  # starts one normal run (a dry run only prints)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class Tick:
     _state: State | None = None
     _unread: list[str] = field(default_factory=list)  # syncs whose runs could not be read this tick
     _reads: ReadBound = field(default_factory=lambda: ReadBound(SLACK_MESSAGES_PER_SECOND))
+    _reactions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    _bot_user: str | None = None
+    _executor: Executor | None = None
 
     @property
     def rules(self) -> IncidentRules:
@@ -148,9 +153,21 @@ class Tick:
             if known.name != sync.name:
                 state.syncs[sync.id] = replace(known, name=sync.name)
 
+        # What people said on told incidents' first messages; those with something new to
+        # act on (or a reminder due) are read like any changed sync.
+        self._reactions = self._read_reactions(state)
+        answering = {
+            sync.id
+            for sync in listing.unchanged
+            if self._reactions.get(sync.id) or self._reminder_due(state.syncs[sync.id])
+        }
+        to_check = listing.to_check + [s for s in listing.unchanged if s.id in answering]
+
         deferred: list[str] = []
         try:
-            deferred = self._handle_all(listing.to_check, state, ctx, summary)
+            deferred = self._handle_all(to_check, state, ctx, summary)
+            if not self.dry_run:
+                self._watchdog(state, summary)
         finally:
             summary.deferred = deferred
             # Syncs whose runs could not be read go first next tick too, and are read then
@@ -202,7 +219,8 @@ class Tick:
         heartbeat_due = previous is None or self.now - previous >= HEARTBEAT
         # A new full listing alone is no reason to commit: a quiet workspace then lists in
         # full every tick (as cheap as it is quiet), a busy one saves its pages.
-        unchanged = replace(state, full_listing_at=loaded.full_listing_at) == loaded
+        # Nor is a new watchdog message: every tick schedules one.
+        unchanged = replace(state, full_listing_at=loaded.full_listing_at, watchdog=loaded.watchdog) == loaded
         if unchanged and not heartbeat_due and not self.store.has_journal():
             return
         state.last_tick_at = tick_time(self.now)
@@ -231,7 +249,13 @@ class Tick:
                     future.cancel()
         observed = [r for r in results if isinstance(r, _Observed)]
         the_plan = plan(
-            [o.decision for o in observed], {o.sync.id: o.facts for o in observed}, state, self.rules, self.now
+            [o.decision for o in observed],
+            {o.sync.id: o.facts for o in observed},
+            state,
+            self.rules,
+            self.now,
+            reactions=self._reactions,
+            bot_user=self._bot_user,
         )
         journal = Journal(state, self._record_sync, self._record_storm, self._record_group)
         for signature in set(state.groups) - set(the_plan.groups):
@@ -254,7 +278,9 @@ class Tick:
             out=self.out,
             failing=frozenset(the_plan.failing),
             new_id=self.new_id,
+            trigger=self.services.trigger,
         )
+        self._executor = executor
         failed = {sync.id: r for sync, r in zip(to_check, results, strict=True) if isinstance(r, BaseException)}
         for sync in to_check:
             if sync.id in failed and sync.id not in state.syncs:
@@ -299,6 +325,54 @@ class Tick:
                 summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
                 log.error("sync %s (%s): %s", sync.name, sync.id, exc)
         return []
+
+    def _read_reactions(self, state: State) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The reactions on each told, open incident's first message (reactions.get, one each).
+        A read that fails leaves that incident as it was for the next tick: a missing scope is
+        said once, naming it."""
+        found: dict[str, dict[str, tuple[str, ...]]] = {}
+        for sync_id, known in state.syncs.items():
+            incident = known.incident
+            if incident is None or not incident.threads:
+                continue
+            first = incident.threads[0]
+            try:
+                reactions = self.services.slack.reactions(first.channel_id, first.first_message_ts)
+            except MissingScope as exc:
+                log.warning("%s: reactions on incidents are not read (add reactions:read to the Slack app)", exc)
+                return found
+            except (AuthError, Deferred):
+                raise
+            except (ApiError, ConfigError) as exc:  # deleted, or a channel retired: nothing to hear
+                log.info("sync %s: the reactions on its first message could not be read: %s", sync_id, exc)
+                continue
+            if any(users for users in reactions.values()):
+                found[sync_id] = reactions
+        if found and self._bot_user is None:
+            try:
+                self._bot_user = str(self.services.slack.auth_test().get("user_id") or "") or None
+            except ApiError as exc:  # its own reactions are then taken as a person's: rare, and harmless
+                log.info("the bot's own user id is not known: %s", exc)
+        return found
+
+    def _reminder_due(self, known: SyncState) -> bool:
+        return known.incident is not None and talk.renotify_due(known.incident, self.now, self.config.talk)
+
+    def _watchdog(self, state: State, summary: TickSummary) -> None:
+        """Exactly one "no tick since" message pending in Slack after every tick; a note when
+        ticks come back after Slack had to post it."""
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            state.watchdog = executor.watchdog(
+                state.watchdog, self.config.slack.channels[0], self.config.talk.watchdog_minutes, summary.checked
+            )
+        except (AuthError, Deferred):
+            raise
+        except (ApiError, ConfigError) as exc:
+            summary.errors_noted.append(f"watchdog: {exc}")
+            log.warning("the watchdog message could not be scheduled: %s", exc)
 
     def _observe(self, sync: Sync, known: SyncState | None, ctx: TickContext) -> _Observed:
         """The read-only part of handling a sync, and its judgement: safe on a worker thread."""

@@ -1,0 +1,148 @@
+"""Talking back from Slack: reactions on an incident's first message acknowledge, snooze,
+mute, resolve and retry it; an unanswered incident is re-announced; a watchdog message is
+always pending. Told through the sandbox, tick by tick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.sandboxed import START, Workspace, mounted
+from tests.slack_payloads import is_health
+from triage.sandbox import World
+
+CONFIG = 'slack:\n  channel: "#data-alerts"\n  mention: [S0DATATEAM]\n'
+
+
+def first_message(world: World) -> dict[str, Any]:
+    return next(m for m in world.slack_messages if "thread_ts" not in m and not is_health(m))
+
+
+def text_of(message: dict[str, Any]) -> str:
+    return "\n\n".join(b["text"]["text"] for b in message.get("blocks") or [])
+
+
+def replies(world: World) -> list[dict[str, Any]]:
+    return [m for m in world.slack_messages if "thread_ts" in m]
+
+
+def failing_and_told(tmp_path: Path, world: World, config: str = CONFIG) -> Workspace:
+    ws = Workspace(tmp_path, world, config)
+    ws.failing_after_baseline()
+    assert ws.tick()[0] == 0
+    return ws
+
+
+def test_eyes_acknowledge_an_incident_and_it_is_never_re_announced(tmp_path: Path) -> None:
+    world = World()
+    world.users.add("U0ONCALL1")
+    config = CONFIG + "  dm_on_escalation: [U0ONCALL1]\n  renotify_after_minutes: 15\n"
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world, config)
+        first = first_message(world)
+        world.react("#data-alerts", first["ts"], "eyes", "U0ALICE")
+        for _ in range(5):
+            world.add_run("1", "failed")
+            assert ws.tick()[0] == 0
+    assert "Acknowledged by <@U0ALICE>" in text_of(first_message(world))
+    assert not [m for m in replies(world) if "still failing" in m["text"]]
+    assert not [m for m in world.slack_messages if m["channel"] == "U0ONCALL1"]  # no DM once acknowledged
+
+
+def test_zzz_snoozes_an_incident_until_its_time_and_a_new_cause_breaks_it(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world, CONFIG + "  snooze_hours: 0.5\n")
+        world.react("#data-alerts", first_message(world)["ts"], "zzz", "U0ALICE")
+        world.add_run("1", "failed")
+        ws.tick()  # the snooze is taken in: nothing posted
+        world.add_run("1", "failed")
+        ws.tick()  # still snoozed (30 minutes)
+        assert replies(world) == []
+        assert "Snoozed by <@U0ALICE>" in text_of(first_message(world))
+        world.add_run("1", "failed")
+        ws.tick()  # the snooze is over: a failure is told again
+        assert len(replies(world)) == 1
+        world.react("#data-alerts", first_message(world)["ts"], "zzz", "U0BOB")
+        world.add_run("1", "failed", error="a different cause entirely")
+        ws.tick()
+    changed = [m for m in replies(world) if "another reason" in m["text"]]
+    assert len(changed) == 1 and "<!subteam^S0DATATEAM>" in changed[0]["text"]
+
+
+def test_white_check_mark_resolves_and_the_next_failure_opens_a_new_incident(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world)
+        world.react("#data-alerts", first_message(world)["ts"], "white_check_mark", "U0ALICE")
+        assert ws.tick()[0] == 0
+        assert "resolved by <@U0ALICE>" in first_message(world)["text"]
+        assert "incident" not in ws.saved()["syncs"]["1"]
+        world.add_run("1", "failed")
+        assert ws.tick()[0] == 0
+    assert len([m for m in world.slack_messages if "thread_ts" not in m]) == 2
+
+
+def test_no_bell_mutes_until_the_recovery_which_is_posted(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world)
+        world.react("#data-alerts", first_message(world)["ts"], "no_bell", "U0ALICE")
+        for _ in range(3):
+            world.add_run("1", "failed")
+            ws.tick()
+        assert replies(world) == []
+        world.add_run("1", "success")
+        ws.tick()
+    (recovery,) = replies(world)
+    assert "recovered" in recovery["text"]
+
+
+def test_repeat_triggers_exactly_one_run_and_says_which(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world)
+        world.react("#data-alerts", first_message(world)["ts"], "repeat", "U0ALICE")
+        assert ws.tick()[0] == 0
+        triggers = [r for r in world.request_log if r.endswith("/trigger")]
+        assert ws.tick()[0] == 0
+        assert not [r for r in world.request_log if r.endswith("/trigger")]  # never twice for one reaction
+    assert len(triggers) == 1
+    (said,) = [m for m in replies(world) if "Retry requested" in m["text"]]
+    run_id = world.syncs["1"].runs[-1].id
+    assert f"run {run_id} started" in said["text"]
+
+
+def test_an_unacknowledged_incident_is_re_announced_at_most_renotify_max_times(tmp_path: Path) -> None:
+    world = World()
+    config = CONFIG + "  renotify_after_minutes: 30\n  renotify_max: 3\n"
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world, config)
+        for _ in range(12):  # three hours of quiet ticks: the sync failed once and stays failing
+            ws.tick()
+    reminders = [m for m in replies(world) if "still failing" in m["text"]]
+    assert len(reminders) == 3
+    assert all("<!subteam^S0DATATEAM>" in m["text"] for m in reminders)
+
+
+def test_after_every_tick_exactly_one_watchdog_message_is_pending(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CONFIG + "  watchdog_minutes: 90\n")
+        world.add_sync("1", "contacts")
+        world.add_run("1", "success")
+        for tick in range(3):
+            ws.tick()
+            (pending,) = world.slack_scheduled
+            tick_at = START.timestamp() + 15 * 60 * tick
+            assert pending["post_at"] == tick_at + 90 * 60
+            assert "has not run since" in pending["text"]
+        # The schedule stops for two hours: Slack posts the message by itself …
+        world.now = lambda: START.fromtimestamp(tick_at + 100 * 60, START.tzinfo)
+        assert world.post_scheduled() == 1
+        assert "has not run since" in world.slack_messages[-1]["text"]
+        # … and the tick that comes back says so once.
+        ws.ticks += 8
+        ws.tick()
+    assert "running again" in world.slack_messages[-1]["text"]
+    assert len(world.slack_scheduled) == 1
