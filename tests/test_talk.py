@@ -146,3 +146,36 @@ def test_after_every_tick_exactly_one_watchdog_message_is_pending(tmp_path: Path
         ws.tick()
     assert "running again" in world.slack_messages[-1]["text"]
     assert len(world.slack_scheduled) == 1
+
+
+def test_the_digest_comes_at_its_time_once_per_channel_with_the_periods_numbers(tmp_path: Path) -> None:
+    world = World()
+    world.channels.add("#crm-alerts")
+    config = (
+        CONFIG + "digest:\n  schedule: daily 10:00\n"
+        "routes:\n  - name: crm\n    match: {sync: [crm-*]}\n    slack: {channel: '#crm-alerts'}\n"
+    )
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        world.add_sync("1", "contacts")
+        world.add_sync("2", "crm-leads")
+        for sync_id in "12":
+            world.add_run(sync_id, "success")
+        ws.tick()  # 09:00, the baseline: the digest counts from here
+        world.add_run("1", "failed")
+        ws.tick()  # 09:15: told
+        world.react("#data-alerts", first_message(world)["ts"], "eyes", "U0ALICE")
+        ws.tick()  # 09:30: acknowledged
+        world.add_run("1", "success")
+        ws.tick()  # 09:45: recovered
+        ws.tick()  # 10:00: the digest
+        ws.tick()  # 10:15: not again
+    digests = [m for m in world.slack_messages if "digest" in m["text"]]
+    assert sorted(m["channel"] for m in digests) == ["#crm-alerts", "#data-alerts"]
+    data = next(text_of(m) for m in digests if m["channel"] == "#data-alerts")
+    assert "1 incident opened, 1 closed" in data
+    assert "median 29 min" in data  # failed at 09:01, acknowledged as the 09:30 tick read it
+    assert "median 30 min" in data  # recovered at 09:31
+    assert "contacts" in data
+    lines = (tmp_path / "state" / "incidents.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and '"ended": "recovered"' in lines[0]

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from triage.digest import parse_digest_schedule
 from triage.errors import ConfigError, UsageError
 from triage.models import KNOWN_STATUSES, PENDING_STATUSES
 from triage.schedule import CronError, fastest_interval_minutes
@@ -390,31 +390,11 @@ def _talk(
     schedule = d_digest.schedule if schedule_node is None else str(reader._value(schedule_node) or "")
     timezone = reader.string(dg, "timezone", "digest", d_digest.timezone)
     try:
-        parse_schedule_text(schedule, timezone)
+        parse_digest_schedule(schedule, timezone)
     except ValueError as exc:
-        reader.fail(dg, "schedule" if schedule_node is not None else "timezone", "digest", str(exc))
+        key = "schedule" if schedule_node is not None else "timezone"
+        reader.fail(dg, key, "digest", str(exc).replace(f"digest.{key} ", "", 1))
     return talk, retry, DigestConfig(schedule=schedule, timezone=timezone)
-
-
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def parse_schedule_text(schedule: str, timezone: str) -> tuple[int | None, int, int] | None:
-    """A digest schedule: (weekday 0 to 6, or None for daily; hour; minute), or None when off."""
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {timezone!r} (an IANA name, e.g. Europe/Berlin)") from None
-    text = schedule.strip().lower()
-    if not text:
-        return None
-    day, _, clock = text.partition(" ")
-    hour, _, minute = clock.partition(":")
-    if (day not in _WEEKDAYS and day != "daily") or not (hour.isdigit() and minute.isdigit()):
-        raise ValueError(f"expected 'mon 09:00' (a weekday) or 'daily 09:00', or \"\" for none; got {schedule!r}")
-    if not (0 <= int(hour) < 24 and 0 <= int(minute) < 60):
-        raise ValueError(f"no such time of day in {schedule!r}")
-    return (None if day == "daily" else _WEEKDAYS.index(day)), int(hour), int(minute)
 
 
 SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}

@@ -41,6 +41,7 @@ from triage.actions import (
     UpdateStormSummary,
 )
 from triage.decide import SyncDecision
+from triage.digest import DigestContext
 from triage.errors import AnswerLost, ApiError, AuthError, ConfigError, Deferred
 from triage.fold import (
     dm_sent,
@@ -53,6 +54,7 @@ from triage.fold import (
     shown,
     thread_started,
 )
+from triage.history import ClosedIncident
 from triage.linear import Issue, LinearClient, Team
 from triage.models import Group, GroupIssue, IssueRef, Sent, State, Storm, SyncState, Thread, Watchdog
 from triage.plan import SyncPlan
@@ -68,7 +70,7 @@ from triage.render import (
 )
 from triage.slack import CHANNEL_ID, USER_ID, MessageGone, MissingScope, PostedMessage, SlackClient, message_metadata
 from triage.summary import TickSummary
-from triage.times import human_time, parse_iso_time, slack_time, tick_time
+from triage.times import human_time, iso_time, parse_iso_time, slack_time, tick_time
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,8 @@ class Executor:
     failing: frozenset[str] = frozenset()  # syncs failing once this tick is done (for summaries)
     # Starts one normal run of a sync and answers its run id (a dry run prints instead).
     trigger: Callable[[str], str] = lambda sync_id: ""
+    # Keeps an incident that ended for the digest (a dry run keeps nothing): a warning, or None.
+    history: Callable[[ClosedIncident], str | None] = lambda record: None
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())  # Linear takes a client-chosen UUID v4
     _teams: dict[str, Team] = field(default_factory=dict)
     _labels: dict[str, dict[str, str]] = field(default_factory=dict)  # team id -> label name -> id
@@ -135,12 +139,18 @@ class Executor:
 
     def run(self, sync_plan: SyncPlan) -> None:
         """Carry out one sync's actions in order; record its decided state once its Slack
-        messages went out. Raises Deferred (a limit: the rest waits) and Unconfirmed."""
+        messages went out, and an incident that ended in the history. Raises Deferred (a
+        limit: the rest waits) and Unconfirmed."""
         decision = sync_plan.decision
         run = _SyncRun(self, decision, decision.state)
         for action in sync_plan.actions:
             run.do(action)
         self.journal.sync(decision.sync.id, replace(run.final, sent=()))
+        ended = closed_record(decision, self.now)
+        if ended is not None:
+            warning = self.history(ended)
+            if warning:
+                log.warning("%s", warning)
 
     @property
     def state(self) -> State:
@@ -329,6 +339,22 @@ class Executor:
         message = self.renderer.slack_watchdog(WatchdogContext(False, slack_time(now, human_time(now))))
         channel_id, scheduled_id = self.slack.schedule_message(channel, post_at, message.text, message.blocks)
         return Watchdog(channel, channel_id, scheduled_id, post_at, tick_time(now))
+
+    # -- the digest ----------------------------------------------------------------
+
+    def post_digest(self, channel: str, ctx: DigestContext, period_end: str) -> bool:
+        """One channel's digest for the period ending `period_end`, posted once: a tick that died
+        after posting it finds it in the channel's history. False when it was there already."""
+        key = Sent(channel, "digest", period_end, period_end)
+        if self.found_in_history(key, f"digest {channel}") is not None:
+            return False
+        message = self.renderer.slack_digest(ctx)
+        metadata = message_metadata("digest", f"digest {channel}", period_end)
+        posted = self.slack.post_message(channel, message.text, message.blocks, metadata=metadata)
+        self._channel_ids[channel] = posted.channel
+        self.summary.slack_sent += 1
+        self.out.write(f"  digest sent to {channel}\n")
+        return True
 
     # -- Linear -----------------------------------------------------------------
 
@@ -807,6 +833,30 @@ _COMMENTS = uuid.UUID("5b6f0c4e-9d1a-4c3e-8f7a-2d1e0b9c8a71")
 
 def comment_id(sync_id: str, issue: str, run_id: str, kind: str = "failure") -> str:
     return str(uuid.uuid5(_COMMENTS, f"{sync_id}/{issue}/{run_id}/{kind}"))
+
+
+def closed_record(decision: SyncDecision, now: datetime) -> ClosedIncident | None:
+    """The history's line for an incident that ended with this decision: it recovered, or a
+    person resolved it."""
+    resolved_by = decision.resolved[0] if decision.resolved else None
+    ended = decision.resolved[1] if decision.resolved else decision.recovery
+    if ended is None or not ended.incident.threads:
+        return None
+    incident = ended.incident
+    return ClosedIncident(
+        sync_id=decision.sync.id,
+        sync_name=decision.sync.name,
+        channels=tuple(t.channel for t in incident.threads),
+        opened_at=incident.started_at or iso_time(now) or "",
+        closed_at=iso_time(now if resolved_by else (ended.run.time or now)) or "",
+        ended="resolved" if resolved_by else "recovered",
+        cause=incident.error or "",
+        severity="critical",
+        acked_at=incident.acked_at,
+        acked_by=incident.acked_by,
+        muted=incident.muted_by is not None,
+        snoozed=incident.snoozed_until is not None,
+    )
 
 
 def shown_in_linear(state: SyncState, ctx: TriageContext) -> SyncState:

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ import jinja2.sandbox
 
 from triage.config import Config
 from triage.decide import Alert, Recovery
+from triage.digest import DigestContext, OpenIncident, digest_for
 from triage.errors import ConfigError
+from triage.history import ClosedIncident
 from triage.models import Outcome, Run, Sync, outcome
 from triage.signature import first_line
 from triage.times import duration_text, human_time, parse_iso_time, slack_time
@@ -42,6 +44,7 @@ LINEAR_OUTAGE_DESCRIPTION_TEMPLATE = "linear_outage_description.md.j2"
 SLACK_REPLY_TEMPLATE = "slack_reply.md.j2"
 SLACK_DM_TEMPLATE = "slack_dm.md.j2"
 SLACK_WATCHDOG_TEMPLATE = "slack_watchdog.md.j2"
+SLACK_DIGEST_TEMPLATE = "slack_digest.md.j2"
 
 SLACK_SECTION_LIMIT = 3000  # characters of one section block's text
 SLACK_MAX_BLOCKS = 50
@@ -344,7 +347,14 @@ class LinearIssueText:
 
 # What a template is given.
 Context = (
-    TriageContext | RecoveryContext | HealthContext | StormContext | OutageContext | DirectContext | WatchdogContext
+    TriageContext
+    | RecoveryContext
+    | HealthContext
+    | StormContext
+    | OutageContext
+    | DirectContext
+    | WatchdogContext
+    | DigestContext
 )
 
 
@@ -409,6 +419,12 @@ class Renderer:
         plain = "hightouch-triage is running again" if ctx.back else f"hightouch-triage has not run since {ctx.since}"
         what = "the watchdog message is the built-in one"
         return _slack(self._or_plain(SLACK_WATCHDOG_TEMPLATE, ctx, strict, what, lambda: plain))
+
+    def slack_digest(self, ctx: DigestContext, *, strict: bool = False) -> SlackMessage:
+        """The weekly (or daily) digest of one channel's syncs."""
+        plain = f":bar_chart: hightouch-triage digest: {ctx.opened} incidents opened, {ctx.closed} closed"
+        what = "the digest is the built-in one"
+        return _slack(self._or_plain(SLACK_DIGEST_TEMPLATE, ctx, strict, what, lambda: plain))
 
     def linear_issue(self, ctx: TriageContext, *, strict: bool = False) -> LinearIssueText:
         """The issue as the templates word it, or the built-in plain text (see slack_message)."""
@@ -482,6 +498,7 @@ class Renderer:
         self.slack_message(replace(answered, muted_by="U2"), strict=True)
         self.slack_reply(replace(ctx, kind="retry", by="U024BE7LH", retry_run="98766"), strict=True)
         self.slack_reply(replace(ctx, kind="retry", by="U024BE7LH", retry_note="a run is in flight"), strict=True)
+        self._check_digest()
         for back in (False, True):
             self.slack_watchdog(
                 WatchdogContext(back, "<!date^1700000000^{time}|09:10 UTC>", "16:05 UTC", 3), strict=True
@@ -514,6 +531,27 @@ class Renderer:
                 failed, "Hightouch GET /syncs: HTTP 401", "https://github.com/a/b/actions/runs/1", "x"
             )
             self.slack_health(sample, strict=True)
+
+    def _check_digest(self) -> None:
+        """The digest on a quiet period and on a busy one: every branch of its template."""
+        start, end = datetime(2026, 11, 16, 9, tzinfo=UTC), datetime(2026, 11, 23, 9, tzinfo=UTC)
+        self.slack_digest(digest_for("#data-alerts", [], [], (start, end), end), strict=True)
+        closed = [
+            ClosedIncident(
+                "1234", "salesforce-contacts", ("#data-alerts",), "2026-11-17T08:00:00Z", "2026-11-17T10:00:00Z",
+                "recovered", "Salesforce rejected 12 rows", "critical", acked_at="2026-11-17T08:20:00Z",
+            ),
+            ClosedIncident(
+                "1235", "hubspot-deals", ("#data-alerts",), "2026-11-18T08:00:00Z", "2026-11-18T08:30:00Z",
+                "healed", "HubSpot API 503", "critical",
+            ),
+        ]  # fmt: skip
+        still = [
+            OpenIncident("1236", "braze-events", ("#data-alerts",), "2026-11-22T08:00:00Z", muted=True),
+            OpenIncident("1237", "iterable-users", ("#data-alerts",), "2026-11-22T09:00:00Z",
+                         snoozed_until="2026-11-23T12:00:00Z"),
+        ]  # fmt: skip
+        self.slack_digest(digest_for("#data-alerts", closed, still, (start, end), end), strict=True)
 
     def _render(self, name: str, ctx: Context, **extra: str) -> str:
         try:

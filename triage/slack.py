@@ -57,6 +57,7 @@ EVENT_TYPES = {
     "dm": "hightouch_sync_escalation_dm",
     "storm": "hightouch_storm_summary",
     "health": "hightouch_triage_health",
+    "digest": "hightouch_triage_digest",
 }
 # Slack takes about one chat.postMessage a second per channel, with short bursts: the pacer
 # keeps just under it, so a storm is delivered at Slack's rate instead of into its 429s.

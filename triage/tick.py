@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TextIO
 
 from triage import talk
@@ -46,19 +47,23 @@ from triage.decide import (
     plan_tick,
     still_due,
 )
+from triage.digest import OpenIncident, digest_for, due, parse_digest_schedule
 from triage.errors import ApiError, AuthError, ConfigError, Deferred, OutOfTime
 from triage.execute import Executor, Journal, Unconfirmed
 from triage.hightouch import HightouchClient
+from triage.history import append_closed, history_path, load_history, prune
 from triage.http import Meter
 from triage.linear import LinearClient
 from triage.models import Group, State, Storm, Sync, SyncState
 from triage.plan import Facts, IncidentRules, SyncPlan, plan, with_incident
 from triage.render import Renderer, sync_url
+from triage.routing import every_route
 from triage.slack import SLACK_MESSAGES_PER_SECOND, MissingScope, SlackClient
+from triage.slack_ids import USER_ID
 from triage.state import StateStore
 from triage.summary import TickSummary
 from triage.targets import route_target
-from triage.times import parse_iso_time, tick_time
+from triage.times import iso_time, parse_iso_time, tick_time
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +173,7 @@ class Tick:
             deferred = self._handle_all(to_check, state, ctx, summary)
             if not self.dry_run:
                 self._watchdog(state, summary)
+                self._digest(state, summary)
         finally:
             summary.deferred = deferred
             # Syncs whose runs could not be read go first next tick too, and are read then
@@ -279,6 +285,7 @@ class Tick:
             failing=frozenset(the_plan.failing),
             new_id=self.new_id,
             trigger=self.services.trigger,
+            history=(lambda record: None) if self.dry_run else partial(append_closed, history_path(self.store.path)),
         )
         self._executor = executor
         failed = {sync.id: r for sync, r in zip(to_check, results, strict=True) if isinstance(r, BaseException)}
@@ -373,6 +380,53 @@ class Tick:
         except (ApiError, ConfigError) as exc:
             summary.errors_noted.append(f"watchdog: {exc}")
             log.warning("the watchdog message could not be scheduled: %s", exc)
+
+    def _digest(self, state: State, summary: TickSummary) -> None:
+        """At the digest's time, one message per channel that routes point to, about its syncs
+        over the period since the last one. A new install starts counting from its baseline."""
+        schedule = parse_digest_schedule(self.config.digest.schedule, self.config.digest.timezone)
+        executor = self._executor
+        if schedule is None or executor is None:
+            return
+        if summary.baseline and state.digest_at is None:
+            state.digest_at = iso_time(self.now)  # the first digest comes at the next scheduled time
+            return
+        period = due(schedule, parse_iso_time(state.digest_at), self.now)
+        if period is None:
+            return
+        path = history_path(self.store.path)
+        records, warning = load_history(path, self.now)
+        for problem in (warning, prune(path, self.now)):
+            if problem:
+                log.warning("%s", problem)
+        still = [
+            OpenIncident(
+                sync_id=sync_id,
+                sync_name=known.name,
+                channels=tuple(t.channel for t in known.incident.threads),
+                opened_at=known.incident.started_at,
+                acked_at=known.incident.acked_at,
+                muted=known.incident.muted_by is not None,
+                snoozed_until=known.incident.snoozed_until,
+                cause=known.incident.error or "",
+                severity="critical",
+            )
+            for sync_id, known in state.syncs.items()
+            if known.incident is not None and known.incident.threads
+        ]
+        channels = dict.fromkeys(c for r in every_route(self.config) for c in r.channels if not USER_ID.fullmatch(c))
+        end = iso_time(period[1]) or ""
+        try:
+            for channel in channels:
+                ctx = digest_for(channel, records, still, period, self.now, cadence=schedule.cadence)
+                executor.post_digest(channel, ctx, end)
+        except (AuthError, Deferred):
+            raise
+        except (ApiError, ConfigError) as exc:
+            summary.errors_noted.append(f"digest: {exc}")
+            log.warning("the digest was not posted in full (it is tried again next tick): %s", exc)
+            return
+        state.digest_at = end
 
     def _observe(self, sync: Sync, known: SyncState | None, ctx: TickContext) -> _Observed:
         """The read-only part of handling a sync, and its judgement: safe on a worker thread."""
