@@ -8,6 +8,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from triage.causes import (
     ERROR_CLASSES,
@@ -166,6 +168,14 @@ causes:
 """
     )
     assert classify("statement timeout", table).what_to_do == "first"
+
+
+@given(st.text(max_size=300) | st.sampled_from([e for row in ROWS for e in row.examples]).map(lambda e: e[::-1]))
+def test_any_text_gets_a_class_and_never_raises(message: str) -> None:
+    cause = classify(message)
+    assert cause.error_class in ERROR_CLASSES
+    assert cause.transient is is_transient(cause.error_class)
+    assert cause.what_to_do
 
 
 def test_a_huge_message_is_classified_quickly() -> None:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage.models import RowCounts
 from triage.signals import (
@@ -513,3 +515,71 @@ def test_a_route_override_is_checked_against_what_it_inherits() -> None:
     with pytest.raises(SignalRulesError) as caught:
         merge_signal_rules(base, {"silent": {"after_intervals": 0}}, "routes[2].signals")
     assert caught.value.key == "routes[2].signals.silent.after_intervals"
+
+
+# -- any answer at all -------------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+COUNTS = st.fixed_dictionaries({}, optional={"addedCount": SCALAR, "changedCount": SCALAR, "removedCount": SCALAR})
+RUN = st.fixed_dictionaries(
+    {},
+    optional={
+        "plannedRows": COUNTS | SCALAR,
+        "successfulRows": COUNTS | SCALAR,
+        "failedRows": COUNTS | SCALAR,
+        "querySize": SCALAR,
+        "completionRatio": SCALAR,
+    },
+)
+
+
+@settings(max_examples=300)
+@given(RUN)
+def test_any_run_answer_gives_metrics_the_signals_accept(raw: dict[str, Any]) -> None:
+    metrics = run_metrics(raw)
+    for found in (
+        rejected_rows(metrics, RULES.rejected_rows),
+        mass_removal(metrics, 10_000, RULES.removals),
+        volume_drop(metrics.query_size, USUAL, RULES.volume_drop),
+    ):
+        assert found is None or found.severity in ("critical", "warning")
+    assert metrics.query_size is None or 0 <= metrics.query_size <= MAX_ROWS
+    assert metrics.completion_ratio is None or 0 <= metrics.completion_ratio <= 1
+
+
+SCHEDULES = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["interval", "cron", "visual", "dbt", "manual"]) | JSON,
+        "schedule": st.fixed_dictionaries(
+            {},
+            optional={
+                "interval": st.fixed_dictionaries({}, optional={"quantity": JSON, "unit": JSON}),
+                "expression": st.text(alphabet="0123456789*/,-? LMONFRIJA@hourly", max_size=24) | JSON,
+                "expressions": st.lists(
+                    st.fixed_dictionaries({}, optional={"days": JSON, "time": st.text(max_size=6) | JSON}),
+                    max_size=3,
+                )
+                | JSON,
+            },
+        )
+        | JSON,
+    },
+)
+
+
+@settings(max_examples=150)
+@given(SCHEDULES | JSON)
+def test_any_schedule_gives_an_interval_or_a_reason(raw: Any) -> None:
+    interval = schedule_interval(raw)
+    if isinstance(interval, ScheduleInterval):
+        assert interval.minutes > 0
+    else:
+        assert interval.reason
+    finding, reason = silent(raw, NOW - timedelta(days=400), NOW, RULES.silent)
+    assert finding is None or reason is None  # a finding never comes with a reason to skip

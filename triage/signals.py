@@ -15,6 +15,7 @@ None; `RunMetrics.problems` and the reason `silent` returns say why, for one inf
 
 from __future__ import annotations
 
+import calendar
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -612,8 +613,9 @@ WEEKDAY_NAMES = {name: i for i, name in enumerate(("sun", "mon", "tue", "wed", "
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY = 24 * 60
 WEEK = 7 * DAY
-# Where cron gaps are read from: a Monday, in a leap year.
-CRON_EPOCH = date(2024, 1, 1)
+# Cron gaps are read over whole years from here (a leap year, so 29 February counts).
+CRON_FIRST_YEAR = 2024
+CRON_YEARS = 8  # two leap days apart, at least
 
 
 def _cron(expression: Any) -> ScheduleInterval:
@@ -627,21 +629,36 @@ def _cron(expression: Any) -> ScheduleInterval:
     days = _field(fields[2], 1, 31, {}, expression)
     months = _field(fields[3], 1, 12, MONTH_NAMES, expression)
     weekdays = {d % 7 for d in _field(fields[4], 0, 7, WEEKDAY_NAMES, expression)}  # 7 is Sunday too
-    # Vixie cron: when both day fields are restricted, a day matching either one fires.
     day_star, weekday_star = fields[2].startswith(("*", "?")), fields[4].startswith(("*", "?"))
-    either = not day_star and not weekday_star
-    span = 14 if day_star and fields[3] == "*" else 8 * 366  # weekday-only lines repeat weekly
-    fire_days = []
-    for offset in range(span):
-        day = CRON_EPOCH + timedelta(days=offset)
-        on_day, on_weekday = day.day in days, (day.weekday() + 1) % 7 in weekdays
-        if day.month in months and ((on_day or on_weekday) if either else (on_day and on_weekday)):
-            fire_days.append(offset)
+    if day_star and fields[3] == "*":
+        # Only the weekday restricts: the line repeats every week, and two weeks show every gap.
+        fire_days = [offset for offset in range(14) if offset % 7 in weekdays]
+    else:
+        fire_days = _fire_days(days, months, weekdays, day_star, weekday_star)
     if len(fire_days) < 2:
-        raise CronError(f"{expression!r} fires less than twice in {span} days")
+        raise CronError(f"{expression!r} fires less than twice in {CRON_YEARS} years")
     gaps = [b - a for a, b in pairwise(minutes)]
     gaps += [(b - a) * DAY + minutes[0] - minutes[-1] for a, b in pairwise(fire_days)]
     return ScheduleInterval("cron", float(max(gaps)), f"cron {expression.strip()} (UTC)")
+
+
+def _fire_days(days: set[int], months: set[int], weekdays: set[int], day_star: bool, weekday_star: bool) -> list[int]:
+    """The days (as ordinals) a cron line fires on over CRON_YEARS years. As in Vixie cron,
+    when both the day of month and the weekday are restricted, a day matching either fires."""
+    fire: list[int] = []
+    for year in range(CRON_FIRST_YEAR, CRON_FIRST_YEAR + CRON_YEARS):
+        for month in sorted(months):
+            first = date(year, month, 1)
+            length = calendar.monthrange(year, month)[1]
+            if weekday_star:  # the common monthly line: no need to walk every day
+                fire += [first.toordinal() + d - 1 for d in sorted(days) if d <= length]
+                continue
+            sunday_based = (first.weekday() + 1) % 7  # cron counts weekdays from Sunday = 0
+            for d in range(1, length + 1):
+                on_weekday = (sunday_based + d - 1) % 7 in weekdays
+                if on_weekday if day_star else (on_weekday or d in days):
+                    fire.append(first.toordinal() + d - 1)
+    return fire
 
 
 def _field(text: str, low: int, high: int, names: Mapping[str, int], expression: str) -> set[int]:
