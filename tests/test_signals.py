@@ -583,3 +583,9 @@ def test_any_schedule_gives_an_interval_or_a_reason(raw: Any) -> None:
         assert interval.reason
     finding, reason = silent(raw, NOW - timedelta(days=400), NOW, RULES.silent)
     assert finding is None or reason is None  # a finding never comes with a reason to skip
+
+
+def test_huge_intervals_and_thresholds_do_not_overflow() -> None:
+    forever = {"type": "interval", "schedule": {"interval": {"quantity": 1e300, "unit": "week"}}}
+    assert silent(forever, NOW - timedelta(days=400), NOW, RULES.silent) == (None, None)
+    assert stuck(FOUR_HOURS_AGO, 0.1, 0.1, NOW, StuckRule(after_minutes=1e300)) is None

@@ -20,7 +20,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -490,12 +490,13 @@ def stuck(
     startedAt) is waiting behind another, not stuck."""
     if run_started_at is None or completion_ratio is None or previous_ratio is None:
         return None
-    running = _utc(now) - _utc(run_started_at)
-    if running < timedelta(minutes=rules.after_minutes):
+    # Compared in minutes as floats: a timedelta of a huge configured value would overflow.
+    running = (_utc(now) - _utc(run_started_at)).total_seconds() / 60
+    if running < rules.after_minutes:
         return None
     if not math.isclose(completion_ratio, previous_ratio, rel_tol=0, abs_tol=1e-9):
         return None
-    return StuckFinding(run_started_at, int(running.total_seconds() // 60), completion_ratio, rules.after_minutes)
+    return StuckFinding(run_started_at, int(running), completion_ratio, rules.after_minutes)
 
 
 def silent(
@@ -511,10 +512,10 @@ def silent(
         return None, interval.reason
     if last_run_at is None:
         return None, "never ran: no lastRunAt to measure silence from"
-    quiet = _utc(now) - _utc(last_run_at)
-    if quiet <= timedelta(minutes=rules.after_intervals * interval.minutes):
+    quiet = (_utc(now) - _utc(last_run_at)).total_seconds() / 60
+    if quiet <= rules.after_intervals * interval.minutes:  # floats: a year-long interval cannot overflow
         return None, None
-    return SilentFinding(last_run_at, interval, int(quiet.total_seconds() // 60), rules.after_intervals), None
+    return SilentFinding(last_run_at, interval, int(quiet), rules.after_intervals), None
 
 
 def _utc(moment: datetime) -> datetime:
