@@ -179,3 +179,44 @@ def test_the_digest_comes_at_its_time_once_per_channel_with_the_periods_numbers(
     assert "contacts" in data
     lines = (tmp_path / "state" / "incidents.jsonl").read_text().splitlines()
     assert len(lines) == 1 and '"ended": "recovered"' in lines[0]
+
+
+def test_a_transient_failure_is_retried_before_anyone_is_told(tmp_path: Path) -> None:
+    world = World()
+    config = CONFIG + "retry:\n  transient: true\n"
+    lock = "UNABLE_TO_LOCK_ROW: unable to obtain exclusive access for this record"
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        world.add_sync("1", "contacts")
+        world.add_sync("2", "deals")
+        for sync_id in "12":
+            world.add_run(sync_id, "success")
+        ws.tick()
+        world.add_run("1", "failed", error=lock)
+        world.add_run("2", "failed", error=lock)
+        assert ws.tick()[0] == 0
+        assert world.slack_messages == []  # nobody told yet
+        assert [r for r in world.request_log if r.endswith("/trigger")] == [
+            "hightouch POST /syncs/1/trigger",
+            "hightouch POST /syncs/2/trigger",
+        ]
+        # The retries' runs: sync 1's heals, sync 2's fails again.
+        world.finish_run("1", "success")
+        world.finish_run("2", "failed", error=lock)
+        assert ws.tick()[0] == 0
+        ws.tick()
+    (told,) = world.slack_messages
+    assert "deals" in told["text"] and "Retried automatically" in text_of(told)
+    lines = (tmp_path / "state" / "incidents.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and '"ended": "healed"' in lines[0]
+
+
+def test_an_auth_failure_is_never_retried_first(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CONFIG + "retry:\n  transient: true\n")
+        ws.failing_after_baseline()
+        world.syncs["1"].runs[-1].error = "invalid_grant: the refresh token expired"
+        ws.tick()
+    assert len(world.slack_messages) == 1
+    assert not [r for r in world.request_log if r.endswith("/trigger")]

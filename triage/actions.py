@@ -127,10 +127,11 @@ class TriggerRun:
     full resync, and say in the thread which run started — or, with `refused`, why not."""
 
     sync_id: str
-    user: str
-    thread: Thread
+    user: str  # "" for a retry by rule (retry.transient)
+    thread: Thread | None  # where to say so; None for a retry by rule, which says nothing yet
     ctx: TriageContext
     refused: str = ""
+    automatic: bool = False  # retry.transient: before anyone is told
 
 
 @dataclass(frozen=True)

@@ -365,7 +365,8 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
             # The end of an incident that was told, or of one that opened since the last tick
             # (failed and recovered between two ticks: it is told opened and closed at once).
             new = incident is not None and any(f.id == incident.first_run_id for f in failures)
-            if incident is not None and (incident.threads or new) and recovery is None:
+            healed = incident is not None and incident.auto_retry is not None  # its retry worked
+            if incident is not None and (incident.threads or new or healed) and recovery is None:
                 recovery = Recovery(run, count, incident)
             count = 0
             state = replace(state, incident=None)

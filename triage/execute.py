@@ -50,6 +50,7 @@ from triage.fold import (
     not_sent,
     pinged,
     retried,
+    retried_first,
     sending,
     shown,
     thread_started,
@@ -649,6 +650,14 @@ class _SyncRun:
                 refused = f"Hightouch refused it ({exc})"
                 ex.summary.errors_noted.append(f"{self.name} ({self.sync_id}): retry: {exc}")
             self.final = retried(self.final, self.final.incident, ex.now, started or "refused")
+        if action.automatic:
+            self.final = retried_first(self.final, ex.now)
+            verdict = f"run {started} started" if started else f"not started: {refused}"
+            ex.out.write(
+                f"  {self.name} ({self.sync_id}): transient failure, retried before telling anyone: {verdict}\n"
+            )
+            return
+        assert action.thread is not None
         ctx = replace(self._view(action.ctx), kind="retry", by=action.user, retry_run=started, retry_note=refused)
         message = ex.renderer.slack_reply(ctx)
         thread = action.thread
@@ -840,7 +849,10 @@ def closed_record(decision: SyncDecision, now: datetime) -> ClosedIncident | Non
     person resolved it."""
     resolved_by = decision.resolved[0] if decision.resolved else None
     ended = decision.resolved[1] if decision.resolved else decision.recovery
-    if ended is None or not ended.incident.threads:
+    if ended is None:
+        return None
+    healed = not ended.incident.threads and ended.incident.auto_retry is not None
+    if not ended.incident.threads and not healed:
         return None
     incident = ended.incident
     return ClosedIncident(
@@ -849,7 +861,7 @@ def closed_record(decision: SyncDecision, now: datetime) -> ClosedIncident | Non
         channels=tuple(t.channel for t in incident.threads),
         opened_at=incident.started_at or iso_time(now) or "",
         closed_at=iso_time(now if resolved_by else (ended.run.time or now)) or "",
-        ended="resolved" if resolved_by else "recovered",
+        ended="resolved" if resolved_by else ("healed" if healed else "recovered"),
         cause=incident.error or "",
         severity="critical",
         acked_at=incident.acked_at,

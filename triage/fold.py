@@ -93,3 +93,9 @@ def retried(state: SyncState, fallback: Incident | None, now: datetime, run_id: 
     entry = f"{now.date().isoformat()} {run_id}"
     kept = tuple(r for r in incident.retries if r != f"{now.date().isoformat()} ?")
     return replace(state, incident=replace(incident, retries=(*kept, entry)))
+
+
+def retried_first(state: SyncState, now: datetime) -> SyncState:
+    """The state once a transient failure was retried before anyone was told."""
+    incident = state.incident
+    return state if incident is None else replace(state, incident=replace(incident, auto_retry=iso_time(now)))

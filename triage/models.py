@@ -216,7 +216,8 @@ class Incident:
     answered: tuple[str, ...] = ()  # reactions acted on ("emoji user"): each once
     notified_at: str | None = None  # when its people were last pinged (opened, escalated, re-notified)
     renotified: int = 0  # re-notifications so far
-    retries: tuple[str, ...] = ()  # runs triggered for it (by reaction or rule), "run id" or "" when refused
+    retries: tuple[str, ...] = ()  # runs triggered for it (by reaction or rule): "date run-id"
+    auto_retry: str | None = None  # retried before anyone was told (a transient failure): when
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,14 @@ from triage.actions import (
     UpdateStormSummary,
     Where,
 )
+from triage.causes import classify
 from triage.config import Config, RetryConfig, TalkConfig
 from triage.decide import Recovery, SyncDecision
 from triage.models import PENDING_STATUSES, Group, Incident, Run, State, Storm, StormMember, Thread
 from triage.render import TriageContext, build_context, recovery_context
 from triage.signature import first_line
 from triage.talk import Answer
-from triage.times import iso_time, parse_iso_time
+from triage.times import human_time, iso_time, parse_iso_time
 
 
 @dataclass(frozen=True)
@@ -148,10 +149,16 @@ def plan(
         sync_facts = facts.get(decision.sync.id)
         ctx = _context(decision, sync_facts)
         recovery = decision.recovery
+        healed = recovery is not None and not recovery.incident.threads and recovery.incident.auto_retry is not None
+        if healed:
+            recovery = None  # retried before anyone was told, and the retry worked: nobody hears of it
         opened_and_closed = recovery is not None and not recovery.incident.threads
         if recovery is not None and sync_facts is not None and not opened_and_closed:
             actions += _recovery(decision, sync_facts, state, decisions, rules)
-        if ctx is not None and sync_facts is not None:
+        retry_first = _retry_before_paging(decision, rules, now)
+        if retry_first is not None:
+            actions.append(retry_first)  # transient: one run first; told next tick if it fails too
+        elif ctx is not None and sync_facts is not None:
             told = _alert(decision, ctx, state, storms, groups, rules, outage_teams, due, dmed, commented)
             actions += _hushed(told, decision.state.incident, now)
         if opened_and_closed and decision.state.incident is None and decision.alert is not None and sync_facts:
@@ -310,6 +317,7 @@ def with_incident(ctx: TriageContext, incident: Incident | None, escalated_now: 
         snoozed_by=incident.snoozed_by or "",
         snoozed_until=_unix(incident.snoozed_until),
         muted_by=incident.muted_by or "",
+        retried_at=human_time(parse_iso_time(incident.auto_retry), ""),
     )
 
 
@@ -494,6 +502,26 @@ def _answered(
         if incident.escalated:
             actions += [DirectMessage(decision.sync.id, user, reminder, route.name) for user in route.dm_on_escalation]
     return actions
+
+
+def _retry_before_paging(decision: SyncDecision, rules: IncidentRules, now: datetime) -> TriggerRun | None:
+    """With `retry.transient`, a new incident whose failure is of a transient class (a rate
+    limit, a destination briefly down) triggers one run before anyone is told. Never twice
+    for one incident, never beyond `retry.max_per_day`, never while a run is in flight."""
+    incident, alert = decision.state.incident, decision.alert
+    if not rules.retry.transient or alert is None or incident is None or not decision.opened:
+        return None
+    if incident.auto_retry is not None or _no_retry(decision, rules, now):
+        return None
+    if not classify(alert.run.error).transient:
+        return None
+    return TriggerRun(decision.sync.id, "", None, _plain_context(decision), automatic=True)
+
+
+def _plain_context(decision: SyncDecision) -> TriageContext:
+    alert = decision.alert or decision.latest
+    assert alert is not None
+    return build_context(alert, destination="", model="", url="", threshold=decision.route.escalation_threshold)
 
 
 def _no_retry(decision: SyncDecision, rules: IncidentRules, now: datetime) -> str:

@@ -167,6 +167,7 @@ class TriageContext:
     by: str = ""  # who asked for what this message answers (a retry)
     retry_run: str = ""  # the run a retry started ("" when it did not)
     retry_note: str = ""  # why a retry was not started
+    retried_at: str = ""  # retried automatically before anyone was told (a transient failure), at
 
 
 @dataclass(frozen=True)
@@ -495,7 +496,7 @@ class Renderer:
             for changed in (False, True):
                 self.slack_reply(replace(ctx, kind=kind, error_changed=changed), ("S0123ABCD",), strict=True)
         answered = replace(ctx, acked_by="U024BE7LH", acked_at=1700000000, snoozed_by="U1", snoozed_until=1700003600)
-        self.slack_message(replace(answered, muted_by="U2"), strict=True)
+        self.slack_message(replace(answered, muted_by="U2", retried_at="2026-11-23 09:05 UTC"), strict=True)
         self.slack_reply(replace(ctx, kind="retry", by="U024BE7LH", retry_run="98766"), strict=True)
         self.slack_reply(replace(ctx, kind="retry", by="U024BE7LH", retry_note="a run is in flight"), strict=True)
         self._check_digest()
