@@ -18,10 +18,12 @@ from typing import Any
 
 import yaml
 
+from triage.causes import ERROR_CLASSES, runbook_key_problem
 from triage.digest import parse_digest_schedule
 from triage.errors import ConfigError, UsageError
 from triage.models import KNOWN_STATUSES, PENDING_STATUSES
 from triage.schedule import CronError, fastest_interval_minutes
+from triage.signals import SignalRules, SignalRulesError, parse_signal_rules
 from triage.slack_ids import MENTION_ID, USER_ID
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class LinearConfig:
     comment_on_recovery: bool = True  # a comment when the sync recovers
     close_on_recovery: bool = False  # move the issue to the team's first "completed" state on recovery
     outage_threshold: int = 5  # this many syncs failing with one cause: one issue per team, not one per sync
+    escalate_warnings: bool = False  # warnings never open Linear issues unless this is true
 
     @property
     def priority_value(self) -> int:
@@ -94,6 +97,8 @@ class RouteMatch:
     destination_type: tuple[str, ...] = ()  # Hightouch destination types (salesforce, hubspot, …)
     model: tuple[str, ...] = ()  # model name globs
     tags: tuple[tuple[str, str], ...] = ()  # sync tags that must equal these values
+    severity: tuple[str, ...] = ()  # critical | warning: the incident's
+    error_class: tuple[str, ...] = ()  # the failure's known cause (auth, schema, …; see causes.py)
 
     @property
     def needs_names(self) -> bool:
@@ -115,6 +120,7 @@ class RouteConfig:
     priority: str | None = None
     escalate: bool | None = None
     labels: tuple[str, ...] | None = None
+    signals: SignalRules | None = None  # routes[].signals over the top-level signals, key by key
     mute_until: date | None = None  # date.max: muted for good (`mute: true`)
 
 
@@ -178,6 +184,8 @@ class Config:
     triage: TriageConfig = field(default_factory=TriageConfig)
     routes: tuple[RouteConfig, ...] = ()  # checked in order; the first that matches applies
     talk: TalkConfig = field(default_factory=TalkConfig)  # slack.reactions and the timed rules
+    signals: SignalRules = field(default_factory=SignalRules)  # trouble that does not fail a run
+    runbooks: tuple[tuple[str, str], ...] = ()  # error class or code -> the team's runbook URL
     retry: RetryConfig = field(default_factory=RetryConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     # Directory of config.yaml: templates/ beside it override the shipped ones.
@@ -253,7 +261,7 @@ def parse_config(text: str, path: Path) -> Config:
         return Config(base_dir=path.parent)
     reader = _Reader(path)
     sections = reader.mapping(root, "")
-    allowed = {"hightouch", "slack", "linear", "triage", "routes", "retry", "digest"}
+    allowed = {"hightouch", "slack", "linear", "triage", "routes", "retry", "digest", "signals", "runbooks"}
     reader.reject_unknown(sections, allowed, "")
 
     ht = reader.mapping(sections.get("hightouch"), "hightouch")
@@ -312,6 +320,7 @@ def parse_config(text: str, path: Path) -> Config:
         comment_on_recovery=_default(reader.boolean(li, "comment_on_recovery", "linear"), d_li.comment_on_recovery),
         close_on_recovery=_default(reader.boolean(li, "close_on_recovery", "linear"), d_li.close_on_recovery),
         outage_threshold=reader.integer(li, "outage_threshold", "linear", d_li.outage_threshold, minimum=2),
+        escalate_warnings=_default(reader.boolean(li, "escalate_warnings", "linear"), d_li.escalate_warnings),
     )
     failure_statuses = reader.string_list(tr, "failure_statuses", "triage", d_tr.failure_statuses)
     unknown = [status for status in failure_statuses if status not in SETTLED_STATUSES]
@@ -338,13 +347,16 @@ def parse_config(text: str, path: Path) -> Config:
         ),
     )
     talk, retry, digest = _talk(reader, sl, sections)
+    signals = _signals(reader, sections.get("signals"), "signals", SignalRules())
     return Config(
         hightouch=hightouch,
         slack=slack,
         linear=linear,
         triage=triage,
-        routes=_routes(reader, sections.get("routes")),
+        routes=_routes(reader, sections.get("routes"), signals),
         talk=talk,
+        signals=signals,
+        runbooks=_runbooks(reader, sections.get("runbooks")),
         retry=retry,
         digest=digest,
         base_dir=path.parent,
@@ -407,21 +419,66 @@ SLACK_INCIDENT_KEYS = {"threads", "broadcast", "recovery", "storm_threshold", "g
     "renotify_max",
     "watchdog_minutes",
 }
-LINEAR_INCIDENT_KEYS = {"comment_on_failure", "comment_on_recovery", "close_on_recovery", "outage_threshold"}
+LINEAR_INCIDENT_KEYS = {
+    "comment_on_failure",
+    "comment_on_recovery",
+    "close_on_recovery",
+    "outage_threshold",
+    "escalate_warnings",
+}
 BROADCASTS = ("never", "escalation", "all")
-MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags"}
-ROUTE_KEYS = {"name", "match", "slack", "linear", "mute", "mute_until"}
+MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags", "severity", "error_class"}
+ROUTE_KEYS = {"name", "match", "slack", "linear", "mute", "mute_until", "signals"}
+SEVERITIES = ("critical", "warning")
 
 
-def _routes(reader: _Reader, node: yaml.Node | None) -> tuple[RouteConfig, ...]:
+def _routes(reader: _Reader, node: yaml.Node | None, signals: SignalRules) -> tuple[RouteConfig, ...]:
     if node is None or _is_null(node):
         return ()
     if not isinstance(node, yaml.SequenceNode):
         reader.fail_at(node, "routes", "expected a list of routes")
-    return tuple(_route(reader, item, f"routes[{index}]") for index, item in enumerate(node.value))
+    return tuple(_route(reader, item, f"routes[{index}]", signals) for index, item in enumerate(node.value))
 
 
-def _route(reader: _Reader, node: yaml.Node, key: str) -> RouteConfig:
+def _signals(reader: _Reader, node: yaml.Node | None, prefix: str, base: SignalRules) -> SignalRules:
+    """`signals:` (or a route's), over `base` key by key; an error names the file:line of the key."""
+    if node is None or _is_null(node):
+        return base
+    try:
+        return parse_signal_rules(reader._value(node), base=base, prefix=prefix)
+    except SignalRulesError as exc:
+        reader.fail_at(_node_at(node, exc.key.removeprefix(prefix).lstrip(".")), exc.key, exc.problem)
+        raise  # not reached: fail_at raises
+
+
+def _node_at(node: yaml.Node, dotted: str) -> yaml.Node:
+    """The YAML node of a dotted key under `node` (as deep as it exists), for its line."""
+    for part in [p for p in dotted.split(".") if p]:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        found = next((value for key, value in node.value if key.value == part), None)
+        if found is None:
+            break
+        node = found
+    return node
+
+
+def _runbooks(reader: _Reader, node: yaml.Node | None) -> tuple[tuple[str, str], ...]:
+    """`runbooks:`: an error class or code → the team's runbook URL."""
+    section = reader.mapping(node, "runbooks")
+    found: list[tuple[str, str]] = []
+    for key, value_node in section.items():
+        problem = runbook_key_problem(key)
+        if problem:
+            reader.fail_at(value_node, f"runbooks.{key}", problem)
+        url = reader.string(section, key, "runbooks", "")
+        if not url.startswith(("https://", "http://")):
+            reader.fail_at(value_node, f"runbooks.{key}", f"expected a link (https://…), got {url!r}")
+        found.append((key, url))
+    return tuple(found)
+
+
+def _route(reader: _Reader, node: yaml.Node, key: str, signals: SignalRules) -> RouteConfig:
     route = reader.mapping(node, key)
     reader.reject_unknown(route, ROUTE_KEYS, key)
     name = reader.string(route, "name", key, f"{key} (line {node.start_mark.line + 1})")
@@ -441,6 +498,17 @@ def _route(reader: _Reader, node: yaml.Node, key: str) -> RouteConfig:
     elif mute_until is not None and mute_until < datetime.now(UTC).date():
         log.warning("%s: %s: mute_until %s is past: the route is no longer muted", reader.path, where, mute_until)
     types = reader.optional_list(match, "destination_type", f"{where}.match") or ()
+    severity = reader.optional_list(match, "severity", f"{where}.match") or ()
+    for value in severity:
+        if value not in SEVERITIES:
+            reader.fail(match, "severity", f"{where}.match", f"expected critical or warning, got {value!r}")
+    classes = reader.optional_list(match, "error_class", f"{where}.match") or ()
+    for value in classes:
+        if value not in ERROR_CLASSES:
+            reader.fail(
+                match, "error_class", f"{where}.match", f"unknown class {value!r} (one of {', '.join(ERROR_CLASSES)})"
+            )
+    route_signals = _signals(reader, route.get("signals"), f"{where}.signals", signals) if "signals" in route else None
     return RouteConfig(
         name=name,
         match=RouteMatch(
@@ -449,7 +517,10 @@ def _route(reader: _Reader, node: yaml.Node, key: str) -> RouteConfig:
             destination_type=tuple(t.lower() for t in types),
             model=reader.globs(match, "model", f"{where}.match"),
             tags=reader.tags(match, f"{where}.match"),
+            severity=tuple(severity),
+            error_class=tuple(classes),
         ),
+        signals=route_signals,
         channel=reader.channels(sl, f"{where}.slack"),
         mention=reader.slack_ids(sl, "mention", f"{where}.slack", MENTION_ID),
         dm_on_escalation=reader.slack_ids(sl, "dm_on_escalation", f"{where}.slack", USER_ID),

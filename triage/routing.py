@@ -8,13 +8,14 @@ no route follows the defaults, as the tool did before routes existed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatchcase
 from typing import TypeVar
 
 from triage.config import PRIORITIES, Config, RouteConfig, RouteMatch
 from triage.models import Sync
+from triage.signals import SignalRules
 
 DEFAULT_ROUTE = "default"
 
@@ -28,6 +29,8 @@ class Target:
     destination: str | None = None
     destination_type: str | None = None
     model: str | None = None
+    severity: str | None = None  # the incident's, once the runs are judged (critical | warning)
+    error_class: str | None = None  # the failure's known cause (see causes.py)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Route:
     escalate: bool
     labels: tuple[str, ...]
     muted_until: date | None = None  # date.max: muted for good
+    signals: SignalRules = field(default_factory=SignalRules)  # thresholds of the trouble a green run hides
+    escalate_warnings: bool = False  # a warning opens a Linear issue too
 
     @property
     def priority_value(self) -> int:
@@ -70,6 +75,8 @@ def default_route(config: Config) -> Route:
         priority=config.linear.priority,
         escalate=config.linear.escalate,
         labels=config.linear.labels,
+        signals=config.signals,
+        escalate_warnings=config.linear.escalate_warnings,
     )
 
 
@@ -89,6 +96,8 @@ def matches(match: RouteMatch, target: Target) -> bool:
         not match.destination_type or (target.destination_type or "").lower() in match.destination_type,
         not match.model or any(_glob(target.model, p) for p in match.model),
         all(dict(sync.tags).get(key) == value for key, value in match.tags),
+        not match.severity or target.severity in match.severity,
+        not match.error_class or target.error_class in match.error_class,
     ]
     return all(checks)
 
@@ -123,4 +132,6 @@ def _override(base: Route, route: RouteConfig) -> Route:
         escalate=_pick(route.escalate, base.escalate),
         labels=_pick(route.labels, base.labels),
         muted_until=route.mute_until,
+        signals=_pick(route.signals, base.signals),
+        escalate_warnings=base.escalate_warnings,
     )
