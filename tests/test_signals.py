@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from triage.models import RowCounts
@@ -538,7 +538,7 @@ RUN = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(RUN)
 def test_any_run_answer_gives_metrics_the_signals_accept(raw: dict[str, Any]) -> None:
     metrics = run_metrics(raw)
@@ -573,7 +573,7 @@ SCHEDULES = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(SCHEDULES | JSON)
 def test_any_schedule_gives_an_interval_or_a_reason(raw: Any) -> None:
     interval = schedule_interval(raw)

@@ -40,6 +40,7 @@ JOIN = "join"  # a new incident of an open cause group (or a storm): its first m
 RECOVERY = "recovery"
 RENOTIFY = "renotify"  # nobody acknowledged it: its people again, in its thread
 CHANGE = "change"  # a snoozed incident failing for another reason: the snooze is over
+CRITICAL_NOW = "critical"  # a warning incident turned critical: its people hear of it
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,13 @@ Guarantees:
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
+from triage import signals
+from triage.causes import classify
 from triage.config import Config
 from triage.models import (
     Incident,
@@ -31,8 +35,14 @@ from triage.models import (
     sort_runs,
 )
 from triage.routing import Route, Target, resolve_route
+from triage.signals import Finding, SignalRules
 from triage.signature import signature
 from triage.talk import Answer
+
+log = logging.getLogger(__name__)
+
+CRITICAL = "critical"
+WARNING = "warning"
 
 # Later runs that must have settled before an unfinished run is taken as abandoned.
 ABANDONED_AFTER = 3
@@ -119,6 +129,7 @@ class TickContext:
     baseline: bool  # the very first tick: record, alert on nothing
     previous_tick_at: datetime | None  # when the last tick ran; syncs first seen later use it
     today: date | None = None  # for muted routes (UTC); None: nothing is muted by date
+    now: datetime | None = None  # for signals that are about time (stuck, silent); None: not measured
 
 
 def enough_runs(runs: list[Run], known: SyncState | None, ctx: TickContext, config: Config) -> bool:
@@ -154,6 +165,8 @@ class Alert:
     consecutive_failures: int
     previous_runs: tuple[Run, ...]  # settled runs before `run`, oldest first
     previous_failed: tuple[bool, ...]  # whether each of previous_runs failed
+    finding: Finding | None = None  # a signal, when the trouble is not a failed run (see signals.py)
+    severity: str = CRITICAL
 
     @property
     def previous_all_failed(self) -> bool:
@@ -194,6 +207,7 @@ class SyncDecision:
     unknown_statuses: tuple[str, ...] = field(default_factory=tuple)
     latest: Alert | None = None  # the open incident's newest failure, new or not: what its first message shows
     heard: tuple[Answer, ...] = ()  # what people said by reaction this tick (see talk.py)
+    turned_critical: bool = False  # a warning incident became critical this tick: announced as that
     resolved: tuple[str, Recovery] | None = None  # closed by this person: the incident as it ended
 
 
@@ -210,8 +224,9 @@ def decide_sync(
 
     `target` carries what routes match on beyond the sync (destination and model);
     without it the sync alone is matched."""
-    route = resolve_route(target or Target(sync), config)
-    muted = ctx.today is not None and route.muted(ctx.today)
+    target = target or Target(sync)
+    route = resolve_route(target, config)  # its signals' thresholds: before anything is judged
+    measure = Measure(route.signals, ctx.now) if ctx.now is not None and not ctx.baseline else None
     failure_statuses = config.triage.failure_statuses
     ordered = sort_runs(runs)
     unknown = tuple(sorted({r.status for r in ordered if not is_known_status(r.status)}))
@@ -237,12 +252,25 @@ def decide_sync(
         start = replace(known, name=sync.name, pending_run_id=None)
         new = _after_cursor(ordered, known)
 
-    walked = _walk(start, new, failure_statuses)
+    silenced = None
+    if start.incident is not None and start.incident.signal == "silent" and new:
+        # It runs again: the silence is over, whatever the run says.
+        silenced = Recovery(new[0], 0, start.incident)
+        start = replace(start, incident=None)
+    severity_before = start.incident.severity if start.incident is not None else None
+    walked = _walk(start, new, failure_statuses, measure)
     state = replace(walked.state, last_run_at=sync.last_run_at, sent=())
     if state.cursor_run_id is not None:
         state = replace(state, since=None)  # the cursor places every later run
     window = config.triage.history_window
 
+    troubles = walked.troubles
+    if measure is not None and not new and state.incident is None:
+        quiet = measure.silent(sync)
+        if quiet is not None:
+            placeholder = Run(id="", status="no run")
+            troubles = ((placeholder, quiet),)
+            state = replace(state, incident=Incident(started_at=iso_time(ctx.now), severity=WARNING, signal="silent"))
     alert = None
     if walked.failures:
         # A run an earlier tick's message already reported (that tick died before recording
@@ -251,6 +279,23 @@ def decide_sync(
         newest = walked.failures[-1]
         fresh = [r for r in walked.failures if r.id not in told or r.id == newest.id]
         alert = _alert(sync, ordered, newest, len(fresh), state, window, failure_statuses)
+    elif troubles:
+        run, finding = troubles[-1]
+        alert = replace(
+            _alert(sync, ordered, run, len(troubles), state, window, failure_statuses),
+            finding=finding,
+            severity=finding.severity,
+        )
+
+    # Where it goes can depend on how bad it is and why: the route is resolved again with both.
+    incident_now = state.incident
+    error_class = classify(alert.run.error).error_class if alert is not None and alert.finding is None else None
+    if incident_now is not None:
+        target = replace(target, severity=incident_now.severity, error_class=error_class or incident_now.error_class)
+        route = resolve_route(target, config)
+        if error_class is not None:
+            state = replace(state, incident=replace(incident_now, error_class=error_class))
+    muted = ctx.today is not None and route.muted(ctx.today)
 
     # A muted route tells no one; its runs are judged all the same, so nothing is
     # alerted once the mute ends.
@@ -272,6 +317,7 @@ def decide_sync(
         )
         state = replace(state, incident=incident)
     opened = alert is not None and not muted and incident is not None and not incident.threads
+    turned_critical = severity_before == WARNING and incident is not None and incident.severity == CRITICAL
     latest = alert or escalated
     if latest is None and incident is not None:
         handled = _newest_handled_failure(ordered, state, failure_statuses)
@@ -282,21 +328,26 @@ def decide_sync(
         route=route,
         before=before,
         alert=alert if not muted else None,
-        recovery=walked.recovery,
+        recovery=silenced or walked.recovery,
         escalation=escalated,
         opened=opened,
         crossing=crossing,
         muted=muted,
         unknown_statuses=unknown,
         latest=latest,
+        turned_critical=turned_critical and not muted,
     )
 
 
 def _due_escalation(
     sync: Sync, ordered: list[Run], alert: Alert | None, state: SyncState, route: Route, config: Config
 ) -> Alert | None:
-    """The alert a Linear step is due for: a new failure past the route's threshold, or a
-    Linear step that failed last tick, retried while the sync is still failing."""
+    """The alert a Linear step is due for: a new failure past the route's threshold (or a
+    critical signal; a warning only with `linear.escalate_warnings`), or a Linear step that
+    failed last tick, retried while the sync is still failing."""
+    if alert is not None and alert.finding is not None:
+        wanted = alert.severity == CRITICAL or route.escalate_warnings
+        return alert if route.escalate and wanted else None
     if not route.escalate or state.consecutive_failures < route.escalation_threshold:
         return None
     if alert is not None:
@@ -308,6 +359,14 @@ def _due_escalation(
     if newest is None:
         return None
     return _alert(sync, ordered, newest, 0, state, config.triage.history_window, failure_statuses)
+
+
+def silent_now(sync: Sync, known: SyncState, ctx: TickContext, config: Config) -> bool:
+    """Whether an unchanged sync has gone silent (no run for `silent.after_intervals` of its
+    schedule): judged from the listing alone, so it costs no request."""
+    if ctx.baseline or ctx.now is None or known.incident is not None or sync.schedule is None:
+        return False
+    return Measure(resolve_route(Target(sync), config).signals, ctx.now).silent(sync) is not None
 
 
 def first_seen_state(sync: Sync, ctx: TickContext) -> SyncState | None:
@@ -336,30 +395,107 @@ class _Walk:
     state: SyncState
     failures: list[Run]
     recovery: Recovery | None = None
+    troubles: tuple[tuple[Run, Finding], ...] = ()  # runs that did not fail but hurt, with what was found
 
 
-def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) -> _Walk:
+@dataclass(frozen=True)
+class Measure:
+    """The signals measured on runs as they are walked (see signals.py): the route's rules,
+    and the tick's time for those about time."""
+
+    rules: SignalRules
+    now: datetime
+
+    def settled(self, run: Run, state: SyncState) -> Finding | None:
+        """What hurt in a run that did not fail: rows rejected, records removed, a volume drop."""
+        metrics = _metrics(run)
+        previous = state.query_sizes[-1] if state.query_sizes else None
+        return (
+            signals.mass_removal(metrics, previous, self.rules.removals)
+            or signals.rejected_rows(metrics, self.rules.rejected_rows)
+            or signals.volume_drop(run.query_size, state.query_sizes, self.rules.volume_drop)
+        )
+
+    def pending(self, run: Run, state: SyncState) -> Finding | None:
+        """A run in flight past `stuck.after_minutes` that made no progress since the last tick."""
+        previous = state.pending_ratio if state.pending_run_id == run.id else None
+        return signals.stuck(
+            run.started_at or run.created_at, run.completion_ratio, previous, self.now, self.rules.stuck
+        )
+
+    def silent(self, sync: Sync) -> Finding | None:
+        if sync.schedule is None or sync.disabled:
+            return None
+        try:
+            schedule = json.loads(sync.schedule)
+        except ValueError:
+            return None
+        finding, why_not = signals.silent(schedule, parse_iso_time(sync.last_run_at), self.now, self.rules.silent)
+        if why_not and finding is None and not why_not.startswith(("manual", "dbt", "fivetran")):
+            log.info("sync %s: silent not judged: %s", sync.name, why_not)
+        return finding
+
+
+def _metrics(run: Run) -> signals.RunMetrics:
+    return signals.RunMetrics(
+        planned=run.planned if run.planned.total is not None else None,
+        successful=run.successful if run.successful.total is not None else None,
+        failed=run.failed,
+        query_size=run.query_size,
+        completion_ratio=run.completion_ratio,
+    )
+
+
+def _worse(incident: Incident, severity: str, signal: str) -> Incident:
+    """The incident with a new trigger: critical never steps back down to warning."""
+    return replace(incident, severity=CRITICAL if CRITICAL in (incident.severity, severity) else WARNING, signal=signal)
+
+
+def _walk(
+    start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...], measure: Measure | None = None
+) -> _Walk:
     """Apply settled runs in order, stopping at the first unsettled one (recorded as pending).
 
     `start.pending_run_id` is kept when no run is walked: a run still running at the
-    baseline must be looked at again even if the sync's lastRunAt never moves.
+    baseline must be looked at again even if the sync's lastRunAt never moves. With
+    `measure`, a run that did not fail but hurt (rows rejected, records removed, a volume
+    drop, stuck in flight) is a trouble of the incident too; without it (the baseline),
+    only failures count.
     """
     state = start
     failures: list[Run] = []
+    troubles: list[tuple[Run, Finding]] = []
     recovery: Recovery | None = None
     for index, run in enumerate(runs):
         result = outcome(run, failure_statuses)
         if result is Outcome.UNSETTLED:
             if not _abandoned(runs[index + 1 :], failure_statuses):
-                return _Walk(replace(state, pending_run_id=run.id), failures, recovery)
+                stuck = measure.pending(run, state) if measure is not None else None
+                incident = state.incident
+                if stuck is not None and not (incident and incident.signal == "stuck"):
+                    troubles.append((run, stuck))
+                    state = _troubled(state, run, stuck)
+                pending = replace(state, pending_run_id=run.id, pending_ratio=run.completion_ratio)
+                return _Walk(pending, failures, recovery, tuple(troubles))
             # Passed over, neither failure nor success, so one zombie run cannot silence a sync.
             result = Outcome.OTHER
         count = state.consecutive_failures
+        finding = measure.settled(run, state) if measure is not None and result is not Outcome.FAILED else None
+        if result is Outcome.SUCCEEDED and run.query_size is not None:
+            keep = measure.rules.volume_drop.runs if measure is not None else signals.VolumeDropRule().runs
+            state = replace(state, query_sizes=signals.remember_query_size(state.query_sizes, run.query_size, keep))
         if result is Outcome.FAILED:
             count += 1
             failures.append(run)
             if state.incident is None:  # an incident starts
                 state = replace(state, incident=Incident(started_at=iso_time(run.time), first_run_id=run.id))
+            else:
+                state = replace(state, incident=_worse(state.incident, CRITICAL, "failed"))
+        elif finding is not None:
+            troubles.append((run, finding))
+            state = _troubled(state, run, finding)
+            if result is Outcome.SUCCEEDED:
+                count = 0  # it did not fail: the failure streak starts again
         elif result is Outcome.SUCCEEDED:
             incident = state.incident
             # The end of an incident that was told, or of one that opened since the last tick
@@ -371,7 +507,18 @@ def _walk(start: SyncState, runs: list[Run], failure_statuses: tuple[str, ...]) 
             count = 0
             state = replace(state, incident=None)
         state = replace(state, cursor_run_id=run.id, cursor_at=iso_time(run.time), consecutive_failures=count)
-    return _Walk(state, failures, recovery)
+    return _Walk(replace(state, pending_ratio=None), failures, recovery, tuple(troubles))
+
+
+def _troubled(state: SyncState, run: Run, finding: Finding) -> SyncState:
+    """The state once a signal found trouble in `run`: the incident opens, or takes it in."""
+    incident = state.incident
+    if incident is None:
+        opened = Incident(
+            started_at=iso_time(run.time), first_run_id=run.id, severity=finding.severity, signal=finding.signal
+        )
+        return replace(state, incident=opened)
+    return replace(state, incident=_worse(incident, finding.severity, finding.signal))
 
 
 def _history_boundary(known: SyncState | None, ctx: TickContext) -> datetime | None:

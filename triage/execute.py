@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from triage.actions import (
     CHANGE,
+    CRITICAL_NOW,
     ESCALATION,
     RENOTIFY,
     REPEAT,
@@ -451,7 +452,7 @@ class _SyncRun:
         if action.starts_thread and action.thread is None:
             action = self._after_a_lost_first_message(action)
         ctx = replace(self._view(action.ctx), kind=action.kind)
-        if action.kind in (REPEAT, ESCALATION, RENOTIFY, CHANGE):
+        if action.kind in (REPEAT, ESCALATION, RENOTIFY, CHANGE, CRITICAL_NOW):
             message = ex.renderer.slack_reply(ctx, action.mentions)
         else:
             message = ex.renderer.slack_message(ctx, action.mentions)

@@ -8,6 +8,7 @@ status is dropped rather than guessed at).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -23,6 +24,7 @@ from dateutil import parser as dateparser
 from triage.errors import ApiError, AuthError, BadRequestError, NotFoundError
 from triage.http import HttpClient, json_verdict, parsed_json
 from triage.models import RowCounts, Run, Sync
+from triage.signals import run_metrics
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +330,7 @@ def parse_sync(item: dict[str, Any]) -> Sync | None:
         return None
     last_run_at = item.get("lastRunAt")
     tags = item.get("tags")
+    schedule = item.get("schedule")
     return Sync(
         id=sync_id,
         name=text(item.get("slug") or item.get("name") or f"sync-{sync_id}"),
@@ -337,6 +340,7 @@ def parse_sync(item: dict[str, Any]) -> Sync | None:
         model_id=_id(item.get("modelId")),
         tags=tuple(sorted((text(k), text(v)) for k, v in tags.items())) if isinstance(tags, dict) else (),
         status=text(item["status"]) if isinstance(item.get("status"), str) else None,
+        schedule=json.dumps(schedule, sort_keys=True) if isinstance(schedule, dict) else None,
     )
 
 
@@ -346,6 +350,7 @@ def parse_run(item: dict[str, Any]) -> Run | None:
     if run_id is None or not isinstance(status, str):
         log.warning("Hightouch sent a run without id or status; skipped")
         return None
+    metrics = run_metrics(item)
     error = item.get("error")
     if isinstance(error, dict):
         error = error.get("message") or str(error)
@@ -358,4 +363,8 @@ def parse_run(item: dict[str, Any]) -> Run | None:
         error=text(error) if error else None,
         successful=_rows(item.get("successfulRows")),
         failed=_rows(item.get("failedRows")),
+        planned=_rows(item.get("plannedRows")),
+        # Checked as signals read them: a negative or absurd size is no size at all.
+        query_size=metrics.query_size,
+        completion_ratio=metrics.completion_ratio,
     )

@@ -83,6 +83,7 @@ class Sync:
     model_id: str | None = None
     tags: tuple[tuple[str, str], ...] = ()  # Hightouch sync tags (e.g. env: production), sorted
     status: str | None = None  # the listed status: its latest run's (success, failed, processing, …)
+    schedule: str | None = None  # its schedule as Hightouch sent it (JSON text); None: manual
 
     @property
     def healthy(self) -> bool:
@@ -100,7 +101,10 @@ class Run:
     finished_at: datetime | None = None
     error: str | None = None
     successful: RowCounts = field(default_factory=RowCounts)
-    failed: RowCounts = field(default_factory=RowCounts)
+    failed: RowCounts = field(default_factory=RowCounts)  # rows the destination rejected
+    planned: RowCounts = field(default_factory=RowCounts)  # what the run was to do
+    query_size: int | None = None  # rows the model's query returned
+    completion_ratio: float | None = None  # progress of a run in flight, 0 to 1
 
     @property
     def number(self) -> int | None:
@@ -207,6 +211,9 @@ class Incident:
     commented_streak: int = 0  # the streak at the last Linear failure comment (0: none yet)
     commented_error: str | None = None  # the error's first line at that comment
     dms: tuple[str, ...] = ()  # people sent a direct message about it: each once
+    severity: str = "critical"  # critical | warning: a warning pings no one; critical never steps down
+    signal: str = "failed"  # what it is about: failed runs, or a signal (rejected_rows, removals, …)
+    error_class: str | None = None  # its failure's known cause (see causes.py)
     # What people said by reaction on its first message, and what time does to it.
     acked_by: str | None = None  # acknowledged: no more re-notifications or DMs
     acked_at: str | None = None
@@ -233,6 +240,8 @@ class SyncState:
     pending_run_id: str | None = None  # an unsettled run to look at again next tick
     since: str | None = None  # no cursor yet: runs created before this are history, not news
     incident: Incident | None = None  # open while it fails; None once it recovered
+    query_sizes: tuple[int, ...] = ()  # the last successful runs' querySize, newest last (volume_drop)
+    pending_ratio: float | None = None  # the pending run's completionRatio at the last check (stuck)
     sent: tuple[Sent, ...] = ()  # messages of a tick that did not finish this sync (see Sent)
 
     @property

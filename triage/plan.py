@@ -18,6 +18,7 @@ from triage import signature as causes
 from triage import talk
 from triage.actions import (
     CHANGE,
+    CRITICAL_NOW,
     ESCALATION,
     JOIN,
     OPEN,
@@ -39,7 +40,7 @@ from triage.actions import (
 )
 from triage.causes import classify
 from triage.config import Config, RetryConfig, TalkConfig
-from triage.decide import Recovery, SyncDecision
+from triage.decide import CRITICAL, Recovery, SyncDecision
 from triage.models import PENDING_STATUSES, Group, Incident, Run, State, Storm, StormMember, Thread
 from triage.render import TriageContext, build_context, recovery_context
 from triage.signature import first_line
@@ -71,6 +72,7 @@ class IncidentRules:
     close_on_recovery: bool = False
     talk: TalkConfig = field(default_factory=TalkConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
+    runbooks: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_config(cls, config: Config) -> IncidentRules:
@@ -78,6 +80,7 @@ class IncidentRules:
         return cls(
             talk=config.talk,
             retry=config.retry,
+            runbooks=config.runbooks,
             threads=slack.threads,
             broadcast=slack.broadcast,
             recovery=slack.recovery,
@@ -138,7 +141,7 @@ def plan(
 
     due: dict[tuple[str, str], list[TriageContext]] = {}  # (group, team) -> members due this tick
     for decision in decisions:
-        ctx = _context(decision, facts.get(decision.sync.id))
+        ctx = _context(decision, facts.get(decision.sync.id), rules.runbooks)
         if decision.sync.id in outage_teams and ctx is not None:
             due.setdefault((outage_teams[decision.sync.id], decision.route.team.lower()), []).append(ctx)
     dmed: set[tuple[str, str]] = set()  # (person, incident or group) told this tick
@@ -147,7 +150,7 @@ def plan(
     for decision in decisions:
         actions: list[Action] = []
         sync_facts = facts.get(decision.sync.id)
-        ctx = _context(decision, sync_facts)
+        ctx = _context(decision, sync_facts, rules.runbooks)
         recovery = decision.recovery
         healed = recovery is not None and not recovery.incident.threads and recovery.incident.auto_retry is not None
         if healed:
@@ -280,7 +283,9 @@ def _outage_members(
 # -- one sync's actions ---------------------------------------------------------
 
 
-def _context(decision: SyncDecision, facts: Facts | None) -> TriageContext | None:
+def _context(
+    decision: SyncDecision, facts: Facts | None, runbooks: tuple[tuple[str, str], ...] = ()
+) -> TriageContext | None:
     alert = decision.alert or decision.escalation
     if alert is None or facts is None:
         return None
@@ -292,6 +297,7 @@ def _context(decision: SyncDecision, facts: Facts | None) -> TriageContext | Non
         url=facts.url,
         threshold=route.escalation_threshold,
         escalates=route.escalate,
+        runbooks=dict(runbooks),
     )
     return with_incident(ctx, decision.state.incident, decision.crossing)
 
@@ -339,6 +345,8 @@ def _alert(
     commented: set[str],
 ) -> list[Action]:
     sync_id, route, incident = decision.sync.id, decision.route, decision.state.incident
+    if incident is not None and incident.severity != CRITICAL:
+        route = replace(route, mentions=(), dm_on_escalation=())  # a warning pings no one
     posts: list[Action] = []
     updates: list[Action] = []
     threaded_everywhere = True
@@ -348,8 +356,8 @@ def _alert(
             if thread is not None:
                 crossing = decision.crossing
                 broadcast = rules.broadcast == "all" or (rules.broadcast == "escalation" and crossing)
-                kind = ESCALATION if crossing else REPEAT
-                mentions = route.mentions if crossing else ()
+                kind = ESCALATION if crossing else (CRITICAL_NOW if decision.turned_critical else REPEAT)
+                mentions = route.mentions if crossing or decision.turned_critical else ()
                 posts.append(Post(sync_id, channel, kind, ctx, mentions, thread, broadcast))
                 updates.append(UpdateFirstMessage(sync_id, channel, ctx, route.mentions))
                 continue
@@ -416,7 +424,7 @@ def _heard(
         heard_now.append(answer)
     alert = decision.alert
     cause = causes.signature(alert.run.error, decision.sync.destination_id) if alert is not None else None
-    if talk.snoozed(incident, now) and cause is not None and cause != incident.cause:
+    if talk.snoozed(incident, now) and (decision.turned_critical or (cause is not None and cause != incident.cause)):
         # Snoozed, and now failing for another reason: the snooze is over, and said so.
         incident = replace(incident, snoozed_until=None, snoozed_by=None)
         heard_now.append(Answer(CHANGE, "", ""))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,12 +19,14 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 
+from triage.causes import HIGHTOUCH_ERROR_CODES_URL, classify, runbook_url
 from triage.config import Config
 from triage.decide import Alert, Recovery
 from triage.digest import DigestContext, OpenIncident, digest_for
 from triage.errors import ConfigError
 from triage.history import ClosedIncident
 from triage.models import Outcome, Run, Sync, outcome
+from triage.signals import Finding, RejectedRowsFinding, RemovalsFinding, StuckFinding, VolumeDropFinding
 from triage.signature import first_line
 from triage.times import duration_text, human_time, parse_iso_time, slack_time
 
@@ -133,6 +135,36 @@ class RunView:
 
 
 @dataclass(frozen=True)
+class OperationView:
+    """Rejected rows of one operation (added, changed, removed), for people."""
+
+    operation: str
+    rejected: str
+    planned: str
+    share: str  # "30 %"
+
+
+@dataclass(frozen=True)
+class SignalView:
+    """What a signal found, as numbers ready to show; templates word it by `signal`."""
+
+    signal: str  # rejected_rows | removals | volume_drop | stuck | silent
+    share: str = ""  # rejected rows: of planned; removals: of the previous size; volume: of the median
+    rejected: str = ""
+    planned: str = ""
+    operations: tuple[OperationView, ...] = ()
+    removing: str = ""  # rows the run removes (or plans to)
+    previous_size: str = ""  # the previous successful run's querySize
+    query_size: str = ""
+    median: str = ""
+    runs: int = 0  # how many runs the median is of
+    minutes: str = ""  # stuck: running for; silent: no run for
+    progress: str = ""  # stuck: the completion ratio, "54 %"
+    schedule: str = ""  # silent: "every 1 hour"
+    last_run: str = ""  # silent: when it last ran
+
+
+@dataclass(frozen=True)
 class TriageContext:
     sync_id: str
     sync_name: str
@@ -168,6 +200,11 @@ class TriageContext:
     retry_run: str = ""  # the run a retry started ("" when it did not)
     retry_note: str = ""  # why a retry was not started
     retried_at: str = ""  # retried automatically before anyone was told (a transient failure), at
+    severity: str = "critical"  # critical | warning
+    signal: SignalView | None = None  # the trouble, when it is not a failed run
+    error_class: str = ""  # the failure's known cause: auth, rate_limit, … ("" for none)
+    what_to_do: str = ""  # one line for the cause
+    runbook_url: str = ""  # the team's runbook, else the documentation of the error
 
 
 @dataclass(frozen=True)
@@ -262,10 +299,17 @@ def sync_url(config: Config, app_url: str, sync_id: str) -> str:
 
 
 def build_context(
-    alert: Alert, *, destination: str, model: str, url: str, threshold: int, escalates: bool = True
+    alert: Alert,
+    *,
+    destination: str,
+    model: str,
+    url: str,
+    threshold: int,
+    escalates: bool = True,
+    runbooks: Mapping[str, str] | None = None,
 ) -> TriageContext:
     history = tuple(_view(r, failed) for r, failed in zip(alert.previous_runs, alert.previous_failed, strict=True))
-    return TriageContext(
+    ctx = TriageContext(
         sync_id=alert.sync.id,
         sync_name=alert.sync.name,
         sync_url=url,
@@ -280,6 +324,59 @@ def build_context(
         escalation_threshold=threshold,
         escalates=escalates,
         error_line=first_line(alert.run.error),
+        severity=alert.severity,
+        signal=signal_view(alert.finding) if alert.finding is not None else None,
+    )
+    if alert.finding is None and alert.run.error:
+        # A failure's known cause, what to do about it and where to read more.
+        cause = classify(alert.run.error)
+        link = runbook_url(cause, runbooks or {}, HIGHTOUCH_ERROR_CODES_URL)
+        ctx = replace(ctx, error_class=cause.error_class, what_to_do=cause.what_to_do, runbook_url=link)
+    return ctx
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.0f} %" if share >= 0.01 else f"{share * 100:.1f} %"
+
+
+def signal_view(finding: Finding) -> SignalView:
+    """A finding's numbers, for people."""
+    if isinstance(finding, RejectedRowsFinding):
+        operations = tuple(
+            OperationView(o.operation, count_text(o.rejected), count_text(o.planned), _percent(o.share or 0.0))
+            for o in finding.operations
+        )
+        return SignalView(
+            finding.signal,
+            share=_percent(finding.share),
+            rejected=count_text(finding.rejected),
+            planned=count_text(finding.planned),
+            operations=operations,
+        )
+    if isinstance(finding, RemovalsFinding):
+        return SignalView(
+            finding.signal,
+            share=_percent(finding.share),
+            removing=count_text(finding.removing),
+            previous_size=count_text(finding.previous_query_size),
+        )
+    if isinstance(finding, VolumeDropFinding):
+        return SignalView(
+            finding.signal,
+            share=_percent(finding.share),
+            query_size=count_text(finding.query_size),
+            median=count_text(int(finding.median)),
+            runs=finding.runs,
+        )
+    if isinstance(finding, StuckFinding):
+        return SignalView(
+            finding.signal, minutes=duration_text(finding.minutes * 60), progress=_percent(finding.completion_ratio)
+        )
+    return SignalView(
+        finding.signal,
+        minutes=duration_text(finding.silent_minutes * 60),
+        schedule=finding.schedule.description,
+        last_run=human_time(finding.last_run_at),
     )
 
 
@@ -495,6 +592,16 @@ class Renderer:
         for kind in ("repeat", "escalation", "renotify", "change", "retry"):
             for changed in (False, True):
                 self.slack_reply(replace(ctx, kind=kind, error_changed=changed), ("S0123ABCD",), strict=True)
+        for view in sample_signals():
+            for severity in ("warning", "critical"):
+                signalled = replace(ctx, signal=view, severity=severity)
+                self.slack_message(signalled, strict=True)
+                self.linear_issue(signalled, strict=True)
+                for kind in ("repeat", "critical"):
+                    self.slack_reply(replace(signalled, kind=kind), strict=True)
+        caused = replace(ctx, error_class="auth", what_to_do="Reconnect the destination.", runbook_url="https://x")
+        self.slack_message(caused, strict=True)
+        self.linear_issue(caused, strict=True)
         answered = replace(ctx, acked_by="U024BE7LH", acked_at=1700000000, snoozed_by="U1", snoozed_until=1700003600)
         self.slack_message(replace(answered, muted_by="U2", retried_at="2026-11-23 09:05 UTC"), strict=True)
         self.slack_reply(replace(ctx, kind="retry", by="U024BE7LH", retry_run="98766"), strict=True)
@@ -706,6 +813,23 @@ def sample_context() -> TriageContext:
         linear_issue="DATA-42",
         linear_url="https://linear.app/acme/issue/DATA-42",
         slack_thread_url="https://acme.slack.com/archives/C024BE91L/p1700000000000100",
+    )
+
+
+def sample_signals() -> tuple[SignalView, ...]:
+    """One view of each signal, for `validate` to render every branch."""
+    return (
+        SignalView(
+            "rejected_rows",
+            share="30 %",
+            rejected="3,000",
+            planned="10,000",
+            operations=(OperationView("added", "3,000", "9,000", "33 %"),),
+        ),
+        SignalView("removals", share="90 %", removing="1,800,000", previous_size="2,000,000"),
+        SignalView("volume_drop", share="20 %", query_size="400,000", median="2,000,000", runs=10),
+        SignalView("stuck", minutes="4 h", progress="54 %"),
+        SignalView("silent", minutes="5 h", schedule="every 1 hour", last_run="2026-11-23 04:00 UTC"),
     )
 
 

@@ -45,6 +45,7 @@ from triage.decide import (
     listing_after,
     never_ran_state,
     plan_tick,
+    silent_now,
     still_due,
 )
 from triage.digest import OpenIncident, digest_for, due, parse_digest_schedule
@@ -107,6 +108,7 @@ class Tick:
     _unread: list[str] = field(default_factory=list)  # syncs whose runs could not be read this tick
     _reads: ReadBound = field(default_factory=lambda: ReadBound(SLACK_MESSAGES_PER_SECOND))
     _reactions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    _unread_ok: set[str] = field(default_factory=set)  # judged without reading their runs (silent)
     _bot_user: str | None = None
     _executor: Executor | None = None
 
@@ -122,7 +124,10 @@ class Tick:
         loaded = snapshot(state)
         summary = TickSummary(baseline=state.is_baseline)
         ctx = TickContext(
-            baseline=state.is_baseline, previous_tick_at=parse_iso_time(state.last_tick_at), today=self.now.date()
+            baseline=state.is_baseline,
+            previous_tick_at=parse_iso_time(state.last_tick_at),
+            today=self.now.date(),
+            now=self.now,
         )
         after = listing_after(state, self.now)
         try:
@@ -167,6 +172,13 @@ class Tick:
             if self._reactions.get(sync.id) or self._reminder_due(state.syncs[sync.id])
         }
         to_check = listing.to_check + [s for s in listing.unchanged if s.id in answering]
+        # Syncs that stopped running: judged from the listing, without reading their runs.
+        self._unread_ok = {
+            s.id
+            for s in listing.unchanged
+            if s.id not in answering and silent_now(s, state.syncs[s.id], ctx, self.config)
+        }
+        to_check += [s for s in listing.unchanged if s.id in self._unread_ok]
 
         deferred: list[str] = []
         try:
@@ -383,13 +395,15 @@ class Tick:
 
     def _digest(self, state: State, summary: TickSummary) -> None:
         """At the digest's time, one message per channel that routes point to, about its syncs
-        over the period since the last one. A new install starts counting from its baseline."""
+        over the period since the last one."""
         schedule = parse_digest_schedule(self.config.digest.schedule, self.config.digest.timezone)
         executor = self._executor
         if schedule is None or executor is None:
             return
-        if summary.baseline and state.digest_at is None:
-            state.digest_at = iso_time(self.now)  # the first digest comes at the next scheduled time
+        if state.digest_at is None:
+            # A new install (or one upgraded from before digests): the first digest comes at
+            # the next scheduled time, about the time since.
+            state.digest_at = iso_time(self.now)
             return
         period = due(schedule, parse_iso_time(state.digest_at), self.now)
         if period is None:
@@ -436,8 +450,12 @@ class Tick:
             raise OutOfTime(
                 f"sync {sync.id}: the time left is for posting what was read ({self._reads.messages} messages)"
             )
-        runs = self.services.hightouch.list_runs(
-            sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
+        runs = (
+            []
+            if sync.id in self._unread_ok
+            else self.services.hightouch.list_runs(
+                sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
+            )
         )
         decision = decide_sync(
             sync, runs, known, ctx, self.config, route_target(self.services.hightouch, self.config, sync)

@@ -45,6 +45,11 @@ class SandboxRun:
         changed = self.rows.get("changed", 10)
         removed = self.rows.get("removed", 0)
         rejected = self.rows.get("rejected", 0 if self.status in ("success", "cancelled") else 5)
+        planned = {  # what the run set out to do: by default what it did and what was rejected
+            "addedCount": self.rows.get("planned_added", (added or 0) + (rejected or 0)),
+            "changedCount": self.rows.get("planned_changed", changed),
+            "removedCount": self.rows.get("planned_removed", removed),
+        }
         return {
             "id": self.id,
             "status": self.status,
@@ -52,9 +57,9 @@ class SandboxRun:
             "startedAt": _iso(self.created_at),
             "finishedAt": _iso(self.finished_at) if self.finished_at else None,
             "error": self.error,
-            "completionRatio": 1 if self.finished_at else 0.5,
-            "querySize": (added or 0) + (changed or 0),
-            "plannedRows": {"addedCount": added, "changedCount": changed, "removedCount": removed},
+            "completionRatio": self.rows.get("completion_ratio", 1 if self.finished_at else 0.5),
+            "querySize": self.rows.get("query_size", (added or 0) + (changed or 0)),
+            "plannedRows": planned,
             "successfulRows": {"addedCount": added, "changedCount": changed, "removedCount": removed},
             "failedRows": {"addedCount": rejected, "changedCount": None, "removedCount": None},
         }
@@ -71,6 +76,7 @@ class SandboxSync:
     runs: list[SandboxRun] = field(default_factory=list)
     last_run_at: datetime | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    schedule: dict[str, Any] | None = None  # Hightouch's shape; None: a manual sync
 
     def to_json(self) -> dict[str, Any]:
         latest = self.runs[-1].status if self.runs else "pending"
@@ -83,7 +89,7 @@ class SandboxSync:
             "destinationId": self.destination_id,
             "modelId": self.model_id,
             "configuration": {},
-            "schedule": {"type": "interval", "schedule": {"interval": {"quantity": 15, "unit": "minute"}}},
+            "schedule": self.schedule,
             "status": "disabled" if self.disabled else latest,
             "disabled": self.disabled,
             "lastRunAt": _iso(self.last_run_at) if self.last_run_at else None,
@@ -193,6 +199,7 @@ class World:
         tags: dict[str, str] | None = None,
         destination_id: str | None = None,
         model_id: str | None = None,
+        schedule: dict[str, Any] | None = None,
     ) -> SandboxSync:
         """A sync; its destination and model are found or made by name (or given ids)."""
         with self.lock:
@@ -211,6 +218,7 @@ class World:
                 model_id=model_id,
                 disabled=disabled,
                 tags=dict(tags or {}),
+                schedule=schedule,
             )
             self.syncs[sync_id] = sync
             return sync
@@ -286,6 +294,7 @@ class World:
                         disabled=bool(item.get("disabled", False)),
                         destination_type=item.get("destination_type"),
                         tags={str(k): str(v) for k, v in (item.get("tags") or {}).items()},
+                        schedule=item.get("schedule"),
                     )
                 except KeyError as exc:
                     raise ScenarioError(f"{source}: syncs: every sync needs {exc}") from None
