@@ -226,7 +226,10 @@ def decide_sync(
     without it the sync alone is matched."""
     target = target or Target(sync)
     route = resolve_route(target, config)  # its signals' thresholds: before anything is judged
-    measure = Measure(route.signals, ctx.now) if ctx.now is not None and not ctx.baseline else None
+    measure = None
+    if ctx.now is not None and not ctx.baseline:
+        in_flight = (known.pending_run_id, known.pending_ratio) if known is not None else (None, None)
+        measure = Measure(route.signals, ctx.now, in_flight)
     failure_statuses = config.triage.failure_statuses
     ordered = sort_runs(runs)
     unknown = tuple(sorted({r.status for r in ordered if not is_known_status(r.status)}))
@@ -241,6 +244,10 @@ def decide_sync(
             new = [r for r in ordered if r.time is not None and r.time >= boundary]
         base = SyncState(name=sync.name) if known is None else replace(known, name=sync.name, pending_run_id=None)
         start = _walk(replace(base, since=iso_time(boundary)), baseline, failure_statuses).state
+        if known is not None and known.incident is not None:
+            # Runs before the boundary are history: they neither open nor end an incident
+            # that was told since (a silent sync's, judged from the listing alone).
+            start = replace(start, incident=known.incident)
         if start.pending_run_id is not None:
             # A baseline run still running: judge it, and all after it, later.
             new = []
@@ -303,7 +310,9 @@ def decide_sync(
     incident = state.incident
     crossing = False
     if incident is not None and alert is not None and incident.cause is None:
-        incident = replace(incident, cause=signature(alert.run.error, sync.destination_id))
+        # A signal is this sync's own trouble: it groups with no other sync's.
+        cause = signature(alert.run.error, sync.destination_id) if alert.finding is None else None
+        incident = replace(incident, cause=cause or f"{alert.finding.signal if alert.finding else ''} of {sync.id}")
     if incident is not None:
         # No escalation due (under the threshold): forget a create id an earlier tick chose;
         # an issue that did land names the sync and is found by the next search.
@@ -405,6 +414,7 @@ class Measure:
 
     rules: SignalRules
     now: datetime
+    previous: tuple[str | None, float | None] = (None, None)  # the run pending at the last check, its ratio
 
     def settled(self, run: Run, state: SyncState) -> Finding | None:
         """What hurt in a run that did not fail: rows rejected, records removed, a volume drop."""
@@ -418,7 +428,8 @@ class Measure:
 
     def pending(self, run: Run, state: SyncState) -> Finding | None:
         """A run in flight past `stuck.after_minutes` that made no progress since the last tick."""
-        previous = state.pending_ratio if state.pending_run_id == run.id else None
+        pending_id, ratio = self.previous
+        previous = ratio if pending_id == run.id else None
         return signals.stuck(
             run.started_at or run.created_at, run.completion_ratio, previous, self.now, self.rules.stuck
         )

@@ -698,9 +698,15 @@ class _SyncRun:
             ex.summary.config_errors.append(problem)
             log.error("sync %s", problem)
             return
+        except Deferred as exc:
+            # Linear's rate limit or the tick's time: not a failure; the escalation waits.
+            log.warning("Linear, sync %s: %s (the escalation waits for the next tick)", self.name, exc)
+            return
         except ApiError as exc:
             ex.linear_failed(self.name, exc)
             return
+        if verdict.startswith(("already open", "is its outage", "was created by an earlier")):
+            ex.summary.linear_found += 1
         self.final = issue_done(self.final, IssueRef(issue.identifier, issue.url, issue.team or action.team))
         ex.out.write(f"  {self.name} ({self.sync_id}): Linear issue {issue.identifier} {verdict}\n")
 
@@ -830,6 +836,8 @@ class _SyncRun:
             if action.close and issue.open and issue.team_id:
                 linear.close(issue.id, issue.team_id)
                 ex.out.write(f"  {self.name} ({self.sync_id}): Linear issue {issue.identifier} closed\n")
+        except Deferred as exc:
+            log.warning("Linear, sync %s: %s (its recovery is not said there)", self.name, exc)
         except (ApiError, ConfigError) as exc:
             if isinstance(exc, ConfigError):
                 raise

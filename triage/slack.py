@@ -258,7 +258,8 @@ class SlackClient:
         if body.get("ok") is True:
             return body
         error = str(body.get("error") or f"HTTP {response.status_code}")
-        if error == "missing_scope" and endpoint.startswith("conversations."):
+        # A read the tool can do without (history, reactions): a warning naming the scope, not a dead tick.
+        if error == "missing_scope" and endpoint.startswith(("conversations.", "reactions.", "chat.scheduled")):
             needed = body.get("needed") or "a history scope"
             raise MissingScope(f"Slack {endpoint}: missing_scope: the bot token lacks {needed}")
         if error in AUTH_ERRORS:

@@ -327,6 +327,10 @@ def _decode_value(kind: Any, raw: Any, where: str) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
             raise StateError(f"{where}: must be a whole number")
         return raw
+    if kind is float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise StateError(f"{where}: must be a number")
+        return float(raw)
     if raw is None:
         raise StateError(f"{where}: must not be empty")
     return _optional_str(raw)
