@@ -29,7 +29,7 @@ def test_warning_is_quiet_on_a_good_tick(workspace: Workspace, capsys: pytest.Ca
 
 def test_info_tells_each_sync_handled_and_each_wait(workspace: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
     lines = failing_tick(workspace, "info", capsys)
-    assert "INFO sync contacts (1): 1 new failed run, 1 in a row; Slack: #data-alerts" in lines
+    assert "INFO sync contacts (1): 1 new failed run, 1 in a row; Slack: #data-alerts (open)" in lines
     (wait,) = [line for line in lines if "waiting" in line]
     # Retry-After plus up to a second of jitter, so clients do not come back in step
     assert re.fullmatch(

@@ -34,6 +34,8 @@ class Harness:
         out = io.StringIO()
         now = now or START + timedelta(minutes=15 * self.ticks)
         self.ticks += 1
+        tick_now = now
+        self.world.sandbox.now = lambda: tick_now + timedelta(minutes=1)  # Slack's clock: the tick's, not the machine's
         code = main(
             ["run", "--config", str(self.config), "--state", str(self.state), *extra],
             environ=env or ENV,
@@ -78,7 +80,7 @@ def test_four_ticks_baseline_flake_escalation_then_existing_issue(tmp_path: Path
     assert ht.requests == ["GET /syncs?offset=0"]
     assert world.slack.messages == [] and world.linear.calls == []
     state = h.saved()
-    assert state["version"] == 1
+    assert state["version"] == 2
     assert state["baseline_at"] == "2026-11-23T09:00:00Z"
     assert state["syncs"]["1"]["since"] == "2026-11-23T09:00:00Z"  # runs before this are history
     assert state["syncs"]["1"]["consecutive_failures"] == 0
@@ -107,13 +109,19 @@ def test_four_ticks_baseline_flake_escalation_then_existing_issue(tmp_path: Path
     assert h.saved()["syncs"]["1"]["consecutive_failures"] == 1
     assert h.saved()["syncs"]["1"]["cursor_run_id"] == "103"
 
-    # Tick 3: two more failures: one message saying 2, then Linear search and create.
+    # Tick 3: two more failures cross the threshold: Linear search and create first, then one
+    # escalation reply in the incident's thread naming the issue, and the first message
+    # updated to the incident as it stands (3 in a row, the issue).
     ht.add_run("1", 104, "failed", minute=35)
     ht.add_run("1", 105, "failed", minute=40)
     code, out = h.tick()
     assert code == 0, out
     assert len(world.slack.messages) == 2
-    assert "2 new failed runs" in world.slack.texts()[1]
+    first, escalation = world.slack.messages
+    assert escalation["thread_ts"] == first["ts"]
+    assert "failing 3×" in world.slack.texts()[1] and "escalated to DATA-1" in world.slack.texts()[1]
+    assert "3 runs in a row" in world.slack.texts()[0] and "DATA-1" in world.slack.texts()[0]
+    assert first["posted_text"] != first["text"]  # edited in place: nobody notified again
     assert world.linear.operations() == ["teams", "issues", "issueCreate"]
     created = world.linear.calls[2][1]["input"]
     assert created["title"] == "Hightouch sync salesforce-contacts failing repeatedly"
@@ -123,15 +131,19 @@ def test_four_ticks_baseline_flake_escalation_then_existing_issue(tmp_path: Path
     assert "Active contacts" in created["description"]
     state = h.saved()["syncs"]["1"]
     assert state["consecutive_failures"] == 3
-    assert state["linear_issue"] == "DATA-1"
-    assert "linear_pending" not in state
+    assert state["incident"]["issue"]["identifier"] == "DATA-1"
+    assert not state["incident"].get("issue_pending")
 
-    # Tick 4: a fourth failure finds the open issue: Slack again, no second issue.
+    # Tick 4: a fourth failure finds the open issue: a one-line reply, no second issue.
     ht.add_run("1", 106, "failed", minute=50)
     code, out = h.tick()
     assert code == 0, out
     assert len(world.slack.messages) == 3
-    assert world.linear.operations()[3:] == ["teams", "issues", "commentCreate"]  # found: told it failed again
+    assert world.slack.messages[2]["thread_ts"] == first["ts"]
+    assert "4 in a row" in world.slack.texts()[2]
+    # Found open; no comment: the error is the same and the streak did not double since the
+    # issue was filed (3 → 4).
+    assert world.linear.operations()[3:] == ["teams", "issues"]
     assert len(world.linear.issues) == 1
     assert h.saved()["syncs"]["1"]["consecutive_failures"] == 4
     assert "found: 1" in out
@@ -157,7 +169,7 @@ def test_existing_open_issue_means_no_create_but_slack_is_still_sent(tmp_path: P
     assert code == 0, out
     assert len(world.slack.messages) == 1
     assert world.linear.operations() == ["teams", "issues", "commentCreate"]
-    assert h.saved()["syncs"]["1"]["linear_issue"] == "DATA-1"
+    assert h.saved()["syncs"]["1"]["incident"]["issue"]["identifier"] == "DATA-1"
 
 
 def test_closed_issue_does_not_count_and_a_new_one_is_created(tmp_path: Path, world: World) -> None:
@@ -199,22 +211,23 @@ def test_rate_limit_past_the_budget_defers_the_rest_and_the_next_tick_finishes(t
 
     code, out = h.tick()
     assert code == 0, out
-    assert "deferred to the next tick: 2 (2, 3)" in out
-    assert [m["blocks"][0]["text"]["text"] for m in world.slack.messages] == [
-        world.slack.messages[0]["blocks"][0]["text"]["text"]
-    ]
-    assert "sync-1" in world.slack.texts()[0]
+    # Every sync is read before the plan: the ones read (1 and 3) are handled, the one whose
+    # read hit the limit waits for the next tick.
+    assert "deferred to the next tick: 1 (2)" in out
+    names = sorted(t.split("|", 1)[1].split(">", 1)[0] for t in world.slack.texts())
+    assert names == ["sync-1", "sync-3"]
     saved = h.saved()
     assert saved["syncs"]["1"]["cursor_run_id"] == "101"
+    assert saved["syncs"]["3"]["cursor_run_id"] == "301"
     assert saved["syncs"]["2"]["cursor_run_id"] != "201"  # its failure is not handled yet
-    assert saved["deferred"] == ["2", "3"]
+    assert saved["deferred"] == ["2"]
     assert h.sleeps == [] or max(h.sleeps) < 30  # never waited out the 600 s
 
     ht.requests.clear()
     code, out = h.tick()
     assert code == 0, out
-    # The deferred syncs are read first (in parallel: their order is the threads').
-    assert sorted(ht.runs_requests()[:2]) == ["GET /syncs/2/runs?offset=0", "GET /syncs/3/runs?offset=0"]
+    # The deferred sync is read first.
+    assert ht.runs_requests()[:1] == ["GET /syncs/2/runs?offset=0"]
     names = sorted(t.split("|", 1)[1].split(">", 1)[0] for t in world.slack.texts())
     assert names == ["sync-1", "sync-2", "sync-3"]  # each alerted exactly once
     assert "deferred" not in h.saved()
@@ -268,14 +281,16 @@ def test_failed_linear_step_is_retried_next_tick_without_a_second_slack_message(
     assert code == 1
     assert len(world.slack.messages) == 1
     saved = h.saved()["syncs"]["1"]
-    assert saved["linear_pending"] is True
+    assert saved["incident"]["issue_pending"] is True
     assert saved["cursor_run_id"] == "102"
 
     code, out = h.tick()
     assert code == 0, out
     assert len(world.slack.messages) == 1
     assert world.linear.operations()[-1] == "issueCreate"
-    assert "linear_pending" not in h.saved()["syncs"]["1"]
+    incident = h.saved()["syncs"]["1"]["incident"]
+    assert not incident.get("issue_pending")
+    assert incident["issue"]["identifier"] == "DATA-1"
 
 
 def test_slack_channel_error_stops_the_tick_naming_the_channel(
@@ -405,7 +420,7 @@ def test_remembered_open_issue_is_reused_when_search_misses_it(tmp_path: Path, w
     # The tick before recorded DATA-1, but its title no longer names the sync (someone renamed it).
     world.linear.open_issue("Salesforce pipeline broken")
     state = h.saved()
-    state["syncs"]["1"]["linear_issue"] = "DATA-1"
+    state["syncs"]["1"]["incident"]["issue"] = {"identifier": "DATA-1", "team": "DATA"}
     h.state.write_text(yaml.safe_dump(state))
     world.linear.calls.clear()
     ht.add_run("1", 103, "failed", minute=20)
@@ -425,9 +440,9 @@ def test_create_whose_answer_was_lost_is_looked_up_by_its_id_next_tick(tmp_path:
     assert code == 1
     assert world.linear.operations() == ["teams", "issues", "issueCreate"]
     saved = h.saved()["syncs"]["1"]
-    assert saved["linear_pending"] is True
+    assert saved["incident"]["issue_pending"] is True
     create_id = world.linear.calls[2][1]["input"]["id"]
-    assert saved["linear_create_id"] == create_id  # journaled before the call
+    assert saved["incident"]["issue_create_id"] == create_id  # journaled before the call
 
     code, out = h.tick()
     assert code == 0, out

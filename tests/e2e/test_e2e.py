@@ -97,14 +97,19 @@ def test_baseline_then_flake_then_escalation_then_existing_issue(deploy: Deploym
     world.add_run("1", "failed")
     deploy.ok_tick()
     assert len(world.slack_messages) == 2
-    assert "2 new failed runs" in deploy.messages()[1]
+    # The escalation: one reply in the incident's thread, naming the issue filed just before it.
+    first, escalation = world.slack_messages
+    assert escalation["thread_ts"] == first["ts"]
+    assert "failing 3×" in deploy.messages()[1] and "escalated to DATA-1" in deploy.messages()[1]
+    assert "3 runs in a row" in deploy.messages()[0] and "DATA-1" in deploy.messages()[0]  # first message updated
     assert deploy.linear_titles() == ["Hightouch sync salesforce-contacts failing repeatedly"]
     assert world.linear_issues[0]["priority"] == 2
-    assert deploy.saved("1")["linear_issue"] == "DATA-1"
+    assert deploy.saved("1")["incident"]["issue"]["identifier"] == "DATA-1"
 
     world.add_run("1", "failed")
     out = deploy.ok_tick()
     assert len(world.slack_messages) == 3
+    assert world.slack_messages[2]["thread_ts"] == first["ts"] and "4 in a row" in deploy.messages()[2]
     assert len(world.linear_issues) == 1  # found, not duplicated
     assert "DATA-1 already open" in out
     assert deploy.saved("1")["consecutive_failures"] == 4
@@ -196,12 +201,13 @@ def test_rate_limited_tick_exits_0_and_the_next_tick_finishes(deploy: Deployment
     world.apply({"faults": [{"api": "hightouch", "path": "/syncs/2/runs", "status": 429, "retry_after": "120"}]})
 
     out = deploy.ok_tick()
-    assert "deferred to the next tick: 2" in out
-    assert len(world.slack_messages) == 1
+    # Every sync is read before the plan: those read are alerted, the rate-limited one waits.
+    assert "deferred to the next tick: 1 (2)" in out
+    alerted = sorted(m.split("|", 1)[1].split(">", 1)[0] for m in deploy.messages())
+    assert alerted == ["sync-1", "sync-3"]
 
     deploy.ok_tick()
-    first_two = sorted(deploy.runs_requests()[:2])  # read in parallel: no order between them
-    assert first_two == ["hightouch GET /syncs/2/runs", "hightouch GET /syncs/3/runs"]  # deferred syncs go first
+    assert deploy.runs_requests()[:1] == ["hightouch GET /syncs/2/runs"]  # the deferred sync goes first
     alerted = sorted(m.split("|", 1)[1].split(">", 1)[0] for m in deploy.messages())
     assert alerted == ["sync-1", "sync-2", "sync-3"]
 
@@ -247,13 +253,25 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) ->
     assert "baseline recorded" in out
     assert "salesforce-contacts  101  crm      #crm-alerts   S0CRMTEAM  CRM" in out  # the routes table
     assert "stg-orders           105  staging  #data-alerts  -          -     -          no" in out
-    assert out.count("Slack message in #data-alerts") == 4 and out.count("Slack message in #crm-alerts") == 1
+    # Four incidents' first messages and one storm summary in #data-alerts; one in #crm-alerts.
+    assert out.count("Slack message in #data-alerts") == 5 and out.count("Slack message in #crm-alerts") == 1
+    # The escalation is the one reply shown in the channel; the fourth failure and the recovery stay in the thread.
     assert out.count("Reply in the incident's thread in #crm-alerts, also shown in the channel") == 1
-    assert out.count("Reply in the incident's thread in #crm-alerts:") == 1
+    assert out.count("Reply in the incident's thread in #crm-alerts:") == 2
+    assert "@S0CRMTEAM ⚠ salesforce-contacts failing 3× since" in out and "· escalated to CRM-1" in out
+    assert "failed · 4 in a row" in out  # a repeat is one quiet line
+    # The issue first, then the direct message, then the escalation reply that names the issue.
+    tick_4 = out.split("Tick 4:")[1].split("Tick 5:")[0]
+    assert tick_4.index("Linear issue CRM-1 created") < tick_4.index("direct message sent to U0ONCALL1")
+    assert tick_4.index("direct message sent to U0ONCALL1") < tick_4.index("Slack message sent to #crm-alerts (thread")
     assert "hubspot-deals (http" in out.split("Reply in the incident's thread in #data-alerts:")[1].split("\n")[1]
     assert "recovered: run" in out  # hubspot-deals recovers: said in its thread
     assert out.count("Direct message to U0ONCALL1") == 1
     assert "@S0CRMTEAM ● Hightouch sync salesforce-contacts" in out  # the team is mentioned
+    # The storm: one summary, each alert a reply in its thread, the summary updated as they recover.
+    assert out.count("4 Hightouch syncs started failing at once — their alerts are in this thread") == 1
+    assert out.count("Reply in the incident's thread in #data-alerts:") == 7
+    assert "4 Hightouch syncs started failing at once — 2 failing, 2 recovered" in out
     assert (
         "Linear issue CRM-1 (team CRM, priority Urgent): Hightouch sync salesforce-contacts failing repeatedly" in out
     )
@@ -344,7 +362,7 @@ def test_routes_send_each_sync_to_its_owners(deploy: Deployment) -> None:
     (issue,) = world.linear_issues
     assert (issue["team"]["key"], issue["priority"], issue["labelIds"]) == ("CRM", 1, ["label-1"])
     assert issue["url"] in str(first["blocks"])  # the first message now names the issue
-    assert deploy.saved("1")["linear_team"] == "CRM"
+    assert deploy.saved("1")["incident"]["issue"]["team"] == "CRM"
     assert deploy.saved("3")["consecutive_failures"] == 5  # never escalated
     assert deploy.saved("4")["consecutive_failures"] == 2  # muted: judged, not told
 
@@ -426,7 +444,7 @@ def test_one_incident_is_one_thread_that_ends_with_a_recovery(deploy: Deployment
     assert "after 4 failed runs" in recovery["text"]
     assert "recovered" in first["text"]  # the first message is marked resolved
     assert len(issue["comments"]) == 2 and "Recovered" in issue["comments"][1]
-    assert "threads" not in deploy.saved("1")
+    assert "incident" not in deploy.saved("1")  # the incident is over: nothing left to follow up
 
     world.add_run("1", "success")
     deploy.ok_tick()

@@ -148,7 +148,7 @@ class Harness:
     def _check_state_parses(self) -> None:
         if self.state.exists():
             doc = yaml.safe_load(self.state.read_text())
-            assert doc["version"] == 1
+            assert doc["version"] == 2
 
     def snapshot(self) -> tuple[int, int, str]:
         text = self.state.read_text() if self.state.exists() else ""
@@ -169,7 +169,7 @@ class Harness:
         for message in self.world.slack_messages:
             if is_health(message):
                 continue
-            text = message["blocks"][0]["text"]["text"]
+            text = message.get("posted_text") or message["text"]  # as it notified people, before any edit
             name = re.search(r"\|([^>]+)>", text)
             many = re.search(r"\((\d+) new failed runs", text)
             assert name is not None
@@ -209,8 +209,9 @@ def check_invariants(harness: Harness, case: Case) -> None:
     assert titles == ["Hightouch sync alpha failing repeatedly"], titles
     state = yaml.safe_load(harness.state.read_text())
     assert state["syncs"]["1"]["consecutive_failures"] == 3
-    assert state["syncs"]["1"]["linear_issue"] == "DATA-1"
-    assert "linear_pending" not in state["syncs"]["1"]
+    incident = state["syncs"]["1"]["incident"]
+    assert incident["issue"]["identifier"] == "DATA-1"
+    assert not incident.get("issue_pending")
 
 
 @pytest.mark.parametrize("case", fault_cases(), ids=lambda c: c.name)
