@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from triage import __version__
 from triage.config import Config, Environment, HightouchConfig, check_fits_workflow, load_config, load_environment
 from triage.demo import run_demo
 from triage.errors import (
@@ -36,9 +37,10 @@ from triage.http import HttpClient, Meter, Pacer, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
 from triage.output import append_text, safe_stream
 from triage.preflight import placeholder_warnings, preflight
+from triage.release import ReleaseError, parse_action, release_action
 from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
-from triage.scaffold import DEFAULT_ACTION, scaffold
+from triage.scaffold import scaffold
 from triage.slack import SLACK_BURST, SLACK_MESSAGES_PER_SECOND, SlackClient
 from triage.state import StateStore
 from triage.status import (
@@ -73,6 +75,7 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
     parser = argparse.ArgumentParser(
         prog=prog, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"hightouch-triage {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--log-level",
@@ -138,9 +141,10 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
     init.add_argument("directory", type=Path, metavar="DIR", help="where to write (created if missing)")
     init.add_argument(
         "--action",
-        default=DEFAULT_ACTION,
-        help=f"the action as the workflow calls it, OWNER/REPO@REF; pin REF to a release's commit SHA "
-        f"(default: {DEFAULT_ACTION})",
+        default=None,
+        help="the action as the workflow calls it, OWNER/REPO@REF, REF a release's full commit SHA "
+        f"(written with a # v{__version__} comment for Dependabot; a tag or branch works, with a warning). "
+        f"Default: the commit of this release, v{__version__}",
     )
 
     status = commands.add_parser(
@@ -249,7 +253,7 @@ def main(
         if args.command == "validate":
             return _validate(args.config, out, environ if args.online else None, sleep)
         if args.command == "init":
-            return _init(args.directory, args.action, out)
+            return _init(args.directory, args.action, out, secrets)
         if args.command == "demo":
             return run_demo(out, main, args.scenario)
         if args.command == "sandbox":
@@ -362,7 +366,13 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _init(directory: Path, action: str, out: TextIO) -> int:
+def _init(directory: Path, action_text: str | None, out: TextIO, secrets: tuple[str, ...]) -> int:
+    try:
+        action, warning = release_action() if action_text is None else parse_action(action_text)
+    except ReleaseError as exc:
+        raise UsageError(str(exc)) from None
+    if warning:
+        _warn(warning, secrets)
     done = scaffold(directory, action)
     out.write(f"Wrote into {directory}/:\n")
     out.writelines(f"  {path}\n" for path in done.files)
@@ -583,3 +593,7 @@ def _configure_logging(level: str, secrets: tuple[str, ...]) -> None:
 
 def _error(message: str, secrets: tuple[str, ...]) -> None:
     safe_stream(sys.stderr, secrets).write(f"error: {message}\n")
+
+
+def _warn(message: str, secrets: tuple[str, ...]) -> None:
+    safe_stream(sys.stderr, secrets).write(f"warning: {message}\n")

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from triage.errors import UsageError
+from triage.release import ActionRef, ReleaseError, parse_action
 
 SCAFFOLD = Path(__file__).resolve().parent
 WORKFLOW_PATH = Path(".github") / "workflows" / "triage.yml"
-# Where this project's action lives; a team pins it to a release's commit SHA (see README).
-DEFAULT_ACTION = "hightouch-triage/hightouch-triage@v0"
 
 
 @dataclass(frozen=True)
@@ -23,14 +22,18 @@ class Scaffolded:
     files: tuple[Path, ...]
 
 
-def scaffold(directory: Path, action: str = DEFAULT_ACTION) -> Scaffolded:
+def scaffold(directory: Path, action: ActionRef | str) -> Scaffolded:
     """Write config.yaml, state/, the workflow and a Dependabot config into `directory`. Refuses to overwrite
-    any file that exists: a team's settings and state are theirs."""
-    if "@" not in action or action.startswith("@") or action.endswith("@"):
-        raise UsageError(f"--action {action!r}: expected OWNER/REPO@REF, e.g. {DEFAULT_ACTION}")
+    any file that exists: a team's settings and state are theirs. `action` is what the workflow
+    calls (OWNER/REPO@REF); a commit SHA gets its release's `# vX.Y.Z` comment, for Dependabot."""
+    if isinstance(action, str):
+        try:
+            action = parse_action(action)[0]
+        except ReleaseError as exc:
+            raise UsageError(str(exc)) from None
     files = {
         Path("config.yaml"): (SCAFFOLD / "config.yaml").read_text(encoding="utf-8"),
-        WORKFLOW_PATH: (SCAFFOLD / "workflow.yml").read_text(encoding="utf-8").replace("__ACTION__", action),
+        WORKFLOW_PATH: (SCAFFOLD / "workflow.yml").read_text(encoding="utf-8").replace("__ACTION__", action.uses()),
         Path(".github") / "dependabot.yml": (SCAFFOLD / "dependabot.yml").read_text(encoding="utf-8"),
         # git keeps no empty folder: this one holds state.yaml once the first tick ran.
         Path("state") / ".gitkeep": "",
