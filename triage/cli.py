@@ -55,6 +55,7 @@ from triage.status import (
     wait_for,
 )
 from triage.summary import TickSummary, format_summary, summary_markdown, workflow_commands
+from triage.template_files import export_templates, template_listing
 from triage.tick import Services, Tick
 
 EXIT_OK = 0
@@ -135,10 +136,18 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
         "init",
         parents=[common],
         help="scaffold a team repository that runs the tick through the reusable action",
-        description="Write config.yaml (commented), state/ and .github/workflows/triage.yml (calling the "
-        "hightouch-triage action) into DIR, a new repository of your team's. Overwrites nothing.",
+        description="Write config.yaml (commented), state/, templates/, .gitignore, Dependabot, the tick's "
+        "workflow and a CI workflow (both calling the hightouch-triage action) into DIR, a new repository of "
+        "your team's. Overwrites nothing; with --existing, adds what is missing to an existing repository "
+        "and prints what to merge by hand.",
     )
     init.add_argument("directory", type=Path, metavar="DIR", help="where to write (created if missing)")
+    init.add_argument(
+        "--existing",
+        action="store_true",
+        help="DIR is an existing repository: add only the missing files, overwrite nothing, "
+        "and print what to merge into the files that are there",
+    )
     init.add_argument(
         "--action",
         default=None,
@@ -146,6 +155,30 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
         f"(written with a # v{__version__} comment for Dependabot; a tag or branch works, with a warning). "
         f"Default: the commit of this release, v{__version__}",
     )
+
+    templates = commands.add_parser(
+        "templates",
+        parents=[common],
+        help="list the shipped templates, or copy some into templates/ to edit them",
+        description="The words of every message are Jinja templates shipped with the tool; a file of the same "
+        "name in templates/ beside config.yaml overrides one.",
+    )
+    templates_commands = templates.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    listing = templates_commands.add_parser(
+        "list", parents=[common], help="the shipped templates, and which templates/ overrides"
+    )
+    export = templates_commands.add_parser(
+        "export",
+        parents=[common],
+        help="copy shipped templates into templates/ for editing (never overwrites)",
+        description="Copy shipped templates into templates/ beside config.yaml, to edit by pull request. "
+        "Refuses to overwrite a file that is there.",
+    )
+    export.add_argument(
+        "names", nargs="+", metavar="NAME", help="a template, e.g. slack_message.md.j2 or slack_message"
+    )
+    for sub in (listing, export):
+        sub.add_argument("--config", type=Path, default=Path("config.yaml"), help="templates/ is beside it")
 
     status = commands.add_parser(
         "status",
@@ -253,7 +286,9 @@ def main(
         if args.command == "validate":
             return _validate(args.config, out, environ if args.online else None, sleep)
         if args.command == "init":
-            return _init(args.directory, args.action, out, secrets)
+            return _init(args.directory, args.action, args.existing, out, secrets)
+        if args.command == "templates":
+            return _templates(args, out)
         if args.command == "demo":
             return run_demo(out, main, args.scenario)
         if args.command == "sandbox":
@@ -366,21 +401,41 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _init(directory: Path, action_text: str | None, out: TextIO, secrets: tuple[str, ...]) -> int:
+def _init(directory: Path, action_text: str | None, existing: bool, out: TextIO, secrets: tuple[str, ...]) -> int:
     try:
         action, warning = release_action() if action_text is None else parse_action(action_text)
     except ReleaseError as exc:
         raise UsageError(str(exc)) from None
     if warning:
         _warn(warning, secrets)
-    done = scaffold(directory, action)
-    out.write(f"Wrote into {directory}/:\n")
+    done = scaffold(directory, action, existing=existing)
+    out.write(f"Wrote into {directory}/:\n" if done.files else f"Nothing was missing in {directory}/.\n")
     out.writelines(f"  {path}\n" for path in done.files)
+    if done.present:
+        out.write("Already there, kept as they are:\n")
+        out.writelines(f"  {path}\n" for path in done.present)
+    for merge in done.to_merge:
+        out.write(f"\n{merge.path} exists and was kept; merge by hand — {merge.advice}\n")
+    if done.to_merge:
+        out.write("\n")
     out.write(
         "Next: set hightouch.workspace_slug, slack.channel and linear.team in config.yaml; add the repository "
-        "secrets HIGHTOUCH_API_KEY, SLACK_BOT_TOKEN and LINEAR_API_KEY; push; then run the workflow once by hand "
-        "with dry_run ticked (it checks the keys, channels and teams online). See README: Deploy.\n"
+        "secrets HIGHTOUCH_API_KEY, SLACK_BOT_TOKEN and LINEAR_API_KEY; push (the ci workflow checks every pull "
+        "request: config, templates, workflows); then run the hightouch-triage workflow once by hand with dry_run "
+        "ticked (it checks the keys, channels and teams online). To change the wording of a message: "
+        "hightouch-triage templates export NAME. See README: Deploy.\n"
     )
+    return EXIT_OK
+
+
+def _templates(args: argparse.Namespace, out: TextIO) -> int:
+    directory = args.config.parent / "templates"
+    if args.templates_command == "list":
+        out.write(f"Shipped templates (a file of the same name in {directory}/ overrides one):\n")
+        out.write(template_listing(directory))
+        return EXIT_OK
+    done = export_templates(args.names, directory)
+    out.writelines(f"Copied {path}: edit it, then run validate.\n" for path in done.written)
     return EXIT_OK
 
 
