@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from triage import __version__
-from triage.config import Config, Environment, HightouchConfig, check_fits_workflow, load_config, load_environment
+from triage.config import Config, Environment, HightouchConfig, fit_to_workflow, load_config, load_environment
 from triage.demo import run_demo
 from triage.errors import (
     AuthError,
@@ -449,10 +449,11 @@ def _routes(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, s
 
 def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, sleep: Callable[[float], None]) -> int:
     """The config and templates; with `online` (the environment), the setup against the APIs."""
-    config = load_config(config_path)
-    check_fits_workflow(config_path, config)
+    fit = fit_to_workflow(config_path, load_config(config_path))
+    config = fit.config
     Renderer(config).check()
     out.write(f"{config_path}: valid; templates render.\n")
+    out.writelines(f"warning: {warning}\n" for warning in fit.warnings)
     if online is None:
         out.writelines(f"{finding.line().strip()}\n" for finding in placeholder_warnings(config))
         return EXIT_OK
@@ -479,7 +480,10 @@ def _run(
     now: datetime,
     clock: Callable[[], float],
 ) -> int:
-    config = load_config(args.config)
+    fit = fit_to_workflow(args.config, load_config(args.config))
+    config = fit.config
+    for warning in fit.warnings:
+        logging.getLogger("triage").warning("%s", warning)
     env = load_environment(environ, need_senders=not args.dry_run)
     renderer = Renderer(config)
     renderer.check()

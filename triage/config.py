@@ -11,7 +11,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -122,8 +122,10 @@ class TriageConfig:
     # defers the rest of its work to the next tick.
     wait_budget_seconds: float = 120.0
     # Past this, a tick starts no new sync and defers the rest (a first tick of a
-    # big workspace spreads over several ticks); keep it under the cron interval.
+    # big workspace spreads over several ticks). Unless config.yaml sets it, it is
+    # fitted to the workflow beside config.yaml (see fit_to_workflow).
     tick_time_limit_seconds: float = 600.0
+    tick_time_limit_set: bool = False  # whether config.yaml sets tick_time_limit_seconds
     # Seconds to wait for an API's answer before counting the request as failed.
     request_timeout_seconds: float = 30.0
 
@@ -284,6 +286,7 @@ def parse_config(text: str, path: Path) -> Config:
         tick_time_limit_seconds=reader.number(
             tr, "tick_time_limit_seconds", "triage", d_tr.tick_time_limit_seconds, minimum=1, maximum=3600
         ),
+        tick_time_limit_set="tick_time_limit_seconds" in tr,
         request_timeout_seconds=reader.number(
             tr, "request_timeout_seconds", "triage", d_tr.request_timeout_seconds, minimum=1, maximum=300
         ),
@@ -375,20 +378,66 @@ WORKFLOW = Path(".github/workflows/triage.yml")
 COMMIT_MARGIN_SECONDS = 60
 
 
-def check_fits_workflow(config_path: Path, config: Config) -> None:
-    """The tick's time limit must fit the workflow that runs it, when that workflow sits
-    beside config.yaml (checked by `validate`): end before the job's timeout kills it
-    (killed, a tick loses the state commit of what it already sent), and before the
-    next scheduled tick is due at the fastest cadence of its cron lines."""
+@dataclass(frozen=True)
+class WorkflowFit:
+    """The config with its tick time limit fitted to the workflow, and what a person should know."""
+
+    config: Config
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Bound:
+    most: float  # seconds the tick's time limit may be
+    why: str
+    hard: bool  # past a hard bound a killed job loses the state commit; past a soft one ticks queue
+
+
+def fit_to_workflow(config_path: Path, config: Config) -> WorkflowFit:
+    """The tick's time limit against the workflow that runs it, when that workflow sits beside
+    config.yaml (`validate` and `run` both ask). The tick must end before the job's
+    timeout-minutes kills it — killed, a tick loses the state commit of what it already sent —
+    so a limit past that is an error. It should also end before the next scheduled tick is due
+    at the fastest interval of the cron lines; a tick past that only delays the next one (the
+    concurrency group queues it), so a limit set past it is a warning naming both numbers, and
+    a limit not set at all is fitted to it: a new cron line never fails `validate`."""
+    bounds = _workflow_bounds(config)
+    limit = config.triage.tick_time_limit_seconds
+    if not config.triage.tick_time_limit_set:
+        hard = [b for b in bounds if b.hard]
+        for bound in hard:
+            if bound.most < 1:
+                raise ConfigError(f"{config.base_dir / WORKFLOW}: {bound.why} leaves no time for a tick")
+        usable = [b.most for b in bounds if b.most >= 1]
+        fitted = min([limit, *usable])
+        if fitted == limit:
+            return WorkflowFit(config)
+        log.info("triage.tick_time_limit_seconds: %g s, to fit %s", fitted, WORKFLOW)
+        return WorkflowFit(replace(config, triage=replace(config.triage, tick_time_limit_seconds=fitted)))
+    warnings: list[str] = []
+    for bound in bounds:
+        if limit <= bound.most:
+            continue
+        where = _setting_line(config_path, "triage", "tick_time_limit_seconds")
+        if bound.hard:
+            raise ConfigError(f"{where}: {limit:g} s does not fit {bound.why}: set at most {bound.most:g}")
+        warnings.append(
+            f"{where}: {limit:g} s is longer than {bound.why}, {bound.most:g} s: a tick that long delays the next "
+            f"scheduled one (GitHub queues it); set at most {bound.most:g}, or remove the setting to fit the schedule"
+        )
+    return WorkflowFit(config, tuple(warnings))
+
+
+def _workflow_bounds(config: Config) -> list[_Bound]:
     workflow = config.base_dir / WORKFLOW
     try:
         doc = yaml.safe_load(workflow.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
-        return  # no workflow here (or not ours to judge)
+        return []  # no workflow here (or not ours to judge)
     if not isinstance(doc, dict):
-        return
+        return []
     request = config.triage.request_timeout_seconds
-    bounds: list[tuple[float, str]] = []
+    bounds: list[_Bound] = []
     jobs = doc.get("jobs")
     timeouts = [
         job["timeout-minutes"]
@@ -398,10 +447,11 @@ def check_fits_workflow(config_path: Path, config: Config) -> None:
     if timeouts:
         minutes = min(timeouts)
         bounds.append(
-            (
+            _Bound(
                 minutes * 60 - request - COMMIT_MARGIN_SECONDS,
                 f"the {minutes}-minute timeout-minutes of {WORKFLOW} once a request in flight ({request:g} s) and "
                 f"the state commit ({COMMIT_MARGIN_SECONDS} s) are counted",
+                hard=True,
             )
         )
     triggers = doc.get("on", doc.get(True))  # YAML 1.1 reads the key `on` as true
@@ -413,17 +463,26 @@ def check_fits_workflow(config_path: Path, config: Config) -> None:
         except CronError as exc:
             raise ConfigError(f"{workflow}: on.schedule: {exc}") from None
         bounds.append(
-            (interval * 60 - request, f"the fastest interval of the schedule in {WORKFLOW} ({interval} minutes)")
-        )
-    limit = config.triage.tick_time_limit_seconds
-    for most, why in bounds:
-        if limit > most:
-            reader = _Reader(config_path)
-            root = yaml.compose(config_path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-            section = reader.mapping(reader.mapping(root, "").get("triage"), "triage")
-            reader.fail(
-                section, "tick_time_limit_seconds", "triage", f"{limit:g} s does not fit {why}: set at most {most:g}"
+            _Bound(
+                interval * 60 - request,
+                f"the fastest interval of the schedule in {WORKFLOW} ({interval} minutes) less a request "
+                f"({request:g} s)",
+                hard=False,
             )
+        )
+    return bounds
+
+
+def _setting_line(config_path: Path, section: str, key: str) -> str:
+    """`config.yaml:LINE` of a setting, for messages that are not errors of the parse."""
+    try:
+        root = yaml.compose(config_path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return f"{config_path}: {section}.{key}"
+    reader = _Reader(config_path)
+    node = reader.mapping(reader.mapping(root, "").get(section), section).get(key)
+    line = f":{node.start_mark.line + 1}" if node is not None else ""
+    return f"{config_path}{line}: {section}.{key}"
 
 
 def _check_sync_url(reader: _Reader, section: dict[str, yaml.Node], template: str) -> None:
