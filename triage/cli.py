@@ -55,6 +55,7 @@ from triage.status import (
     wait_for,
 )
 from triage.summary import TickSummary, format_summary, summary_markdown, workflow_commands
+from triage.template_check import check_templates, renders
 from triage.template_files import export_templates, template_listing
 from triage.tick import Services, Tick
 
@@ -451,9 +452,14 @@ def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, 
     """The config and templates; with `online` (the environment), the setup against the APIs."""
     fit = fit_to_workflow(config_path, load_config(config_path))
     config = fit.config
-    Renderer(config).check()
-    out.write(f"{config_path}: valid; templates render.\n")
+    problems = check_templates(Renderer(config), config.base_dir / "templates")
+    errors = [problem.message for problem in problems if problem.level == "error"]
+    if errors:
+        raise ConfigError("\nerror: ".join(errors))
+    samples = sum(1 for _ in renders(Renderer(config)))
+    out.write(f"{config_path}: valid; templates render ({samples} sample alerts and messages).\n")
     out.writelines(f"warning: {warning}\n" for warning in fit.warnings)
+    out.writelines(f"warning: {problem.message}\n" for problem in problems if problem.level == "warning")
     if online is None:
         out.writelines(f"{finding.line().strip()}\n" for finding in placeholder_warnings(config))
         return EXIT_OK

@@ -314,6 +314,41 @@ MENTION_ID = re.compile(r"[SUW][A-Z0-9]{2,}")
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
+# A channel, group or DM id (C…, G…, D…), or a user id (U…/W…: a direct message). Slack's
+# ids are 9 characters or more, which keeps a name in capitals from passing as one.
+SLACK_CHANNEL_ID = re.compile(r"[CGDUW][A-Z0-9]{8,}")
+SLACK_NAME_LIMIT = 80
+
+
+def slack_channel_problem(channel: str) -> str | None:
+    """What Slack would refuse in a channel as config.yaml gives it (None: fine). A name is
+    checked as Slack checks one: lowercase letters, digits, - and _, at most 80 characters,
+    no spaces or periods; the # is optional."""
+    if SLACK_CHANNEL_ID.fullmatch(channel):
+        return None
+    name = channel.removeprefix("#")
+    wrong = [
+        what
+        for what, bad in (
+            ("spaces", " " in name),
+            ("periods", "." in name),
+            ("capitals", name != name.lower()),
+            ("other characters than letters, digits, - and _", any(not (c.isalnum() or c in "-_ .") for c in name)),
+            (f"more than {SLACK_NAME_LIMIT} characters", len(name) > SLACK_NAME_LIMIT),
+            ("no name at all", not name),
+        )
+        if bad
+    ]
+    if not wrong:
+        return None
+    fixed = re.sub(r"[^\w-]+", "-", name.lower()).strip("-")[:SLACK_NAME_LIMIT]
+    hint = f" (Slack would call it '#{fixed}')" if fixed and fixed != name else ""
+    return (
+        f"{channel!r} is not a Slack channel: a name has {' and '.join(wrong)}{hint}; a channel name is lowercase "
+        "letters, digits, - and _, at most 80 characters — or give the channel's id (C…), which survives renames"
+    )
+
+
 def _routes(reader: _Reader, node: yaml.Node | None) -> tuple[RouteConfig, ...]:
     if node is None or _is_null(node):
         return ()
@@ -617,7 +652,12 @@ class _Reader:
         return tuple(str(v).strip() for v in items)
 
     def channels(self, section: dict[str, yaml.Node], prefix: str) -> tuple[str, ...] | None:
-        return self.optional_list(section, "channel", prefix)
+        channels = self.optional_list(section, "channel", prefix)
+        for channel in channels or ():
+            problem = slack_channel_problem(channel)
+            if problem:
+                self.fail(section, "channel", prefix, problem)
+        return channels
 
     def slack_ids(
         self, section: dict[str, yaml.Node], name: str, prefix: str, shape: re.Pattern[str]
