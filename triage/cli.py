@@ -36,7 +36,7 @@ from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Meter, Pacer, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
 from triage.output import append_text, safe_stream
-from triage.preflight import placeholder_warnings, preflight
+from triage.preflight import placeholder_warnings, preflight, state_branch_findings
 from triage.release import ReleaseError, parse_action, release_action
 from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
@@ -471,6 +471,7 @@ def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, 
         services.slack if env.slack_bot_token else None,
         services.linear if env.linear_api_key else None,
     )
+    findings += state_branch_findings(online, sleep)
     out.write(f"Preflight of {config_path} against the APIs (nothing is sent):\n")
     out.writelines(f"{finding.line()}\n" for finding in findings)
     failed = sum(1 for finding in findings if finding.level == "FAIL")
@@ -627,7 +628,7 @@ def hightouch_throttle(
 
 
 def _secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
-    names = ("HIGHTOUCH_API_KEY", "SLACK_BOT_TOKEN", "LINEAR_API_KEY")
+    names = ("HIGHTOUCH_API_KEY", "SLACK_BOT_TOKEN", "LINEAR_API_KEY", "GITHUB_TOKEN")
     return tuple(v for v in (environ.get(n, "").strip() for n in names) if v)
 
 

@@ -42,11 +42,21 @@ from triage.render import (
     sample_context,
     sample_recovery,
 )
+from triage.state_alarm import UnsavedContext, unsaved_message
 from triage.template_files import TEMPLATE_SUFFIX, closest_template, shipped_templates
 
-# What each context gives its templates besides its fields (see Renderer._render's callers).
-EXTRAS: dict[type, tuple[str, ...]] = {TriageContext: ("ctx", "mentions")}
-CONTEXT_TYPES = (TriageContext, RunView, RecoveryContext, HealthContext, StormContext, OutageContext, SyncLink)
+# What a template is given besides its context's fields and `ctx`, the context itself.
+EXTRAS: dict[type, tuple[str, ...]] = {TriageContext: ("mentions",)}
+CONTEXT_TYPES = (
+    TriageContext,
+    RunView,
+    RecoveryContext,
+    HealthContext,
+    StormContext,
+    OutageContext,
+    SyncLink,
+    UnsavedContext,
+)
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,14 @@ def health_samples() -> dict[str, HealthContext]:
     }
 
 
+def unsaved_samples() -> dict[str, UnsavedContext]:
+    error = "remote: error: GH006: Protected branch update failed for refs/heads/main."
+    return {
+        "state not saved, protected branch": UnsavedContext("main", error, True, "https://github.com/a/b/runs/1"),
+        "state not saved, push failed": UnsavedContext("triage-state", "the push failed 5 times", False, ""),
+    }
+
+
 def renders(renderer: Renderer) -> Iterator[tuple[str, Callable[[], object], type]]:
     """(sample name, a strict render of it, its context type), for every template."""
     for name, alert in alert_samples().items():
@@ -172,6 +190,8 @@ def renders(renderer: Renderer) -> Iterator[tuple[str, Callable[[], object], typ
         yield name, partial(renderer.linear_outage, outage, strict=True), OutageContext
     for name, health in health_samples().items():
         yield name, partial(renderer.slack_health, health, strict=True), HealthContext
+    for name, unsaved in unsaved_samples().items():
+        yield name, partial(unsaved_message, renderer, unsaved, strict=True), UnsavedContext
 
 
 # -- the checks ---------------------------------------------------------------------------
@@ -247,7 +267,7 @@ def _template_frame(tb: TracebackType | None) -> tuple[str, int] | None:
 
 def _names_hint(text: str, context_type: type) -> str:
     if match := _UNDEFINED_NAME.fullmatch(text):
-        names = [f.name for f in dataclasses.fields(context_type)] + list(EXTRAS.get(context_type, ()))
+        names = [f.name for f in dataclasses.fields(context_type)] + ["ctx", *EXTRAS.get(context_type, ())]
         return _hint(match["name"], names, "the names a template has here")
     if match := _NO_ATTRIBUTE.fullmatch(text):
         kinds = {kind.__name__: kind for kind in CONTEXT_TYPES}
