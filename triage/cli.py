@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import TextIO
 
 from triage import __version__
-from triage.config import Config, Environment, HightouchConfig, fit_to_workflow, load_config, load_environment
+from triage.config import (
+    MIN_SECRET_LENGTH,
+    SECRET_VARIABLES,
+    Config,
+    Environment,
+    HightouchConfig,
+    fit_to_workflow,
+    load_config,
+    load_environment,
+)
 from triage.demo import run_demo
 from triage.errors import (
     AuthError,
@@ -628,8 +637,11 @@ def hightouch_throttle(
 
 
 def _secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
-    names = ("HIGHTOUCH_API_KEY", "SLACK_BOT_TOKEN", "LINEAR_API_KEY", "GITHUB_TOKEN")
-    return tuple(v for v in (environ.get(n, "").strip() for n in names) if v)
+    """What every output is redacted of. A value too short to be a secret is left out (it
+    would mangle ordinary words): a command that uses it refuses it at start instead
+    (load_environment), and the others never send it anywhere."""
+    names = (*SECRET_VARIABLES, "GITHUB_TOKEN")
+    return tuple(v for v in (environ.get(n, "").strip() for n in names) if len(v) >= MIN_SECRET_LENGTH)
 
 
 class _RedactSecrets(logging.Filter):

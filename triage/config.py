@@ -162,8 +162,30 @@ class Environment:
         return tuple(s for s in (self.hightouch_api_key, self.slack_bot_token, self.linear_api_key) if s)
 
 
+SECRET_VARIABLES = ("HIGHTOUCH_API_KEY", "SLACK_BOT_TOKEN", "LINEAR_API_KEY")
+# Every output is redacted of the secrets, so a value of a few characters would be cut out
+# of ordinary words (`[redacted]onfig.y[redacted]ml`). Real keys and tokens are 30
+# characters or more; anything under this is refused at start instead.
+MIN_SECRET_LENGTH = 8
+
+
+def short_secret_problem(environ: Mapping[str, str], names: tuple[str, ...] = SECRET_VARIABLES) -> str | None:
+    """Why a secret that is set is too short to be one (None: every one set is long enough)."""
+    for name in names:
+        value = environ.get(name, "").strip()
+        if 0 < len(value) < MIN_SECRET_LENGTH:
+            return (
+                f"{name} is set to {len(value)} character{'s' if len(value) != 1 else ''}: too short to be a real "
+                f"key or token (they are 30 characters or more), and hiding a value that short in every output "
+                f"would hide those letters in ordinary text too; set the real value (at least {MIN_SECRET_LENGTH} "
+                f"characters), or unset {name}"
+            )
+    return None
+
+
 def load_environment(environ: Mapping[str, str], *, need_senders: bool) -> Environment:
-    """Read credentials and URLs. Slack and Linear keys are needed unless nothing is sent."""
+    """Read credentials and URLs. Slack and Linear keys are needed unless nothing is sent;
+    a secret too short to be one is refused, whether it is needed or not."""
     required = ["HIGHTOUCH_API_KEY"]
     if need_senders:
         required += ["SLACK_BOT_TOKEN", "LINEAR_API_KEY"]
@@ -173,6 +195,9 @@ def load_environment(environ: Mapping[str, str], *, need_senders: bool) -> Envir
             f"missing environment variable{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
             "(secrets are read from the environment only, never from config.yaml)"
         )
+    problem = short_secret_problem(environ)
+    if problem:
+        raise UsageError(problem)
 
     def url(name: str, default: str) -> str:
         return (environ.get(name) or default).rstrip("/")

@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from triage.config import DEFAULT_SLACK_API_URL, load_config
+from triage.config import DEFAULT_SLACK_API_URL, load_config, short_secret_problem
 from triage.errors import ConfigError, TriageError
 from triage.health import run_url
 from triage.http import HttpClient, WaitBudget, redact
@@ -64,6 +64,9 @@ def tell_slack(config_path: Path, environ: Mapping[str, str], ctx: UnsavedContex
     token = environ.get("SLACK_BOT_TOKEN", "").strip()
     if not token:
         return "SLACK_BOT_TOKEN is not set in this step: Slack was not told"
+    problem = short_secret_problem(environ, ("SLACK_BOT_TOKEN",))
+    if problem:
+        return f"Slack was not told: {problem}"
     try:
         config = load_config(config_path)
         renderer = Renderer(config)
