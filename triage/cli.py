@@ -67,6 +67,7 @@ from triage.summary import TickSummary, format_summary, summary_markdown, workfl
 from triage.template_check import check_templates, renders
 from triage.template_files import export_templates, template_listing
 from triage.tick import Services, Tick
+from triage.workspaces import select_workspace, state_path
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -106,7 +107,15 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
     )
     run.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file (default: config.yaml)")
     run.add_argument(
-        "--state", type=Path, default=Path("state/state.yaml"), help="state file (default: state/state.yaml)"
+        "--state",
+        type=Path,
+        default=None,
+        help="state file (default: state/state.yaml, or state/NAME.yaml with --workspace NAME)",
+    )
+    run.add_argument(
+        "--workspace",
+        metavar="NAME",
+        help="with `workspaces` in config.yaml: the one this tick is for (its key from its api_key_env)",
     )
     run.add_argument(
         "--dry-run",
@@ -124,6 +133,7 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
     )
     routes.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
     routes.add_argument("--sync", help="only this sync (slug or id)")
+    routes.add_argument("--workspace", metavar="NAME", help="with `workspaces` in config.yaml: which one")
 
     validate = commands.add_parser(
         "validate",
@@ -140,6 +150,11 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
         action="store_true",
         help="also check with the real APIs: the three keys, every configured channel (and the bot's "
         "membership), every team and label; sends nothing",
+    )
+    validate.add_argument(
+        "--workspace",
+        metavar="NAME",
+        help="with `workspaces` in config.yaml: check this one's settings (needed with --online)",
     )
 
     init = commands.add_parser(
@@ -159,11 +174,32 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
         "and print what to merge into the files that are there",
     )
     init.add_argument(
+        "--workspace",
+        dest="workspaces",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Hightouch workspace to tick (repeat for several): config.yaml gets a `workspaces` section and "
+        "the workflow one job per workspace",
+    )
+    init.add_argument(
         "--action",
         default=None,
         help="the action as the workflow calls it, OWNER/REPO@REF, REF a release's full commit SHA "
         f"(written with a # v{__version__} comment for Dependabot; a tag or branch works, with a warning). "
         f"Default: the commit of this release, v{__version__}",
+    )
+
+    workspaces = commands.add_parser(
+        "workspaces",
+        parents=[common],
+        help="list the workspaces config.yaml defines (name, key variable, state file)",
+        description="List the Hightouch workspaces config.yaml defines: each one's name, the environment "
+        "variable holding its API key, its state file and its slug. Reads no API.",
+    )
+    workspaces.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
+    workspaces.add_argument(
+        "--key-env", metavar="NAME", help="print only the variable holding workspace NAME's key (for scripts)"
     )
 
     templates = commands.add_parser(
@@ -294,11 +330,13 @@ def main(
         return _run_status_command(args, environ, out, sleep, now, secrets)
     try:
         if args.command == "validate":
-            return _validate(args.config, out, environ if args.online else None, sleep)
+            return _validate(args.config, out, environ if args.online else None, sleep, args.workspace)
         if args.command == "init":
-            return _init(args.directory, args.action, args.existing, out, secrets)
+            return _init(args.directory, args.action, args.existing, out, secrets, args.workspaces)
         if args.command == "templates":
             return _templates(args, out)
+        if args.command == "workspaces":
+            return _workspaces(args, out)
         if args.command == "demo":
             return run_demo(out, main, args.scenario)
         if args.command == "sandbox":
@@ -411,14 +449,21 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _init(directory: Path, action_text: str | None, existing: bool, out: TextIO, secrets: tuple[str, ...]) -> int:
+def _init(
+    directory: Path,
+    action_text: str | None,
+    existing: bool,
+    out: TextIO,
+    secrets: tuple[str, ...],
+    workspaces: Sequence[str] = (),
+) -> int:
     try:
         action, warning = release_action() if action_text is None else parse_action(action_text)
     except ReleaseError as exc:
         raise UsageError(str(exc)) from None
     if warning:
         _warn(warning, secrets)
-    done = scaffold(directory, action, existing=existing)
+    done = scaffold(directory, action, existing=existing, workspaces=workspaces)
     out.write(f"Wrote into {directory}/:\n" if done.files else f"Nothing was missing in {directory}/.\n")
     out.writelines(f"  {path}\n" for path in done.files)
     if done.present:
@@ -438,6 +483,37 @@ def _init(directory: Path, action_text: str | None, existing: bool, out: TextIO,
     return EXIT_OK
 
 
+def _workspaces(args: argparse.Namespace, out: TextIO) -> int:
+    config = load_config(args.config)
+    if args.key_env is not None:
+        selected = select_workspace(config, args.key_env, {}, need_key=False)
+        (chosen,) = [w for w in config.workspaces if w.name == selected.workspace]
+        out.write(f"{chosen.api_key_env}\n")
+        return EXIT_OK
+    if not config.workspaces:
+        out.write(
+            f"{args.config} defines no workspaces: one workspace, key HIGHTOUCH_API_KEY, state state/state.yaml\n"
+        )
+        return EXIT_OK
+    rows = [("workspace", "key variable", "state file", "slug", "channel")]
+    rows += [
+        (
+            w.name,
+            w.api_key_env,
+            str(state_path(w.name, None)),
+            w.config.hightouch.workspace_slug,
+            ", ".join(w.config.slack.channels),
+        )
+        for w in config.workspaces
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+        if index == 0:
+            out.write("  ".join("-" * width for width in widths) + "\n")
+    return EXIT_OK
+
+
 def _templates(args: argparse.Namespace, out: TextIO) -> int:
     directory = args.config.parent / "templates"
     if args.templates_command == "list":
@@ -450,16 +526,28 @@ def _templates(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _routes(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, sleep: Callable[[float], None]) -> int:
-    config = load_config(args.config)
-    env = load_environment(environ, need_senders=False)
+    selected = select_workspace(load_config(args.config), args.workspace, environ)
+    config = selected.config
+    env = load_environment(selected.environ, need_senders=False)
     services = build_services(config, env, dry_run=True, sleep=sleep)
     out.write(routes_table(services.hightouch, config, args.sync))
     return EXIT_OK
 
 
-def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, sleep: Callable[[float], None]) -> int:
-    """The config and templates; with `online` (the environment), the setup against the APIs."""
-    fit = fit_to_workflow(config_path, load_config(config_path))
+def _validate(
+    config_path: Path,
+    out: TextIO,
+    online: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+    workspace: str | None = None,
+) -> int:
+    """The config (every workspace's) and templates; with `online` (the environment), the
+    setup against the APIs: of one workspace, when config.yaml has several."""
+    loaded = load_config(config_path)
+    if workspace is not None or (online is not None and loaded.workspaces):
+        selected = select_workspace(loaded, workspace, online or {}, need_key=online is not None)
+        loaded, online = selected.config, (selected.environ if online is not None else None)
+    fit = fit_to_workflow(config_path, loaded)
     config = fit.config
     problems = check_templates(Renderer(config), config.base_dir / "templates")
     errors = [problem.message for problem in problems if problem.level == "error"]
@@ -470,7 +558,9 @@ def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, 
     out.writelines(f"warning: {warning}\n" for warning in fit.warnings)
     out.writelines(f"warning: {problem.message}\n" for problem in problems if problem.level == "warning")
     if online is None:
-        out.writelines(f"{finding.line().strip()}\n" for finding in placeholder_warnings(config))
+        # With workspaces, each one's slug is what links use: the top-level one is only a default.
+        checked = [w.config for w in config.workspaces] or [config]
+        out.writelines(f"{finding.line().strip()}\n" for c in checked for finding in placeholder_warnings(c))
         return EXIT_OK
     env = load_environment(online, need_senders=False)
     services = build_services(config, env, dry_run=False, sleep=sleep)
@@ -496,18 +586,19 @@ def _run(
     now: datetime,
     clock: Callable[[], float],
 ) -> int:
-    fit = fit_to_workflow(args.config, load_config(args.config))
+    selected = select_workspace(load_config(args.config), args.workspace, environ, args.state)
+    fit = fit_to_workflow(args.config, selected.config)
     config = fit.config
     for warning in fit.warnings:
         logging.getLogger("triage").warning("%s", warning)
-    env = load_environment(environ, need_senders=not args.dry_run)
+    env = load_environment(selected.environ, need_senders=not args.dry_run)
     renderer = Renderer(config)
     renderer.check()
     services = build_services(config, env, dry_run=args.dry_run, sleep=sleep, clock=clock)
     tick = Tick(
         config=config,
         services=services,
-        store=StateStore(args.state),
+        store=StateStore(selected.state),
         renderer=renderer,
         now=now,
         out=out,
@@ -532,7 +623,7 @@ def _run(
             append_text(step_summary, stopped, env.secrets)
         if in_actions:
             out.write(workflow_commands(TickSummary(), message))
-        _health(args, services, renderer, config, environ, now, message, out)
+        _health(selected.health, services, renderer, config, environ, now, message, out)
         raise
     out.write(format_summary(summary, args.dry_run))
     if step_summary:
@@ -541,14 +632,14 @@ def _run(
     failure = f"{len(problems)} sync(s) could not be handled, e.g. {problems[0]}" if problems else None
     if in_actions:
         out.write(workflow_commands(summary, failure))
-    _health(args, services, renderer, config, environ, now, failure, out)
+    _health(selected.health, services, renderer, config, environ, now, failure, out)
     if summary.config_errors:
         return EXIT_USAGE  # a route points nowhere: its alerts wait for the fix, the rest went out
     return EXIT_ERROR if summary.errors else EXIT_OK
 
 
 def _health(
-    args: argparse.Namespace,
+    path: Path,
     services: Services,
     renderer: Renderer,
     config: Config,
@@ -563,7 +654,7 @@ def _health(
         return  # a dry run tells no one
     try:
         report_health(
-            args.state.parent / "health.yaml",
+            path,
             failure,
             slack=services.slack,
             renderer=renderer,
@@ -640,7 +731,7 @@ def _secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
     """What every output is redacted of. A value too short to be a secret is left out (it
     would mangle ordinary words): a command that uses it refuses it at start instead
     (load_environment), and the others never send it anywhere."""
-    names = (*SECRET_VARIABLES, "GITHUB_TOKEN")
+    names = (*SECRET_VARIABLES, "GITHUB_TOKEN", *(n for n in environ if n.startswith("HIGHTOUCH_API_KEY_")))
     return tuple(v for v in (environ.get(n, "").strip() for n in names) if len(v) >= MIN_SECRET_LENGTH)
 
 

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +140,41 @@ def commit_message(old_text: str | None, new_text: str | None) -> str:
     return f"state: {what} [skip ci]"
 
 
+@dataclass(frozen=True)
+class StateFiles:
+    """The files a save commits: all of state/, or, for one of several workspaces, only its
+    own (state/NAME.*), so workspaces ticking in parallel never commit each other's."""
+
+    state_dir: str = "state"
+    workspace: str | None = None
+
+    @property
+    def pathspec(self) -> str:
+        return self.state_dir if self.workspace is None else f"{self.state_dir}/{self.workspace}.*"
+
+    @property
+    def state_file(self) -> str:
+        return f"{self.state_dir}/{self.workspace or 'state'}.yaml"
+
+    def mirror(self, source_root: Path, target_root: Path) -> None:
+        """Make the target hold the source's files of this save (and only those change)."""
+        if self.workspace is None:
+            _mirror(source_root / self.state_dir, target_root / self.state_dir)
+            return
+        source, target = source_root / self.state_dir, target_root / self.state_dir
+        pattern = f"{self.workspace}.*"
+        for old in target.glob(pattern) if target.exists() else ():
+            _remove(old)
+        for new in source.glob(pattern) if source.exists() else ():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(new, target / new.name)
+
+
 def save(
     repo: Path,
     *,
     state_dir: str = "state",
+    workspace: str | None = None,
     branch: str | None = None,
     remote: str = "origin",
     attempts: int = 5,
@@ -152,10 +184,12 @@ def save(
 ) -> bool:
     """Commit and push state/; True when a commit was pushed, False when nothing changed.
     Raises ProtectedBranch at the first refusal of a protected branch (`configured`: the
-    branch is the one TRIAGE_STATE_BRANCH names), GitError when the push kept failing."""
+    branch is the one TRIAGE_STATE_BRANCH names), GitError when the push kept failing.
+    With `workspace`, only that workspace's files (state/NAME.*) are committed."""
+    files = StateFiles(state_dir, workspace)
     if branch is None:
         target = git(repo, "symbolic-ref", "--short", "HEAD").stdout.strip()
-        return _commit_and_push(repo, state_dir, target, remote, attempts, sleep, out, configured)
+        return _commit_and_push(repo, files, target, remote, attempts, sleep, out, configured)
     worktree = Path(tempfile.mkdtemp(prefix="triage-state-"))
     try:
         exists = _fetch(repo, remote, branch)
@@ -168,8 +202,8 @@ def save(
             for child in worktree.iterdir():
                 if child.name != ".git":
                     _remove(child)
-        _mirror(repo / state_dir, worktree / state_dir)
-        return _commit_and_push(worktree, state_dir, branch, remote, attempts, sleep, out, configured)
+        files.mirror(repo, worktree)
+        return _commit_and_push(worktree, files, branch, remote, attempts, sleep, out, configured)
     finally:
         git(repo, "worktree", "remove", "--force", str(worktree), check=False)
         shutil.rmtree(worktree, ignore_errors=True)
@@ -202,7 +236,7 @@ def restore(repo: Path, *, branch: str, state_dir: str = "state", remote: str = 
 
 def _commit_and_push(
     worktree: Path,
-    state_dir: str,
+    files: StateFiles,
     branch: str,
     remote: str,
     attempts: int,
@@ -210,16 +244,18 @@ def _commit_and_push(
     out: Callable[[str], None],
     configured: bool = False,
 ) -> bool:
-    if not git(worktree, "status", "--porcelain", "--untracked-files=all", "--", state_dir).stdout.strip():
+    if not git(worktree, "status", "--porcelain", "--untracked-files=all", "--", files.pathspec).stdout.strip():
         out("state unchanged: nothing to commit")
         return False
-    state_file = f"{state_dir}/state.yaml"
+    state_file = files.state_file
     old = git(worktree, "show", f"HEAD:{state_file}", check=False)
     new_path = worktree / state_file
     message = commit_message(
         old.stdout if old.returncode == 0 else None, new_path.read_text() if new_path.exists() else None
     )
-    git(worktree, "add", "-A", "--", state_dir)
+    if files.workspace:
+        message = message.replace("state:", f"state ({files.workspace}):", 1)
+    git(worktree, "add", "-A", "--", files.pathspec)
     git(worktree, "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}", "commit", "-q", "-m", message)
     refused = ""
     for attempt in range(1, attempts + 1):
@@ -294,6 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sub in (save_cmd, restore_cmd):
         sub.add_argument("--branch", default=None, help="the branch that holds state (default: see above)")
         sub.add_argument("--state-dir", default="state")
+        sub.add_argument(
+            "--workspace",
+            default=os.environ.get("WORKSPACE") or None,
+            help="one of several workspaces: only its files, state/NAME.* (default: $WORKSPACE)",
+        )
         sub.add_argument("--remote", default="origin")
         sub.add_argument("--repo", type=Path, default=Path("."))
     args = parser.parse_args(argv)
@@ -323,6 +364,7 @@ def _save(args: argparse.Namespace, branch: str | None) -> int:
         save(
             args.repo,
             state_dir=args.state_dir,
+            workspace=args.workspace,
             branch=branch,
             remote=args.remote,
             attempts=args.attempts,

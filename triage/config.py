@@ -139,6 +139,20 @@ class Config:
     routes: tuple[RouteConfig, ...] = ()  # checked in order; the first that matches applies
     # Directory of config.yaml: templates/ beside it override the shipped ones.
     base_dir: Path = Path(".")
+    # Several Hightouch workspaces from one config: each a whole Config of its own (the keys
+    # above, with the workspace's overrides), ticked on its own with its own state file.
+    workspaces: tuple[WorkspaceConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    """One entry of `workspaces`: its name (its state file is state/<name>.yaml), the
+    environment variable holding its API key, and its config, built from the top-level keys
+    with its own workspace_slug and its slack, linear and routes overrides."""
+
+    name: str
+    api_key_env: str
+    config: Config
 
 
 @dataclass(frozen=True)
@@ -234,8 +248,14 @@ def parse_config(text: str, path: Path) -> Config:
     if root is None:
         return Config(base_dir=path.parent)
     reader = _Reader(path)
+    config = _parse_root(reader, root, path)
+    workspaces = _workspaces(reader, root, path)
+    return replace(config, workspaces=workspaces) if workspaces else config
+
+
+def _parse_root(reader: _Reader, root: yaml.Node, path: Path) -> Config:
     sections = reader.mapping(root, "")
-    allowed = {"hightouch", "slack", "linear", "triage", "routes"}
+    allowed = {"hightouch", "slack", "linear", "triage", "routes", "workspaces"}
     reader.reject_unknown(sections, allowed, "")
 
     ht = reader.mapping(sections.get("hightouch"), "hightouch")
@@ -324,6 +344,85 @@ def parse_config(text: str, path: Path) -> Config:
         routes=_routes(reader, sections.get("routes")),
         base_dir=path.parent,
     )
+
+
+WORKSPACE_KEYS = {"name", "api_key_env", "workspace_slug", "slack", "linear", "routes"}
+# A workspace's name is its state file's (state/<name>.yaml) and its job's in the workflow.
+WORKSPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+# A workspace's key variable starts like the one key of a single workspace, so the CLI knows
+# it for a secret before it reads config.yaml, and redacts it from every output.
+ENVIRONMENT_NAME = re.compile(r"HIGHTOUCH_API_KEY_[A-Z0-9_]+")
+
+
+def _workspaces(reader: _Reader, root: yaml.Node, path: Path) -> tuple[WorkspaceConfig, ...]:
+    node = reader.mapping(root, "").get("workspaces")
+    if node is None or _is_null(node):
+        return ()
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        reader.fail_at(node, "workspaces", "expected a list of workspaces (name, api_key_env, workspace_slug)")
+    found: dict[str, int] = {}
+    workspaces = []
+    for index, item in enumerate(node.value):
+        key = f"workspaces[{index}]"
+        entry = reader.mapping(item, key)
+        reader.reject_unknown(entry, WORKSPACE_KEYS, key)
+        for required in ("name", "api_key_env", "workspace_slug"):
+            if required not in entry:
+                reader.fail_at(item, key, f"{required} is required (each workspace: name, api_key_env, workspace_slug)")
+        name = reader.string(entry, "name", key, "")
+        if not WORKSPACE_NAME.fullmatch(name):
+            reader.fail(entry, "name", key, f"{name!r}: lowercase letters, digits, - and _ (it names the state file)")
+        if name in found:
+            reader.fail(entry, "name", key, f"{name!r} is the name of workspaces[{found[name]}] too")
+        found[name] = index
+        where = f"{key} ({name})"
+        api_key_env = reader.string(entry, "api_key_env", where, "")
+        if not ENVIRONMENT_NAME.fullmatch(api_key_env):
+            reader.fail(
+                entry,
+                "api_key_env",
+                where,
+                f"{api_key_env!r}: an environment variable named HIGHTOUCH_API_KEY_…, e.g. "
+                f"HIGHTOUCH_API_KEY_{name.upper().replace('-', '_')} (so it is redacted from every output)",
+            )
+        reader.string(entry, "workspace_slug", where, "")
+        config = _parse_root(reader, _merged_root(root, entry), path)
+        workspaces.append(WorkspaceConfig(name=name, api_key_env=api_key_env, config=config))
+    return tuple(workspaces)
+
+
+def _merged_root(root: yaml.Node, workspace: dict[str, yaml.Node]) -> yaml.MappingNode:
+    """The top-level mapping as this workspace sees it: its workspace_slug in hightouch, its
+    slack and linear keys over the top-level ones key by key, its routes instead of theirs.
+    Built of the original nodes, so an error still names the line it is on."""
+    assert isinstance(root, yaml.MappingNode)
+
+    def key(name: str, near: yaml.Node) -> yaml.ScalarNode:
+        return yaml.ScalarNode("tag:yaml.org,2002:str", name, near.start_mark, near.end_mark)
+
+    sections = {str(k.value): (k, v) for k, v in root.value if k.value != "workspaces"}
+
+    def merged(section: str, overrides: list[tuple[yaml.Node, yaml.Node]]) -> None:
+        old_key, old_value = sections.get(section, (None, None))
+        pairs = list(old_value.value) if isinstance(old_value, yaml.MappingNode) else []
+        names = {str(k.value) for k, _ in overrides}
+        pairs = [(k, v) for k, v in pairs if str(k.value) not in names] + overrides
+        near = overrides[0][0] if overrides else old_key
+        assert near is not None
+        mapping = yaml.MappingNode("tag:yaml.org,2002:map", pairs, near.start_mark, near.end_mark)
+        sections[section] = (old_key or key(section, near), mapping)
+
+    slug = workspace["workspace_slug"]
+    merged("hightouch", [(key("workspace_slug", slug), slug)])
+    for section in ("slack", "linear"):
+        node = workspace.get(section)
+        if isinstance(node, yaml.MappingNode):
+            merged(section, list(node.value))
+        elif node is not None and not _is_null(node):
+            sections[section] = (key(section, node), node)  # not a mapping: the parse says so, at its line
+    if "routes" in workspace:
+        sections["routes"] = (key("routes", workspace["routes"]), workspace["routes"])
+    return yaml.MappingNode("tag:yaml.org,2002:map", list(sections.values()), root.start_mark, root.end_mark)
 
 
 SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}
@@ -434,6 +533,8 @@ def _default(value: bool | None, default: bool) -> bool:
 
 
 WORKFLOW = Path(".github/workflows/triage.yml")
+# A fork's tick of several workspaces, when it has moved the schedule there.
+WORKSPACES_WORKFLOW = Path(".github/workflows/triage-workspaces.yml")
 # Room a tick needs past its time limit: the request in flight, then the state commit.
 COMMIT_MARGIN_SECONDS = 60
 
@@ -451,6 +552,7 @@ class _Bound:
     most: float  # seconds the tick's time limit may be
     why: str
     hard: bool  # past a hard bound a killed job loses the state commit; past a soft one ticks queue
+    workflow: Path = WORKFLOW
 
 
 def fit_to_workflow(config_path: Path, config: Config) -> WorkflowFit:
@@ -467,12 +569,12 @@ def fit_to_workflow(config_path: Path, config: Config) -> WorkflowFit:
         hard = [b for b in bounds if b.hard]
         for bound in hard:
             if bound.most < 1:
-                raise ConfigError(f"{config.base_dir / WORKFLOW}: {bound.why} leaves no time for a tick")
+                raise ConfigError(f"{config.base_dir / bound.workflow}: {bound.why} leaves no time for a tick")
         usable = [b.most for b in bounds if b.most >= 1]
         fitted = min([limit, *usable])
         if fitted == limit:
             return WorkflowFit(config)
-        log.info("triage.tick_time_limit_seconds: %g s, to fit %s", fitted, WORKFLOW)
+        log.info("triage.tick_time_limit_seconds: %g s, to fit the workflow", fitted)
         return WorkflowFit(replace(config, triage=replace(config.triage, tick_time_limit_seconds=fitted)))
     warnings: list[str] = []
     for bound in bounds:
@@ -489,7 +591,11 @@ def fit_to_workflow(config_path: Path, config: Config) -> WorkflowFit:
 
 
 def _workflow_bounds(config: Config) -> list[_Bound]:
-    workflow = config.base_dir / WORKFLOW
+    return [bound for name in (WORKFLOW, WORKSPACES_WORKFLOW) for bound in _bounds_of(config, name)]
+
+
+def _bounds_of(config: Config, name: Path) -> list[_Bound]:
+    workflow = config.base_dir / name
     try:
         doc = yaml.safe_load(workflow.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
@@ -509,9 +615,10 @@ def _workflow_bounds(config: Config) -> list[_Bound]:
         bounds.append(
             _Bound(
                 minutes * 60 - request - COMMIT_MARGIN_SECONDS,
-                f"the {minutes}-minute timeout-minutes of {WORKFLOW} once a request in flight ({request:g} s) and "
+                f"the {minutes}-minute timeout-minutes of {name} once a request in flight ({request:g} s) and "
                 f"the state commit ({COMMIT_MARGIN_SECONDS} s) are counted",
                 hard=True,
+                workflow=name,
             )
         )
     triggers = doc.get("on", doc.get(True))  # YAML 1.1 reads the key `on` as true
@@ -525,9 +632,9 @@ def _workflow_bounds(config: Config) -> list[_Bound]:
         bounds.append(
             _Bound(
                 interval * 60 - request,
-                f"the fastest interval of the schedule in {WORKFLOW} ({interval} minutes) less a request "
-                f"({request:g} s)",
+                f"the fastest interval of the schedule in {name} ({interval} minutes) less a request ({request:g} s)",
                 hard=False,
+                workflow=name,
             )
         )
     return bounds

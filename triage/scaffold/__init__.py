@@ -8,6 +8,8 @@ and its ref), Dependabot, `.gitignore` and `templates/README.md`.
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,15 +42,56 @@ class Scaffolded:
     to_merge: tuple[ToMerge, ...] = ()  # already there, different: kept, merge by hand
 
 
-def scaffold_files(action: ActionRef) -> dict[Path, str]:
+def key_variable(workspace: str) -> str:
+    """The environment variable (and repository secret) holding a workspace's API key."""
+    return "HIGHTOUCH_API_KEY_" + re.sub(r"[^A-Z0-9]", "_", workspace.upper())
+
+
+def workspaces_workflow(action: str, workspaces: Sequence[str]) -> str:
+    """The tick's workflow for several workspaces: a matrix, one job each, each with its own
+    concurrency group and its own key (chosen by a static expression, so no job can read
+    another's secret)."""
+    key = " || ".join(f"matrix.workspace == '{w}' && secrets.{key_variable(w)}" for w in workspaces) + " || ''"
+    text = (SCAFFOLD / "workflow_workspaces.yml").read_text(encoding="utf-8")
+    return text.replace("__WORKSPACES__", ", ".join(workspaces)).replace("__KEY__", key).replace("__ACTION__", action)
+
+
+def workspaces_config(workspaces: Sequence[str]) -> str:
+    """The `workspaces` section init appends to config.yaml."""
+    lines = [
+        "",
+        "# Several Hightouch workspaces, ticked in parallel, one job each (.github/workflows/triage.yml).",
+        "# Each reads its key from the variable api_key_env names (a repository secret of that name),",
+        "# keeps its state in state/<name>.yaml, and may override slack, linear and routes.",
+        "workspaces:",
+    ]
+    for name in workspaces:
+        lines += [
+            f"  - name: {name}",
+            f"    api_key_env: {key_variable(name)}",
+            f"    workspace_slug: {name}  # Set this: the workspace's slug in app URLs",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+WORKSPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def scaffold_files(action: ActionRef, workspaces: Sequence[str] = ()) -> dict[Path, str]:
     """What `init` writes, by path in the team's repository."""
 
     def read(name: str) -> str:
         return (SCAFFOLD / name).read_text(encoding="utf-8")
 
+    for name in workspaces:
+        if not WORKSPACE_NAME.fullmatch(name):
+            raise UsageError(f"--workspace {name!r}: lowercase letters, digits, - and _ (it names the state file)")
+    if len(set(workspaces)) != len(workspaces):
+        raise UsageError("--workspace: each workspace once")
+    tick = workspaces_workflow(action.uses(), workspaces) if workspaces else read("workflow.yml")
     return {
-        Path("config.yaml"): read("config.yaml"),
-        WORKFLOW_PATH: read("workflow.yml").replace("__ACTION__", action.uses()),
+        Path("config.yaml"): read("config.yaml") + (workspaces_config(workspaces) if workspaces else ""),
+        WORKFLOW_PATH: tick.replace("__ACTION__", action.uses()),
         CI_PATH: read("ci.yml").replace("__CHECK_ACTION__", action.uses(CHECK_ACTION)),
         DEPENDABOT_PATH: read("dependabot.yml"),
         GITIGNORE_PATH: read("gitignore"),
@@ -58,7 +101,9 @@ def scaffold_files(action: ActionRef) -> dict[Path, str]:
     }
 
 
-def scaffold(directory: Path, action: ActionRef | str, *, existing: bool = False) -> Scaffolded:
+def scaffold(
+    directory: Path, action: ActionRef | str, *, existing: bool = False, workspaces: Sequence[str] = ()
+) -> Scaffolded:
     """Write the scaffold into `directory`. Never overwrites: a team's settings and state are
     theirs. Without `existing`, refuses a directory that holds any of its files; with it, adds
     only the missing ones and says what to merge into the others. `action` is what the
@@ -68,7 +113,7 @@ def scaffold(directory: Path, action: ActionRef | str, *, existing: bool = False
             action = parse_action(action)[0]
         except ReleaseError as exc:
             raise UsageError(str(exc)) from None
-    files = scaffold_files(action)
+    files = scaffold_files(action, workspaces)
     there = [path for path in files if (directory / path).exists()]
     if there and not existing:
         raise UsageError(
