@@ -11,7 +11,7 @@ import urllib3
 
 from triage.errors import ApiError, OutOfTime, RateLimited
 from triage.http import HttpClient, Pacer, RetryPolicy, Throttle, WaitBudget, parse_retry_after, redact
-from triage.tick import interleaved
+from triage.plan import interleaved
 
 URL = "https://api.example.test/thing"
 

@@ -39,7 +39,7 @@ def test_a_failed_tick_is_an_error_annotation_and_a_deferred_one_a_warning(works
     workspace.tick()
     actions = {"GITHUB_ACTIONS": "true"}
 
-    code, out = workspace.tick(env={**actions, "HIGHTOUCH_API_KEY": "revoked"})
+    code, out = workspace.tick(env={**actions, "HIGHTOUCH_API_KEY": "revoked-key"})
     assert code == 1
     (error,) = [line for line in out.splitlines() if line.startswith("::error")]
     assert error.startswith("::error title=hightouch-triage tick failed::") and "HIGHTOUCH_API_KEY" in error

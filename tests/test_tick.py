@@ -325,7 +325,7 @@ def test_dry_run_prints_what_it_would_send_and_writes_nothing(tmp_path: Path, wo
 def test_bad_credentials_stop_the_tick_with_exit_1(tmp_path: Path, world: World) -> None:
     world.hightouch.add_sync("1", "sync-1")
     h = Harness(tmp_path, world)
-    code, _ = h.tick(env={**ENV, "HIGHTOUCH_API_KEY": "wrong"})
+    code, _ = h.tick(env={**ENV, "HIGHTOUCH_API_KEY": "wrong-key-value"})
     assert code == 1
     assert not h.state.exists()
 

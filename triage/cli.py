@@ -17,7 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from triage.config import Config, Environment, HightouchConfig, check_fits_workflow, load_config, load_environment
+from triage import __version__
+from triage.config import (
+    MIN_SECRET_LENGTH,
+    SECRET_VARIABLES,
+    Config,
+    Environment,
+    HightouchConfig,
+    fit_to_workflow,
+    load_config,
+    load_environment,
+)
 from triage.demo import run_demo
 from triage.dryrun import PrintingLinear, PrintingSlack, printing_trigger
 from triage.errors import (
@@ -36,10 +46,11 @@ from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Meter, Pacer, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
 from triage.output import append_text, safe_stream
-from triage.preflight import placeholder_warnings, preflight
+from triage.preflight import placeholder_warnings, preflight, state_branch_findings
+from triage.release import ReleaseError, parse_action, release_action
 from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
-from triage.scaffold import DEFAULT_ACTION, scaffold
+from triage.scaffold import scaffold
 from triage.slack import SLACK_BURST, SLACK_MESSAGES_PER_SECOND, SlackClient
 from triage.state import StateStore
 from triage.status import (
@@ -54,8 +65,11 @@ from triage.status import (
     wait_for,
 )
 from triage.summary import TickSummary, format_summary, summary_markdown, workflow_commands
+from triage.template_check import check_templates, renders
+from triage.template_files import export_templates, template_listing
 from triage.tick import Services, Tick
 from triage.times import parse_iso_time
+from triage.workspaces import select_workspace, state_path
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -75,6 +89,7 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
     parser = argparse.ArgumentParser(
         prog=prog, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"hightouch-triage {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--log-level",
@@ -94,7 +109,15 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
     )
     run.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file (default: config.yaml)")
     run.add_argument(
-        "--state", type=Path, default=Path("state/state.yaml"), help="state file (default: state/state.yaml)"
+        "--state",
+        type=Path,
+        default=None,
+        help="state file (default: state/state.yaml, or state/NAME.yaml with --workspace NAME)",
+    )
+    run.add_argument(
+        "--workspace",
+        metavar="NAME",
+        help="with `workspaces` in config.yaml: the one this tick is for (its key from its api_key_env)",
     )
     run.add_argument(
         "--dry-run",
@@ -112,6 +135,7 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
     )
     routes.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
     routes.add_argument("--sync", help="only this sync (slug or id)")
+    routes.add_argument("--workspace", metavar="NAME", help="with `workspaces` in config.yaml: which one")
 
     validate = commands.add_parser(
         "validate",
@@ -129,21 +153,80 @@ def build_parser(environ: Mapping[str, str] | None = None, prog: str = "python -
         help="also check with the real APIs: the three keys, every configured channel (and the bot's "
         "membership), every team and label; sends nothing",
     )
+    validate.add_argument(
+        "--workspace",
+        metavar="NAME",
+        help="with `workspaces` in config.yaml: check this one's settings (needed with --online)",
+    )
 
     init = commands.add_parser(
         "init",
         parents=[common],
         help="scaffold a team repository that runs the tick through the reusable action",
-        description="Write config.yaml (commented), state/ and .github/workflows/triage.yml (calling the "
-        "hightouch-triage action) into DIR, a new repository of your team's. Overwrites nothing.",
+        description="Write config.yaml (commented), state/, templates/, .gitignore, Dependabot, the tick's "
+        "workflow and a CI workflow (both calling the hightouch-triage action) into DIR, a new repository of "
+        "your team's. Overwrites nothing; with --existing, adds what is missing to an existing repository "
+        "and prints what to merge by hand.",
     )
     init.add_argument("directory", type=Path, metavar="DIR", help="where to write (created if missing)")
     init.add_argument(
-        "--action",
-        default=DEFAULT_ACTION,
-        help=f"the action as the workflow calls it, OWNER/REPO@REF; pin REF to a release's commit SHA "
-        f"(default: {DEFAULT_ACTION})",
+        "--existing",
+        action="store_true",
+        help="DIR is an existing repository: add only the missing files, overwrite nothing, "
+        "and print what to merge into the files that are there",
     )
+    init.add_argument(
+        "--workspace",
+        dest="workspaces",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Hightouch workspace to tick (repeat for several): config.yaml gets a `workspaces` section and "
+        "the workflow one job per workspace",
+    )
+    init.add_argument(
+        "--action",
+        default=None,
+        help="the action as the workflow calls it, OWNER/REPO@REF, REF a release's full commit SHA "
+        f"(written with a # v{__version__} comment for Dependabot; a tag or branch works, with a warning). "
+        f"Default: the commit of this release, v{__version__}",
+    )
+
+    workspaces = commands.add_parser(
+        "workspaces",
+        parents=[common],
+        help="list the workspaces config.yaml defines (name, key variable, state file)",
+        description="List the Hightouch workspaces config.yaml defines: each one's name, the environment "
+        "variable holding its API key, its state file and its slug. Reads no API.",
+    )
+    workspaces.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings file")
+    workspaces.add_argument(
+        "--key-env", metavar="NAME", help="print only the variable holding workspace NAME's key (for scripts)"
+    )
+
+    templates = commands.add_parser(
+        "templates",
+        parents=[common],
+        help="list the shipped templates, or copy some into templates/ to edit them",
+        description="The words of every message are Jinja templates shipped with the tool; a file of the same "
+        "name in templates/ beside config.yaml overrides one.",
+    )
+    templates_commands = templates.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    listing = templates_commands.add_parser(
+        "list", parents=[common], help="the shipped templates, and which templates/ overrides"
+    )
+    export = templates_commands.add_parser(
+        "export",
+        parents=[common],
+        help="copy shipped templates into templates/ for editing (never overwrites)",
+        description="Copy shipped templates into templates/ beside config.yaml, to edit by pull request. "
+        "Refuses to overwrite a file that is there.",
+    )
+    export.add_argument(
+        "names", nargs="+", metavar="NAME", help="a template, e.g. slack_message.md.j2 or slack_message"
+    )
+    for sub in (listing, export):
+        sub.add_argument("--config", type=Path, default=Path("config.yaml"), help="templates/ is beside it")
 
     status = commands.add_parser(
         "status",
@@ -261,9 +344,13 @@ def main(
         return _run_status_command(args, environ, out, sleep, now, secrets)
     try:
         if args.command == "validate":
-            return _validate(args.config, out, environ if args.online else None, sleep)
+            return _validate(args.config, out, environ if args.online else None, sleep, args.workspace)
         if args.command == "init":
-            return _init(args.directory, args.action, out)
+            return _init(args.directory, args.action, args.existing, out, secrets, args.workspaces)
+        if args.command == "templates":
+            return _templates(args, out)
+        if args.command == "workspaces":
+            return _workspaces(args, out)
         if args.command == "demo":
             return run_demo(out, main, args.scenario)
         if args.command == "sandbox":
@@ -376,34 +463,118 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _init(directory: Path, action: str, out: TextIO) -> int:
-    done = scaffold(directory, action)
-    out.write(f"Wrote into {directory}/:\n")
+def _init(
+    directory: Path,
+    action_text: str | None,
+    existing: bool,
+    out: TextIO,
+    secrets: tuple[str, ...],
+    workspaces: Sequence[str] = (),
+) -> int:
+    try:
+        action, warning = release_action() if action_text is None else parse_action(action_text)
+    except ReleaseError as exc:
+        raise UsageError(str(exc)) from None
+    if warning:
+        _warn(warning, secrets)
+    done = scaffold(directory, action, existing=existing, workspaces=workspaces)
+    out.write(f"Wrote into {directory}/:\n" if done.files else f"Nothing was missing in {directory}/.\n")
     out.writelines(f"  {path}\n" for path in done.files)
+    if done.present:
+        out.write("Already there, kept as they are:\n")
+        out.writelines(f"  {path}\n" for path in done.present)
+    for merge in done.to_merge:
+        out.write(f"\n{merge.path} exists and was kept; merge by hand — {merge.advice}\n")
+    if done.to_merge:
+        out.write("\n")
     out.write(
         "Next: set hightouch.workspace_slug, slack.channel and linear.team in config.yaml; add the repository "
-        "secrets HIGHTOUCH_API_KEY, SLACK_BOT_TOKEN and LINEAR_API_KEY; push; then run the workflow once by hand "
-        "with dry_run ticked (it checks the keys, channels and teams online). See README: Deploy.\n"
+        "secrets HIGHTOUCH_API_KEY, SLACK_BOT_TOKEN and LINEAR_API_KEY; push (the ci workflow checks every pull "
+        "request: config, templates, workflows); then run the hightouch-triage workflow once by hand with dry_run "
+        "ticked (it checks the keys, channels and teams online). To change the wording of a message: "
+        "hightouch-triage templates export NAME. See README: Deploy.\n"
     )
     return EXIT_OK
 
 
-def _routes(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, sleep: Callable[[float], None]) -> int:
+def _workspaces(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
-    env = load_environment(environ, need_senders=False)
+    if args.key_env is not None:
+        selected = select_workspace(config, args.key_env, {}, need_key=False)
+        (chosen,) = [w for w in config.workspaces if w.name == selected.workspace]
+        out.write(f"{chosen.api_key_env}\n")
+        return EXIT_OK
+    if not config.workspaces:
+        out.write(
+            f"{args.config} defines no workspaces: one workspace, key HIGHTOUCH_API_KEY, state state/state.yaml\n"
+        )
+        return EXIT_OK
+    rows = [("workspace", "key variable", "state file", "slug", "channel")]
+    rows += [
+        (
+            w.name,
+            w.api_key_env,
+            str(state_path(w.name, None)),
+            w.config.hightouch.workspace_slug,
+            ", ".join(w.config.slack.channels),
+        )
+        for w in config.workspaces
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+        if index == 0:
+            out.write("  ".join("-" * width for width in widths) + "\n")
+    return EXIT_OK
+
+
+def _templates(args: argparse.Namespace, out: TextIO) -> int:
+    directory = args.config.parent / "templates"
+    if args.templates_command == "list":
+        out.write(f"Shipped templates (a file of the same name in {directory}/ overrides one):\n")
+        out.write(template_listing(directory))
+        return EXIT_OK
+    done = export_templates(args.names, directory)
+    out.writelines(f"Copied {path}: edit it, then run validate.\n" for path in done.written)
+    return EXIT_OK
+
+
+def _routes(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, sleep: Callable[[float], None]) -> int:
+    selected = select_workspace(load_config(args.config), args.workspace, environ)
+    config = selected.config
+    env = load_environment(selected.environ, need_senders=False)
     services = build_services(config, env, dry_run=True, sleep=sleep)
     out.write(routes_table(services.hightouch, config, args.sync))
     return EXIT_OK
 
 
-def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, sleep: Callable[[float], None]) -> int:
-    """The config and templates; with `online` (the environment), the setup against the APIs."""
-    config = load_config(config_path)
-    check_fits_workflow(config_path, config)
-    Renderer(config).check()
-    out.write(f"{config_path}: valid; templates render.\n")
+def _validate(
+    config_path: Path,
+    out: TextIO,
+    online: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+    workspace: str | None = None,
+) -> int:
+    """The config (every workspace's) and templates; with `online` (the environment), the
+    setup against the APIs: of one workspace, when config.yaml has several."""
+    loaded = load_config(config_path)
+    if workspace is not None or (online is not None and loaded.workspaces):
+        selected = select_workspace(loaded, workspace, online or {}, need_key=online is not None)
+        loaded, online = selected.config, (selected.environ if online is not None else None)
+    fit = fit_to_workflow(config_path, loaded)
+    config = fit.config
+    problems = check_templates(Renderer(config), config.base_dir / "templates")
+    errors = [problem.message for problem in problems if problem.level == "error"]
+    if errors:
+        raise ConfigError("\nerror: ".join(errors))
+    samples = sum(1 for _ in renders(Renderer(config)))
+    out.write(f"{config_path}: valid; templates render ({samples} sample alerts and messages).\n")
+    out.writelines(f"warning: {warning}\n" for warning in fit.warnings)
+    out.writelines(f"warning: {problem.message}\n" for problem in problems if problem.level == "warning")
     if online is None:
-        out.writelines(f"{finding.line().strip()}\n" for finding in placeholder_warnings(config))
+        # With workspaces, each one's slug is what links use: the top-level one is only a default.
+        checked = [w.config for w in config.workspaces] or [config]
+        out.writelines(f"{finding.line().strip()}\n" for c in checked for finding in placeholder_warnings(c))
         return EXIT_OK
     env = load_environment(online, need_senders=False)
     services = build_services(config, env, dry_run=False, sleep=sleep)
@@ -413,6 +584,7 @@ def _validate(config_path: Path, out: TextIO, online: Mapping[str, str] | None, 
         services.slack if env.slack_bot_token else None,
         services.linear if env.linear_api_key else None,
     )
+    findings += state_branch_findings(online, sleep)
     out.write(f"Preflight of {config_path} against the APIs (nothing is sent):\n")
     out.writelines(f"{finding.line()}\n" for finding in findings)
     failed = sum(1 for finding in findings if finding.level == "FAIL")
@@ -428,8 +600,12 @@ def _run(
     now: datetime,
     clock: Callable[[], float],
 ) -> int:
-    config = load_config(args.config)
-    env = load_environment(environ, need_senders=not args.dry_run)
+    selected = select_workspace(load_config(args.config), args.workspace, environ, args.state)
+    fit = fit_to_workflow(args.config, selected.config)
+    config = fit.config
+    for warning in fit.warnings:
+        logging.getLogger("triage").warning("%s", warning)
+    env = load_environment(selected.environ, need_senders=not args.dry_run)
     renderer = Renderer(config)
     renderer.check()
     # The tick's one time limit, on its one clock: every client and the tick share it.
@@ -438,7 +614,7 @@ def _run(
     tick = Tick(
         config=config,
         services=services,
-        store=StateStore(args.state),
+        store=StateStore(selected.state),
         renderer=renderer,
         now=now,
         out=out,
@@ -464,7 +640,7 @@ def _run(
             append_text(step_summary, stopped, env.secrets)
         if in_actions:
             out.write(workflow_commands(TickSummary(), message))
-        _health(args, services, renderer, config, environ, now, message, out)
+        _health(selected.health, services, renderer, config, environ, now, message, out, dry_run=args.dry_run)
         raise
     out.write(format_summary(summary, args.dry_run))
     if step_summary:
@@ -476,14 +652,14 @@ def _run(
         failure = f"Linear failed for {len(summary.linear_errors)} escalation(s), e.g. {summary.linear_errors[0]}"
     if in_actions:
         out.write(workflow_commands(summary, failure))
-    _health(args, services, renderer, config, environ, now, failure, out, summary.slack_sent)
+    _health(selected.health, services, renderer, config, environ, now, failure, out, summary.slack_sent, args.dry_run)
     if summary.config_errors:
         return EXIT_USAGE  # a route points nowhere: its alerts wait for the fix, the rest went out
     return EXIT_ERROR if summary.errors or summary.linear_errors else EXIT_OK
 
 
 def _health(
-    args: argparse.Namespace,
+    path: Path,
     services: Services,
     renderer: Renderer,
     config: Config,
@@ -492,14 +668,15 @@ def _health(
     failure: str | None,
     out: TextIO,
     sent: int = 0,
+    dry_run: bool = False,
 ) -> None:
     """Tell the default channel when ticks start failing, and when they work again. If
     Slack itself is what fails, the workflow run shows it as an error annotation."""
-    if args.dry_run:
+    if dry_run:
         return  # a dry run tells no one
     try:
         report_health(
-            args.state.parent / "health.yaml",
+            path,
             failure,
             slack=services.slack,
             renderer=renderer,
@@ -586,8 +763,11 @@ def hightouch_throttle(
 
 
 def _secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
-    names = ("HIGHTOUCH_API_KEY", "SLACK_BOT_TOKEN", "LINEAR_API_KEY")
-    return tuple(v for v in (environ.get(n, "").strip() for n in names) if v)
+    """What every output is redacted of. A value too short to be a secret is left out (it
+    would mangle ordinary words): a command that uses it refuses it at start instead
+    (load_environment), and the others never send it anywhere."""
+    names = (*SECRET_VARIABLES, "GITHUB_TOKEN", *(n for n in environ if n.startswith("HIGHTOUCH_API_KEY_")))
+    return tuple(v for v in (environ.get(n, "").strip() for n in names) if len(v) >= MIN_SECRET_LENGTH)
 
 
 class _RedactSecrets(logging.Filter):
@@ -617,3 +797,7 @@ def _configure_logging(level: str, secrets: tuple[str, ...]) -> None:
 
 def _error(message: str, secrets: tuple[str, ...]) -> None:
     safe_stream(sys.stderr, secrets).write(f"error: {message}\n")
+
+
+def _warn(message: str, secrets: tuple[str, ...]) -> None:
+    safe_stream(sys.stderr, secrets).write(f"warning: {message}\n")

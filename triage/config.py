@@ -11,7 +11,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from triage.errors import ConfigError, UsageError
 from triage.models import KNOWN_STATUSES, PENDING_STATUSES
 from triage.schedule import CronError, fastest_interval_minutes
 from triage.signals import SignalRules, SignalRulesError, parse_signal_rules
-from triage.slack_ids import MENTION_ID, USER_ID
+from triage.slack_ids import CONVERSATION_ID, MENTION_ID, USER_ID
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,10 @@ class TriageConfig:
     # defers the rest of its work to the next tick.
     wait_budget_seconds: float = 120.0
     # Past this, a tick starts no new sync and defers the rest (a first tick of a
-    # big workspace spreads over several ticks); keep it under the cron interval.
+    # big workspace spreads over several ticks). Unless config.yaml sets it, it is
+    # fitted to the workflow beside config.yaml (see fit_to_workflow).
     tick_time_limit_seconds: float = 600.0
+    tick_time_limit_set: bool = False  # whether config.yaml sets tick_time_limit_seconds
     # Seconds to wait for an API's answer before counting the request as failed.
     request_timeout_seconds: float = 30.0
 
@@ -190,6 +192,20 @@ class Config:
     digest: DigestConfig = field(default_factory=DigestConfig)
     # Directory of config.yaml: templates/ beside it override the shipped ones.
     base_dir: Path = Path(".")
+    # Several Hightouch workspaces from one config: each a whole Config of its own (the keys
+    # above, with the workspace's overrides), ticked on its own with its own state file.
+    workspaces: tuple[WorkspaceConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    """One entry of `workspaces`: its name (its state file is state/<name>.yaml), the
+    environment variable holding its API key, and its config, built from the top-level keys
+    with its own workspace_slug and its slack, linear and routes overrides."""
+
+    name: str
+    api_key_env: str
+    config: Config
 
 
 @dataclass(frozen=True)
@@ -213,8 +229,30 @@ class Environment:
         return tuple(s for s in (self.hightouch_api_key, self.slack_bot_token, self.linear_api_key) if s)
 
 
+SECRET_VARIABLES = ("HIGHTOUCH_API_KEY", "SLACK_BOT_TOKEN", "LINEAR_API_KEY")
+# Every output is redacted of the secrets, so a value of a few characters would be cut out
+# of ordinary words (`[redacted]onfig.y[redacted]ml`). Real keys and tokens are 30
+# characters or more; anything under this is refused at start instead.
+MIN_SECRET_LENGTH = 8
+
+
+def short_secret_problem(environ: Mapping[str, str], names: tuple[str, ...] = SECRET_VARIABLES) -> str | None:
+    """Why a secret that is set is too short to be one (None: every one set is long enough)."""
+    for name in names:
+        value = environ.get(name, "").strip()
+        if 0 < len(value) < MIN_SECRET_LENGTH:
+            return (
+                f"{name} is set to {len(value)} character{'s' if len(value) != 1 else ''}: too short to be a real "
+                f"key or token (they are 30 characters or more), and hiding a value that short in every output "
+                f"would hide those letters in ordinary text too; set the real value (at least {MIN_SECRET_LENGTH} "
+                f"characters), or unset {name}"
+            )
+    return None
+
+
 def load_environment(environ: Mapping[str, str], *, need_senders: bool) -> Environment:
-    """Read credentials and URLs. Slack and Linear keys are needed unless nothing is sent."""
+    """Read credentials and URLs. Slack and Linear keys are needed unless nothing is sent;
+    a secret too short to be one is refused, whether it is needed or not."""
     required = ["HIGHTOUCH_API_KEY"]
     if need_senders:
         required += ["SLACK_BOT_TOKEN", "LINEAR_API_KEY"]
@@ -224,6 +262,9 @@ def load_environment(environ: Mapping[str, str], *, need_senders: bool) -> Envir
             f"missing environment variable{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
             "(secrets are read from the environment only, never from config.yaml)"
         )
+    problem = short_secret_problem(environ)
+    if problem:
+        raise UsageError(problem)
 
     def url(name: str, default: str) -> str:
         return (environ.get(name) or default).rstrip("/")
@@ -260,8 +301,25 @@ def parse_config(text: str, path: Path) -> Config:
     if root is None:
         return Config(base_dir=path.parent)
     reader = _Reader(path)
+    config = _parse_root(reader, root, path)
+    workspaces = _workspaces(reader, root, path)
+    return replace(config, workspaces=workspaces) if workspaces else config
+
+
+def _parse_root(reader: _Reader, root: yaml.Node, path: Path) -> Config:
     sections = reader.mapping(root, "")
-    allowed = {"hightouch", "slack", "linear", "triage", "routes", "retry", "digest", "signals", "runbooks"}
+    allowed = {
+        "hightouch",
+        "slack",
+        "linear",
+        "triage",
+        "routes",
+        "retry",
+        "digest",
+        "signals",
+        "runbooks",
+        "workspaces",
+    }
     reader.reject_unknown(sections, allowed, "")
 
     ht = reader.mapping(sections.get("hightouch"), "hightouch")
@@ -342,6 +400,7 @@ def parse_config(text: str, path: Path) -> Config:
         tick_time_limit_seconds=reader.number(
             tr, "tick_time_limit_seconds", "triage", d_tr.tick_time_limit_seconds, minimum=1, maximum=3600
         ),
+        tick_time_limit_set="tick_time_limit_seconds" in tr,
         request_timeout_seconds=reader.number(
             tr, "request_timeout_seconds", "triage", d_tr.request_timeout_seconds, minimum=1, maximum=300
         ),
@@ -409,6 +468,85 @@ def _talk(
     return talk, retry, DigestConfig(schedule=schedule, timezone=timezone)
 
 
+WORKSPACE_KEYS = {"name", "api_key_env", "workspace_slug", "slack", "linear", "routes"}
+# A workspace's name is its state file's (state/<name>.yaml) and its job's in the workflow.
+WORKSPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+# A workspace's key variable starts like the one key of a single workspace, so the CLI knows
+# it for a secret before it reads config.yaml, and redacts it from every output.
+ENVIRONMENT_NAME = re.compile(r"HIGHTOUCH_API_KEY_[A-Z0-9_]+")
+
+
+def _workspaces(reader: _Reader, root: yaml.Node, path: Path) -> tuple[WorkspaceConfig, ...]:
+    node = reader.mapping(root, "").get("workspaces")
+    if node is None or _is_null(node):
+        return ()
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        reader.fail_at(node, "workspaces", "expected a list of workspaces (name, api_key_env, workspace_slug)")
+    found: dict[str, int] = {}
+    workspaces = []
+    for index, item in enumerate(node.value):
+        key = f"workspaces[{index}]"
+        entry = reader.mapping(item, key)
+        reader.reject_unknown(entry, WORKSPACE_KEYS, key)
+        for required in ("name", "api_key_env", "workspace_slug"):
+            if required not in entry:
+                reader.fail_at(item, key, f"{required} is required (each workspace: name, api_key_env, workspace_slug)")
+        name = reader.string(entry, "name", key, "")
+        if not WORKSPACE_NAME.fullmatch(name):
+            reader.fail(entry, "name", key, f"{name!r}: lowercase letters, digits, - and _ (it names the state file)")
+        if name in found:
+            reader.fail(entry, "name", key, f"{name!r} is the name of workspaces[{found[name]}] too")
+        found[name] = index
+        where = f"{key} ({name})"
+        api_key_env = reader.string(entry, "api_key_env", where, "")
+        if not ENVIRONMENT_NAME.fullmatch(api_key_env):
+            reader.fail(
+                entry,
+                "api_key_env",
+                where,
+                f"{api_key_env!r}: an environment variable named HIGHTOUCH_API_KEY_…, e.g. "
+                f"HIGHTOUCH_API_KEY_{name.upper().replace('-', '_')} (so it is redacted from every output)",
+            )
+        reader.string(entry, "workspace_slug", where, "")
+        config = _parse_root(reader, _merged_root(root, entry), path)
+        workspaces.append(WorkspaceConfig(name=name, api_key_env=api_key_env, config=config))
+    return tuple(workspaces)
+
+
+def _merged_root(root: yaml.Node, workspace: dict[str, yaml.Node]) -> yaml.MappingNode:
+    """The top-level mapping as this workspace sees it: its workspace_slug in hightouch, its
+    slack and linear keys over the top-level ones key by key, its routes instead of theirs.
+    Built of the original nodes, so an error still names the line it is on."""
+    assert isinstance(root, yaml.MappingNode)
+
+    def key(name: str, near: yaml.Node) -> yaml.ScalarNode:
+        return yaml.ScalarNode("tag:yaml.org,2002:str", name, near.start_mark, near.end_mark)
+
+    sections = {str(k.value): (k, v) for k, v in root.value if k.value != "workspaces"}
+
+    def merged(section: str, overrides: list[tuple[yaml.Node, yaml.Node]]) -> None:
+        old_key, old_value = sections.get(section, (None, None))
+        pairs = list(old_value.value) if isinstance(old_value, yaml.MappingNode) else []
+        names = {str(k.value) for k, _ in overrides}
+        pairs = [(k, v) for k, v in pairs if str(k.value) not in names] + overrides
+        near = overrides[0][0] if overrides else old_key
+        assert near is not None
+        mapping = yaml.MappingNode("tag:yaml.org,2002:map", pairs, near.start_mark, near.end_mark)
+        sections[section] = (old_key or key(section, near), mapping)
+
+    slug = workspace["workspace_slug"]
+    merged("hightouch", [(key("workspace_slug", slug), slug)])
+    for section in ("slack", "linear"):
+        node = workspace.get(section)
+        if isinstance(node, yaml.MappingNode):
+            merged(section, list(node.value))
+        elif node is not None and not _is_null(node):
+            sections[section] = (key(section, node), node)  # not a mapping: the parse says so, at its line
+    if "routes" in workspace:
+        sections["routes"] = (key("routes", workspace["routes"]), workspace["routes"])
+    return yaml.MappingNode("tag:yaml.org,2002:map", list(sections.values()), root.start_mark, root.end_mark)
+
+
 SLACK_KEYS = {"channel", "mention", "dm_on_escalation"}
 LINEAR_KEYS = {"team", "escalation_threshold", "priority", "escalate", "labels"}
 # How incidents are followed: set once, at the top level.
@@ -430,6 +568,38 @@ BROADCASTS = ("never", "escalation", "all")
 MATCH_KEYS = {"sync", "destination", "destination_type", "model", "tags", "severity", "error_class"}
 ROUTE_KEYS = {"name", "match", "slack", "linear", "mute", "mute_until", "signals"}
 SEVERITIES = ("critical", "warning")
+
+
+SLACK_NAME_LIMIT = 80
+
+
+def slack_channel_problem(channel: str) -> str | None:
+    """What Slack would refuse in a channel as config.yaml gives it (None: fine). A name is
+    checked as Slack checks one: lowercase letters, digits, - and _, at most 80 characters,
+    no spaces or periods; the # is optional."""
+    if CONVERSATION_ID.fullmatch(channel):
+        return None
+    name = channel.removeprefix("#")
+    wrong = [
+        what
+        for what, bad in (
+            ("spaces", " " in name),
+            ("periods", "." in name),
+            ("capitals", name != name.lower()),
+            ("other characters than letters, digits, - and _", any(not (c.isalnum() or c in "-_ .") for c in name)),
+            (f"more than {SLACK_NAME_LIMIT} characters", len(name) > SLACK_NAME_LIMIT),
+            ("no name at all", not name),
+        )
+        if bad
+    ]
+    if not wrong:
+        return None
+    fixed = re.sub(r"[^\w-]+", "-", name.lower()).strip("-")[:SLACK_NAME_LIMIT]
+    hint = f" (Slack would call it '#{fixed}')" if fixed and fixed != name else ""
+    return (
+        f"{channel!r} is not a Slack channel: a name has {' and '.join(wrong)}{hint}; a channel name is lowercase "
+        "letters, digits, - and _, at most 80 characters — or give the channel's id (C…), which survives renames"
+    )
 
 
 def _routes(reader: _Reader, node: yaml.Node | None, signals: SignalRules) -> tuple[RouteConfig, ...]:
@@ -544,24 +714,77 @@ def _default(value: bool | None, default: bool) -> bool:
 
 
 WORKFLOW = Path(".github/workflows/triage.yml")
+# A fork's tick of several workspaces, when it has moved the schedule there.
+WORKSPACES_WORKFLOW = Path(".github/workflows/triage-workspaces.yml")
 # Room a tick needs past its time limit: the request in flight, then the state commit.
 COMMIT_MARGIN_SECONDS = 60
 
 
-def check_fits_workflow(config_path: Path, config: Config) -> None:
-    """The tick's time limit must fit the workflow that runs it, when that workflow sits
-    beside config.yaml (checked by `validate`): end before the job's timeout kills it
-    (killed, a tick loses the state commit of what it already sent), and before the
-    next scheduled tick is due at the fastest cadence of its cron lines."""
-    workflow = config.base_dir / WORKFLOW
+@dataclass(frozen=True)
+class WorkflowFit:
+    """The config with its tick time limit fitted to the workflow, and what a person should know."""
+
+    config: Config
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Bound:
+    most: float  # seconds the tick's time limit may be
+    why: str
+    hard: bool  # past a hard bound a killed job loses the state commit; past a soft one ticks queue
+    workflow: Path = WORKFLOW
+
+
+def fit_to_workflow(config_path: Path, config: Config) -> WorkflowFit:
+    """The tick's time limit against the workflow that runs it, when that workflow sits beside
+    config.yaml (`validate` and `run` both ask). The tick must end before the job's
+    timeout-minutes kills it — killed, a tick loses the state commit of what it already sent —
+    so a limit past that is an error. It should also end before the next scheduled tick is due
+    at the fastest interval of the cron lines; a tick past that only delays the next one (the
+    concurrency group queues it), so a limit set past it is a warning naming both numbers, and
+    a limit not set at all is fitted to it: a new cron line never fails `validate`."""
+    bounds = _workflow_bounds(config)
+    limit = config.triage.tick_time_limit_seconds
+    if not config.triage.tick_time_limit_set:
+        hard = [b for b in bounds if b.hard]
+        for bound in hard:
+            if bound.most < 1:
+                raise ConfigError(f"{config.base_dir / bound.workflow}: {bound.why} leaves no time for a tick")
+        usable = [b.most for b in bounds if b.most >= 1]
+        fitted = min([limit, *usable])
+        if fitted == limit:
+            return WorkflowFit(config)
+        log.info("triage.tick_time_limit_seconds: %g s, to fit the workflow", fitted)
+        return WorkflowFit(replace(config, triage=replace(config.triage, tick_time_limit_seconds=fitted)))
+    warnings: list[str] = []
+    for bound in bounds:
+        if limit <= bound.most:
+            continue
+        where = _setting_line(config_path, "triage", "tick_time_limit_seconds")
+        if bound.hard:
+            raise ConfigError(f"{where}: {limit:g} s does not fit {bound.why}: set at most {bound.most:g}")
+        warnings.append(
+            f"{where}: {limit:g} s is longer than {bound.why}, {bound.most:g} s: a tick that long delays the next "
+            f"scheduled one (GitHub queues it); set at most {bound.most:g}, or remove the setting to fit the schedule"
+        )
+    return WorkflowFit(config, tuple(warnings))
+
+
+def _workflow_bounds(config: Config) -> list[_Bound]:
+    return [bound for name in (WORKFLOW, WORKSPACES_WORKFLOW) for bound in _bounds_of(config, name)]
+
+
+def _bounds_of(config: Config, name: Path) -> list[_Bound]:
+    workflow = config.base_dir / name
     try:
         doc = yaml.safe_load(workflow.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
-        return  # no workflow here (or not ours to judge)
+        return []  # no workflow here (or not ours to judge)
     if not isinstance(doc, dict):
-        return
+        return []
     request = config.triage.request_timeout_seconds
-    bounds: list[tuple[float, str]] = []
+    bounds: list[_Bound] = []
     jobs = doc.get("jobs")
     timeouts = [
         job["timeout-minutes"]
@@ -571,10 +794,12 @@ def check_fits_workflow(config_path: Path, config: Config) -> None:
     if timeouts:
         minutes = min(timeouts)
         bounds.append(
-            (
+            _Bound(
                 minutes * 60 - request - COMMIT_MARGIN_SECONDS,
-                f"the {minutes}-minute timeout-minutes of {WORKFLOW} once a request in flight ({request:g} s) and "
+                f"the {minutes}-minute timeout-minutes of {name} once a request in flight ({request:g} s) and "
                 f"the state commit ({COMMIT_MARGIN_SECONDS} s) are counted",
+                hard=True,
+                workflow=name,
             )
         )
     triggers = doc.get("on", doc.get(True))  # YAML 1.1 reads the key `on` as true
@@ -586,17 +811,26 @@ def check_fits_workflow(config_path: Path, config: Config) -> None:
         except CronError as exc:
             raise ConfigError(f"{workflow}: on.schedule: {exc}") from None
         bounds.append(
-            (interval * 60 - request, f"the fastest interval of the schedule in {WORKFLOW} ({interval} minutes)")
-        )
-    limit = config.triage.tick_time_limit_seconds
-    for most, why in bounds:
-        if limit > most:
-            reader = _Reader(config_path)
-            root = yaml.compose(config_path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-            section = reader.mapping(reader.mapping(root, "").get("triage"), "triage")
-            reader.fail(
-                section, "tick_time_limit_seconds", "triage", f"{limit:g} s does not fit {why}: set at most {most:g}"
+            _Bound(
+                interval * 60 - request,
+                f"the fastest interval of the schedule in {name} ({interval} minutes) less a request ({request:g} s)",
+                hard=False,
+                workflow=name,
             )
+        )
+    return bounds
+
+
+def _setting_line(config_path: Path, section: str, key: str) -> str:
+    """`config.yaml:LINE` of a setting, for messages that are not errors of the parse."""
+    try:
+        root = yaml.compose(config_path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return f"{config_path}: {section}.{key}"
+    reader = _Reader(config_path)
+    node = reader.mapping(reader.mapping(root, "").get(section), section).get(key)
+    line = f":{node.start_mark.line + 1}" if node is not None else ""
+    return f"{config_path}{line}: {section}.{key}"
 
 
 def _check_sync_url(reader: _Reader, section: dict[str, yaml.Node], template: str) -> None:
@@ -731,7 +965,12 @@ class _Reader:
         return tuple(str(v).strip() for v in items)
 
     def channels(self, section: dict[str, yaml.Node], prefix: str) -> tuple[str, ...] | None:
-        return self.optional_list(section, "channel", prefix)
+        channels = self.optional_list(section, "channel", prefix)
+        for channel in channels or ():
+            problem = slack_channel_problem(channel)
+            if problem:
+                self.fail(section, "channel", prefix, problem)
+        return channels
 
     def slack_ids(
         self, section: dict[str, yaml.Node], name: str, prefix: str, shape: re.Pattern[str]

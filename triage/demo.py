@@ -59,6 +59,9 @@ def run_demo(out: TextIO, run_cli: Callable[..., int], scenario: Path | None = N
             f"{server.base_url}.\nEach tick below is one `python -m triage run`, "
             "as the scheduled workflow runs it every 15 minutes.\n"
         )
+        # What the story runs with, so what follows can be read against it (and copied).
+        out.write(f"\nThe config it runs with ({config.name}, as a team's repository would hold it):\n")
+        out.write(_indent(DEMO_CONFIG, "  "))
         routes = io.StringIO()
         run_cli(["routes", "--log-level", "error", "--config", str(config)], environ=env, stdout=routes)
         out.write(f"\nWhere each sync's alerts go (`python -m triage routes`):\n{_indent(routes.getvalue(), '  ')}")

@@ -6,12 +6,16 @@ Every check runs even when an earlier one failed, so one pass lists everything t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote
 
+from triage.commit_state import state_branch
 from triage.config import Config
 from triage.errors import ApiError, AuthError, ConfigError
 from triage.hightouch import HightouchClient
+from triage.http import HttpClient, WaitBudget
 from triage.linear import LinearClient, Team
 from triage.routing import every_route
 from triage.slack import USER_ID, MissingScope, SlackClient
@@ -150,3 +154,65 @@ def _check(call: Callable[[], str], what: str, fix: str) -> Finding:
         return Finding("FAIL", f"{what} refused ({exc})", fix)
     except ApiError as exc:
         return Finding("FAIL", f"{what}: {exc}")
+
+
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+
+
+def state_branch_findings(environ: Mapping[str, str], sleep: Callable[[float], None] = time.sleep) -> list[Finding]:
+    """In GitHub Actions: whether the branch the state is committed to is protected, asked
+    of GitHub's branches API with the job's own token. A protected branch refuses the state
+    commit, and then every tick starts from the same state (alerts repeat or are missed).
+    Outside Actions there is no workflow to commit with: nothing to check."""
+    if environ.get("GITHUB_ACTIONS") != "true":
+        return []
+    token, repository = environ.get("GITHUB_TOKEN", "").strip(), environ.get("GITHUB_REPOSITORY", "")
+    configured = environ.get("STATE_BRANCH") or environ.get("TRIAGE_STATE_BRANCH") or None
+    branch = state_branch(configured, environ.get("GITHUB_REF_NAME"), environ.get("DEFAULT_BRANCH")) or environ.get(
+        "GITHUB_REF_NAME", ""
+    )
+    what = f"GitHub: state branch {branch!r}"
+    if not token or not repository or not branch:
+        return [Finding("warn", f"{what}: not checked (no GITHUB_TOKEN in the step)", "pass GITHUB_TOKEN")]
+    api = (environ.get("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/")
+    http = HttpClient(name="GitHub", secrets=(token,), budget=WaitBudget(10.0), sleep=sleep)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
+    try:
+        response = http.request(
+            "GET",
+            f"{api}/repos/{repository}/branches/{quote(branch, safe='')}",
+            endpoint="GET /repos/{owner}/{repo}/branches/{branch}",
+            idempotent=True,
+            headers=headers,
+        )
+    except ApiError as exc:
+        return [Finding("warn", f"{what}: not checked ({exc})")]
+    if response.status_code == 404:
+        if configured:
+            return [Finding("ok", f"{what} does not exist yet: the first tick creates it")]
+        return [Finding("warn", f"{what}: not found in {repository}", "check TRIAGE_STATE_BRANCH")]
+    try:
+        protected = response.json().get("protected") if response.ok else None
+    except ValueError:
+        protected = None
+    if protected is None:
+        return [Finding("warn", f"{what}: not checked (GitHub answered HTTP {response.status_code})")]
+    if not protected:
+        return [Finding("ok", f"{what} is not protected: the state commit can be pushed")]
+    fix = (
+        f"lift the protection of {branch} (it holds only state commits), or set TRIAGE_STATE_BRANCH to another branch"
+        if configured
+        else "set the repository variable TRIAGE_STATE_BRANCH (e.g. triage-state) to keep state on a branch of its own"
+    )
+    return [
+        Finding(
+            "warn",
+            f"{what} is protected: the state commit will likely be refused, and then every tick starts from "
+            "the same state, so alerts repeat or are missed",
+            fix,
+        )
+    ]
