@@ -531,8 +531,10 @@ def test_a_storm_paced_at_slacks_rate_goes_on_in_one_thread_with_one_linear_issu
     workspace.tick()
     recovery, again, nine = world.slack_messages[41:]
     assert recovery["thread_ts"] == summary["ts"] and "recovered" in recovery["text"]
-    assert again["thread_ts"] == summary["ts"] and "/syncs/8|Run " in again["text"]  # a one-line repeat
-    assert nine["thread_ts"] == summary["ts"] and "/syncs/9|Run " in nine["text"]
+    assert (
+        again["thread_ts"] == summary["ts"] and "*sync-8*: <" in again["text"] and "/syncs/8|run " in again["text"]
+    )  # a one-line repeat
+    assert nine["thread_ts"] == summary["ts"] and "/syncs/9|run " in nine["text"]
     mine = next(r for r in replies if "|sync-7>" in r["text"])
     assert mine.get("edits") and "recovered" in mine["text"]  # its own message marked resolved...
     # ...and the summary, which speaks for all forty, updated to count it, never marked resolved.

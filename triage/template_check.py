@@ -283,9 +283,10 @@ def _hint(wanted: str, names: list[str], what: str) -> str:
 
 
 # Values that come from Hightouch as text a person typed (names, errors, statuses): in Slack
-# mrkdwn they must pass `slack` (or `slack_code` in a code block), or `<!channel>` pings.
+# mrkdwn they must pass `slack` (or `slack_code` in a code block, `slack_inline` in inline code), or
+# `<!channel>` pings.
 HIGHTOUCH_VALUES = frozenset({"sync_name", "destination", "model", "error", "status", "name", "cause"})
-ESCAPING_FILTERS = frozenset({"slack", "slack_code"})
+ESCAPING_FILTERS = frozenset({"slack", "slack_code", "slack_inline"})
 # Filters whose result is a number or a boolean, whatever they are given.
 COUNTING_FILTERS = frozenset({"length", "count", "int", "float", "round", "abs", "bool"})
 
