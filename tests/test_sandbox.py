@@ -112,5 +112,5 @@ def test_demo_scenario_loads_and_advances_to_the_end() -> None:
     notes = []
     while (step := world.advance()) is not None:
         notes.append(step.note)
-    assert len(notes) == 9
+    assert len(notes) == 11
     assert world.syncs["103"].disabled

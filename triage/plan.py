@@ -356,7 +356,7 @@ def _alert(
             if thread is not None:
                 crossing = decision.crossing
                 broadcast = rules.broadcast == "all" or (rules.broadcast == "escalation" and crossing)
-                kind = ESCALATION if crossing else (CRITICAL_NOW if decision.turned_critical else REPEAT)
+                kind = CRITICAL_NOW if decision.turned_critical else (ESCALATION if crossing else REPEAT)
                 mentions = route.mentions if crossing or decision.turned_critical else ()
                 posts.append(Post(sync_id, channel, kind, ctx, mentions, thread, broadcast))
                 updates.append(UpdateFirstMessage(sync_id, channel, ctx, route.mentions))

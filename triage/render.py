@@ -315,7 +315,7 @@ def build_context(
         sync_url=url,
         destination=destination,
         model=model,
-        run=_view(alert.run, True),
+        run=_view(alert.run, alert.finding is None),  # a signal's run did not fail
         history=history,
         history_symbols=" ".join(v.symbol for v in history) or "no earlier runs",
         previous_all_failed=alert.previous_all_failed,

@@ -253,8 +253,8 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) ->
     assert "baseline recorded" in out
     assert "salesforce-contacts  101  crm      #crm-alerts   S0CRMTEAM  CRM" in out  # the routes table
     assert "stg-orders           105  staging  #data-alerts  -          -     -          no" in out
-    # Four incidents' first messages and one storm summary in #data-alerts; one in #crm-alerts.
-    assert out.count("Slack message in #data-alerts") == 5 and out.count("Slack message in #crm-alerts") == 1
+    # Five incidents' first messages and one storm summary in #data-alerts; one in #crm-alerts.
+    assert out.count("Slack message in #data-alerts") == 6 and out.count("Slack message in #crm-alerts") == 1
     # The escalation is the one reply shown in the channel; the fourth failure and the recovery stay in the thread.
     assert out.count("Reply in the incident's thread in #crm-alerts, also shown in the channel") == 1
     assert out.count("Reply in the incident's thread in #crm-alerts:") == 2
@@ -271,6 +271,9 @@ def test_demo_tells_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) ->
     # The storm: one summary, each alert a reply in its thread, the summary updated as they recover.
     assert out.count("4 Hightouch syncs started failing at once — their alerts are in this thread") == 1
     assert out.count("Reply in the incident's thread in #data-alerts:") == 7
+    # Trouble a green run hides: a warning that pings no one, then a mass removal, critical.
+    assert "hubspot-companies (http" in out and "rejected 8 % of its rows · warning" in out
+    assert "hubspot-companies is now critical: is removing 45,000 records (90 % of the last run's)" in out
     assert "4 Hightouch syncs started failing at once — 2 failing, 2 recovered" in out
     assert (
         "Linear issue CRM-1 (team CRM, priority Urgent): Hightouch sync salesforce-contacts failing repeatedly" in out
