@@ -88,3 +88,23 @@ def test_without_a_channel_read_scope_a_channel_is_a_warning_not_a_failure(works
     code, out = preflight(workspace)
     assert code == 0, out
     assert "warn  Slack channel '#data-alerts': not checked (the token lacks channels:read / groups:read)" in out
+
+
+def test_a_dm_user_who_left_fails_and_one_who_is_here_passes(workspace: Workspace) -> None:
+    workspace.world.users.add("U0ONCALL1")
+    config = GOOD.replace(
+        'slack: {channel: "#data-alerts"}', 'slack: {channel: "#data-alerts", dm_on_escalation: [U0ONCALL1, U0LEFTCO]}'
+    )
+    code, out = preflight(workspace, config)
+    assert code == 2
+    assert "ok    Slack user 'U0ONCALL1' (slack.dm_on_escalation)" in out
+    assert "FAIL  Slack user 'U0LEFTCO' (slack.dm_on_escalation) is not in the workspace" in out
+
+
+def test_talking_back_needs_reactions_read_and_the_watchdog_needs_scheduling(workspace: Workspace) -> None:
+    code, out = preflight(workspace)
+    assert "ok    Slack: reactions:read granted" in out
+    assert "ok    Slack: the watchdog message in '#data-alerts' can be scheduled" in out
+    workspace.world.slack_scopes.discard("reactions:read")
+    code, out = preflight(workspace)
+    assert code == 0 and "warn  Slack: reactions:read is missing" in out

@@ -79,7 +79,54 @@ def _slack(config: Config, slack: SlackClient | None) -> list[Finding]:
     if who.level == "FAIL":
         return [who]
     channels = dict.fromkeys(c for route in every_route(config) for c in route.channels if not USER_ID.fullmatch(c))
-    return [who, *(_channel(slack, channel) for channel in channels)]
+    people = dict.fromkeys(u for route in every_route(config) for u in route.dm_on_escalation)
+    findings = [who, *(_channel(slack, channel) for channel in channels)]
+    findings += [_person(slack, user) for user in people]
+    return [*findings, *_talking_back(config, slack)]
+
+
+def _person(slack: SlackClient, user: str) -> Finding:
+    """A dm_on_escalation user: still in the workspace (someone who left gets no DM)."""
+    what = f"Slack user {user!r} (slack.dm_on_escalation)"
+    try:
+        found = slack.user(user)
+    except MissingScope:
+        return Finding("warn", f"{what}: not checked (the token lacks users:read)", "add users:read to check people")
+    except (ApiError, ConfigError) as exc:
+        return Finding("FAIL", f"{what}: {exc}", "remove the user, or fix the id")
+    if found is None or found.get("deleted"):
+        return Finding("FAIL", f"{what} is not in the workspace (left, or a typo)", "remove them from dm_on_escalation")
+    return Finding("ok", f"{what}: {found.get('name') or 'found'}")
+
+
+def _talking_back(config: Config, slack: SlackClient) -> list[Finding]:
+    """What reactions and the watchdog need: reactions:read, and scheduling in the default channel."""
+    channel = config.slack.channels[0]
+    findings: list[Finding] = []
+    try:
+        slack.reactions(channel, "0000000000.000000")  # a message that is not there: only the scope is asked
+        findings.append(Finding("ok", "Slack: reactions:read granted (acknowledge, snooze, mute, resolve, retry)"))
+    except MissingScope:
+        findings.append(
+            Finding(
+                "warn",
+                "Slack: reactions:read is missing: reactions on incidents are not read",
+                "add reactions:read to the Slack app and reinstall it",
+            )
+        )
+    except (ApiError, ConfigError):
+        findings.append(Finding("ok", "Slack: reactions:read granted (acknowledge, snooze, mute, resolve, retry)"))
+    what = f"Slack: the watchdog message in {channel!r}"
+    if config.talk.watchdog_minutes <= 0:
+        return findings
+    try:
+        slack.scheduled_messages(slack.find_channel_id(channel) or channel)
+        findings.append(Finding("ok", f"{what} can be scheduled"))
+    except MissingScope as exc:
+        findings.append(Finding("warn", f"{what}: not checked ({exc})", "add channels:read / groups:read"))
+    except (ApiError, ConfigError) as exc:
+        findings.append(Finding("FAIL", f"{what} cannot be scheduled: {exc}", "check chat:write and the channel"))
+    return findings
 
 
 def _channel(slack: SlackClient, channel: str) -> Finding:

@@ -69,6 +69,9 @@ HISTORY_MARGIN_SECONDS = 120
 HISTORY_PAGES = 10  # 200 messages each: far more than one channel receives around one send
 
 
+# Reads whose missing scope is a warning (a feature off), not refused credentials.
+OPTIONAL_READS = ("conversations.", "reactions.", "chat.scheduled", "users.")
+
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
 
@@ -195,6 +198,17 @@ class SlackClient:
         body = self._call("chat.scheduledMessages.list", channel_id, {"channel": channel_id}, idempotent=True)
         return [m for m in body.get("scheduled_messages") or [] if isinstance(m, dict)]
 
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        """users.info (scope users:read): the user, or None when there is no such user."""
+        try:
+            body = self._call("users.info", user_id, {"user": user_id}, idempotent=True, method="GET")
+        except ApiError as exc:
+            if "user_not_found" in str(exc):
+                return None
+            raise
+        found = body.get("user")
+        return found if isinstance(found, dict) else None
+
     def auth_test(self) -> dict[str, Any]:
         """auth.test: who the token is (team, user); raises AuthError when it is refused."""
         return self._call("auth.test", "", {}, idempotent=True)
@@ -259,7 +273,9 @@ class SlackClient:
             return body
         error = str(body.get("error") or f"HTTP {response.status_code}")
         # A read the tool can do without (history, reactions): a warning naming the scope, not a dead tick.
-        if error == "missing_scope" and endpoint.startswith(("conversations.", "reactions.", "chat.scheduled")):
+        if error == "missing_scope" and endpoint.startswith(
+            ("conversations.", "reactions.", "chat.scheduled", "users.")
+        ):
             needed = body.get("needed") or "a history scope"
             raise MissingScope(f"Slack {endpoint}: missing_scope: the bot token lacks {needed}")
         if error in AUTH_ERRORS:

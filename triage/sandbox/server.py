@@ -41,6 +41,7 @@ SLACK_METHODS = (
     "/chat.scheduleMessage",
     "/chat.deleteScheduledMessage",
     "/chat.scheduledMessages.list",
+    "/users.info",
 )
 LINEAR = "/linear/graphql"
 SCHEDULE_AHEAD_DAYS = 120  # Slack refuses a post_at further ahead (time_too_far)
@@ -270,6 +271,13 @@ class Sandbox:
             return self._slack_channel_info(query.get("channel", ""))
         if path == "/auth.test":
             return _json(200, {"ok": True, "team": "Sandbox", "user": "triage-bot", "bot_id": "B0SANDBOX"})
+        if path == "/users.info":
+            if "users:read" not in world.slack_scopes:
+                return _json(200, {"ok": False, "error": "missing_scope", "needed": "users:read"})
+            user = query.get("user", "")
+            if user not in world.users:
+                return _json(200, {"ok": False, "error": "user_not_found"})
+            return _json(200, {"ok": True, "user": {"id": user, "name": user.lower(), "deleted": False}})
         if path == "/reactions.get":
             return self._slack_reactions(query)
         if path in ("/chat.scheduleMessage", "/chat.deleteScheduledMessage", "/chat.scheduledMessages.list"):

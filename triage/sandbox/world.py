@@ -154,6 +154,7 @@ class World:
             "channels:read",
             "groups:read",
             "reactions:read",
+            "users:read",
         }
         self.slack_scheduled: list[dict[str, Any]] = []  # chat.scheduleMessage's, until Slack posts them
         self.scheduled_count = 0
