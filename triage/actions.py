@@ -37,7 +37,6 @@ OPEN = "open"  # the incident's first message in a channel: mentions, full conte
 REPEAT = "repeat"  # another failed run: one line in the thread
 ESCALATION = "escalation"  # the streak crossed the threshold: one line, mentions, says so in its push text
 JOIN = "join"  # a new incident of an open cause group (or a storm): its first message, in the group's thread
-RECOVERY = "recovery"
 RENOTIFY = "renotify"  # nobody acknowledged it: its people again, in its thread
 CHANGE = "change"  # a snoozed incident failing for another reason: the snooze is over
 CRITICAL_NOW = "critical"  # a warning incident turned critical: its people hear of it

@@ -306,13 +306,11 @@ def decide_sync(
 
     # A muted route tells no one; its runs are judged all the same, so nothing is
     # alerted once the mute ends.
-    escalated = None if muted else _due_escalation(sync, ordered, alert, state, route, config)
+    escalated = None if muted else _due_escalation(sync, ordered, alert, state, route, config, measure)
     incident = state.incident
     crossing = False
     if incident is not None and alert is not None and incident.cause is None:
-        # A signal is this sync's own trouble: it groups with no other sync's.
-        cause = signature(alert.run.error, sync.destination_id) if alert.finding is None else None
-        incident = replace(incident, cause=cause or f"{alert.finding.signal if alert.finding else ''} of {sync.id}")
+        incident = replace(incident, cause=cause_of(alert))
     if incident is not None:
         # No escalation due (under the threshold): forget a create id an earlier tick chose;
         # an issue that did land names the sync and is found by the next search.
@@ -349,14 +347,23 @@ def decide_sync(
 
 
 def _due_escalation(
-    sync: Sync, ordered: list[Run], alert: Alert | None, state: SyncState, route: Route, config: Config
+    sync: Sync,
+    ordered: list[Run],
+    alert: Alert | None,
+    state: SyncState,
+    route: Route,
+    config: Config,
+    measure: Measure | None = None,
 ) -> Alert | None:
     """The alert a Linear step is due for: a new failure past the route's threshold (or a
     critical signal; a warning only with `linear.escalate_warnings`), or a Linear step that
-    failed last tick, retried while the sync is still failing."""
+    failed last tick, retried while the sync is still failing (or its signal still holds)."""
     if alert is not None and alert.finding is not None:
         wanted = alert.severity == CRITICAL or route.escalate_warnings
         return alert if route.escalate and wanted else None
+    incident = state.incident
+    if alert is None and incident is not None and incident.signal != "failed":
+        return _signal_retry(sync, ordered, state, config, measure) if route.escalate and state.issue_pending else None
     if not route.escalate or state.consecutive_failures < route.escalation_threshold:
         return None
     if alert is not None:
@@ -368,6 +375,39 @@ def _due_escalation(
     if newest is None:
         return None
     return _alert(sync, ordered, newest, 0, state, config.triage.history_window, failure_statuses)
+
+
+def cause_of(alert: Alert) -> str:
+    """What an alert's trouble groups by: a failure's signature; a signal is the sync's own
+    trouble, and groups with no other sync's."""
+    if alert.finding is not None:
+        return f"{alert.finding.signal} of {alert.sync.id}"
+    return signature(alert.run.error, alert.sync.destination_id)
+
+
+def _signal_retry(
+    sync: Sync, ordered: list[Run], state: SyncState, config: Config, measure: Measure | None
+) -> Alert | None:
+    """A signal incident's Linear step that failed: measured again on the run that raised it,
+    so the issue says what was found."""
+    if measure is None:
+        return None
+    handled = [r for r in _up_to_cursor(ordered, state) if outcome(r) is not Outcome.UNSETTLED]
+    pending = next((r for r in ordered if r.id == state.pending_run_id), None)
+    finding: Finding | None = None
+    run: Run | None = None
+    if pending is not None:
+        run, finding = pending, measure.pending(pending, state)
+    elif handled:
+        # Its own size is the newest remembered: measured against those before it.
+        run = handled[-1]
+        finding = measure.settled(run, replace(state, query_sizes=state.query_sizes[:-1]))
+    if finding is None:
+        finding, run = measure.silent(sync), Run(id="", status="no run")
+    if finding is None or run is None:
+        return None
+    window, statuses = config.triage.history_window, config.triage.failure_statuses
+    return replace(_alert(sync, ordered, run, 0, state, window, statuses), finding=finding, severity=finding.severity)
 
 
 def silent_now(sync: Sync, known: SyncState, ctx: TickContext, config: Config) -> bool:
@@ -491,7 +531,8 @@ def _walk(
             # Passed over, neither failure nor success, so one zombie run cannot silence a sync.
             result = Outcome.OTHER
         count = state.consecutive_failures
-        finding = measure.settled(run, state) if measure is not None and result is not Outcome.FAILED else None
+        judged = result in (Outcome.SUCCEEDED, Outcome.OTHER)  # a cancelled run says nothing of health
+        finding = measure.settled(run, state) if measure is not None and judged else None
         if result is Outcome.SUCCEEDED and run.query_size is not None:
             keep = measure.rules.volume_drop.runs if measure is not None else signals.VolumeDropRule().runs
             state = replace(state, query_sizes=signals.remember_query_size(state.query_sizes, run.query_size, keep))

@@ -50,6 +50,12 @@ class PrintingSlack(SlackClient):
     def find_channel_id(self, name: str) -> str | None:
         return None
 
+    def reactions(self, channel_id: str, ts: str) -> dict[str, tuple[str, ...]]:
+        return {}  # a dry run answers no one
+
+    def auth_test(self) -> dict[str, Any]:
+        return {}
+
 
 class PrintingLinear(LinearClient):
     """Prints each search, issue, comment and close; finds nothing open."""

@@ -26,6 +26,8 @@ from triage.actions import (
     CHANGE,
     CRITICAL_NOW,
     ESCALATION,
+    JOIN,
+    OPEN,
     RENOTIFY,
     REPEAT,
     Action,
@@ -108,6 +110,10 @@ class Journal:
             else:
                 self.state.storms[channel] = storm
             self.record_storm(channel, storm)
+
+    def forget_group(self, signature: str) -> None:
+        if self.state.groups.pop(signature, None) is not None:
+            self.record_group(signature, None)
 
     def group(self, signature: str, group: Group) -> None:
         if self.state.groups.get(signature) != group:
@@ -317,7 +323,9 @@ class Executor:
 
     # -- the watchdog -------------------------------------------------------------
 
-    def watchdog(self, previous: Watchdog | None, channel: str, minutes: int, checked: int) -> Watchdog | None:
+    def watchdog(
+        self, previous: Watchdog | None, channel: str, minutes: int, checked: int, last_tick: str | None = None
+    ) -> Watchdog | None:
         """Leave exactly one "no tick since" message scheduled in `channel`, for `minutes` from
         now (none when 0). When the one a tick scheduled is no longer pending, Slack posted it:
         ticks are back after a gap, and the channel hears that once."""
@@ -329,7 +337,10 @@ class Executor:
         # they are the watchdog's. All go, so a tick that died after scheduling leaves none behind.
         pending = self.slack.scheduled_messages(channel_id)
         if previous is not None and not pending and previous.post_at <= now.timestamp():
-            back = WatchdogContext(True, slack_time(parse_iso_time(previous.since)), human_time(now), checked)
+            # A quiet tick saves nothing, so the record may be older than the last tick: the
+            # later of the two is when the gap began.
+            began = max(t for t in (parse_iso_time(previous.since), parse_iso_time(last_tick)) if t is not None)
+            back = WatchdogContext(True, slack_time(began), human_time(now), checked)
             message = self.renderer.slack_watchdog(back)
             self.slack.post_message(channel, message.text, message.blocks)
             self.out.write(f"  watchdog: ticks are back after a gap since {previous.since}\n")
@@ -457,7 +468,10 @@ class _SyncRun:
         else:
             message = ex.renderer.slack_message(ctx, action.mentions)
         thread = self._resolve(action)
-        sent = Sent(action.channel, FAILURE, ctx.run.id, tick_time(ex.now), thread.ts if thread else None)
+        # A run's first message or repeat is keyed by the run; any other message about it by
+        # the run and its kind, so two messages about one run never share an outbox record.
+        key = ctx.run.id if action.kind in (OPEN, JOIN, REPEAT) else f"{ctx.run.id}-{action.kind}"
+        sent = Sent(action.channel, FAILURE, key, tick_time(ex.now), thread.ts if thread else None)
         if thread is not None:
             sent = replace(sent, channel_id=thread.channel_id)
         posted, fresh = self._send(
@@ -651,6 +665,10 @@ class _SyncRun:
                 refused = f"Hightouch refused it ({exc})"
                 ex.summary.errors_noted.append(f"{self.name} ({self.sync_id}): retry: {exc}")
             self.final = retried(self.final, self.final.incident, ex.now, started or "refused")
+        if action.automatic and not started:
+            # Refused: the failure is told next tick, as if no retry had been asked for.
+            ex.journal.sync(self.sync_id, retried(self.before(), self.final.incident, ex.now, "refused"))
+            raise Unconfirmed(f"{self.name}: the retry before paging was refused ({refused}): told next tick")
         if action.automatic:
             self.final = retried_first(self.final, ex.now)
             verdict = f"run {started} started" if started else f"not started: {refused}"
@@ -752,7 +770,7 @@ class _SyncRun:
         # Nothing open: create, with an id journaled first.
         labels = ex.labels(team, action.labels)
         if group is not None and action.group is not None:
-            members = self._outage_members(group, team.key, action)
+            members = action.members or (action.ctx,)  # this tick's members of the team due for it
             others = tuple(
                 SyncLink(i.issue.identifier, i.issue.url or "")
                 for i in group.issues
@@ -792,10 +810,6 @@ class _SyncRun:
             self._group_issue(action.group, team.key, issue, None)
             return issue, f"created for an outage of {len(about)} syncs"
         return issue, "created"
-
-    def _outage_members(self, group: Group, team: str, action: Escalate) -> tuple[TriageContext, ...]:
-        """The syncs an outage's issue names: this tick's members of the team due for it."""
-        return action.members or (action.ctx,)
 
     def _group_issue(self, signature: str | None, team: str, issue: Issue | None, create_id: str | None) -> None:
         ex = self.executor
@@ -841,7 +855,10 @@ class _SyncRun:
         except (ApiError, ConfigError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            ex.linear_failed(self.name, exc)
+            # The incident is over: its comment (or close) is not tried again. Said, so a person can.
+            problem = f"{self.name}: the recovery comment or close of {action.issue.identifier} failed ({exc})"
+            ex.summary.linear_errors.append(problem)
+            log.error("Linear, %s; close it by hand if it should be", problem)
 
 
 # Comment ids are derived from what the comment is about, so the same comment always has the
@@ -872,7 +889,7 @@ def closed_record(decision: SyncDecision, now: datetime) -> ClosedIncident | Non
         closed_at=iso_time(now if resolved_by else (ended.run.time or now)) or "",
         ended="resolved" if resolved_by else ("healed" if healed else "recovered"),
         cause=incident.error or "",
-        severity="critical",
+        severity="warning" if incident.severity == "warning" else "critical",
         acked_at=incident.acked_at,
         acked_by=incident.acked_by,
         muted=incident.muted_by is not None,

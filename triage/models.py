@@ -176,7 +176,7 @@ class Sent:
     """
 
     channel: str  # as the post addressed it
-    kind: str  # "failure" or "recovery": the message's metadata event
+    kind: str  # failure, recovery, dm, storm, repost, digest: its metadata's event (see slack.EVENT_TYPES)
     run_id: str  # the run it is about (the alert's newest failure, or the recovering run)
     at: str  # when it was about to be sent: history is read from a little before
     thread_ts: str | None = None  # a reply in this thread
@@ -207,7 +207,7 @@ class Incident:
     issue_create_id: str | None = None  # id given to an issue create whose outcome is unknown
     escalated: bool = False  # people were told it crossed the escalation threshold
     error: str | None = None  # the error's first line as last shown: repeats show it only when it changes
-    cause: str | None = None  # its cause's signature (see causes.signature): what it groups by
+    cause: str | None = None  # its cause's signature (see signature.py): what it groups by
     commented_streak: int = 0  # the streak at the last Linear failure comment (0: none yet)
     commented_error: str | None = None  # the error's first line at that comment
     dms: tuple[str, ...] = ()  # people sent a direct message about it: each once
@@ -293,7 +293,7 @@ class GroupIssue:
 
 @dataclass(frozen=True)
 class Group:
-    """Syncs failing with one cause (see causes.signature), across channels, teams and ticks:
+    """Syncs failing with one cause (see signature.py), across channels, teams and ticks:
     a sync newly failing with it joins the group's thread; past `linear.outage_threshold`
     members, one Linear issue per team."""
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from triage import signature as causes
 from triage import talk
 from triage.actions import (
     CHANGE,
@@ -40,7 +39,7 @@ from triage.actions import (
 )
 from triage.causes import classify
 from triage.config import Config, RetryConfig, TalkConfig
-from triage.decide import CRITICAL, Recovery, SyncDecision
+from triage.decide import CRITICAL, Recovery, SyncDecision, cause_of
 from triage.models import PENDING_STATUSES, Group, Incident, Run, State, Storm, StormMember, Thread
 from triage.render import TriageContext, build_context, recovery_context
 from triage.signature import first_line
@@ -416,14 +415,15 @@ def _heard(
     """The decision with what people said by reaction taken in: acknowledged, snoozed,
     muted — or resolved, which closes the incident (its next failure opens a new one)."""
     incident = decision.state.incident
-    if incident is None:
-        return decision
+    before = decision.before.incident
+    if incident is None or before is None or before.first_run_id != incident.first_run_id:
+        return decision  # reactions are on the first message of the incident that was told, not a new one
     heard_now: list[Answer] = []
     for answer in talk.answers(reactions, rules.talk.reactions, incident, bot_user):
         incident = talk.heard(incident, answer, now, rules.talk)
         heard_now.append(answer)
     alert = decision.alert
-    cause = causes.signature(alert.run.error, decision.sync.destination_id) if alert is not None else None
+    cause = cause_of(alert) if alert is not None else None
     if talk.snoozed(incident, now) and (decision.turned_critical or (cause is not None and cause != incident.cause)):
         # Snoozed, and now failing for another reason: the snooze is over, and said so.
         incident = replace(incident, snoozed_until=None, snoozed_by=None)
@@ -472,6 +472,8 @@ def _answered(
     """What answering people, and time, take: the first message updated to show who said
     what; a retry triggered; the resolved incident told; a reminder when nobody answered."""
     actions: list[Action] = []
+    if decision.muted and decision.resolved is None:
+        return actions  # a muted route tells no one: no reminders, no retries said
     if decision.resolved is not None:
         user, ended = decision.resolved
         resolved = replace(decision, recovery=ended)
@@ -490,20 +492,27 @@ def _answered(
     if incident is None or latest is None or not incident.threads:
         return actions
     route = decision.route
+    if incident.severity != CRITICAL:
+        route = replace(route, mentions=(), dm_on_escalation=())  # a warning pings no one
     heard_kinds = {a.kind for a in decision.heard}
     mentioned = any(isinstance(a, Post) and a.mentions for a in already)
+    posted = any(isinstance(a, Post) for a in already)
     if CHANGE in heard_kinds and not mentioned:
         for thread in incident.threads:
             actions.append(Post(decision.sync.id, thread.channel, CHANGE, latest, route.mentions, thread))
+    triggered = False
     for answer in decision.heard:
         if answer.kind == talk.RETRY:
             thread = incident.threads[0]
-            actions.append(TriggerRun(decision.sync.id, answer.user, thread, latest, _no_retry(decision, rules, now)))
+            refused = _no_retry(decision, rules, now) or ("one run was requested already" if triggered else "")
+            triggered = triggered or not refused
+            actions.append(TriggerRun(decision.sync.id, answer.user, thread, latest, refused))
     if heard_kinds & {talk.ACK, talk.SNOOZE, talk.MUTE, CHANGE} and not any(
         isinstance(a, UpdateFirstMessage) for a in already
     ):
         actions += [UpdateFirstMessage(decision.sync.id, t.channel, latest, route.mentions) for t in incident.threads]
-    if not mentioned and talk.renotify_due(incident, now, rules.talk):
+    critical = incident.severity == CRITICAL
+    if not posted and critical and talk.renotify_due(incident, now, rules.talk):
         reminder = replace(latest, renotified=incident.renotified + 1, renotify_max=rules.talk.renotify_max)
         for thread in incident.threads:
             actions.append(Post(decision.sync.id, thread.channel, RENOTIFY, reminder, route.mentions, thread))
@@ -519,7 +528,9 @@ def _retry_before_paging(decision: SyncDecision, rules: IncidentRules, now: date
     incident, alert = decision.state.incident, decision.alert
     if not rules.retry.transient or alert is None or incident is None or not decision.opened:
         return None
-    if incident.auto_retry is not None or _no_retry(decision, rules, now):
+    if incident.auto_retry is not None or any(r.endswith(" refused") for r in incident.retries):
+        return None
+    if _no_retry(decision, rules, now):
         return None
     if not classify(alert.run.error).transient:
         return None

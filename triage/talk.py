@@ -91,15 +91,6 @@ def renotify_due(incident: Incident, now: datetime, talk: TalkConfig) -> bool:
     return last is not None and now - last >= timedelta(minutes=talk.renotify_after_minutes)
 
 
-def renotified(incident: Incident, now: datetime) -> Incident:
-    return replace(incident, renotified=incident.renotified + 1, notified_at=iso_time(now))
-
-
-def notified(incident: Incident, now: datetime) -> Incident:
-    """The incident once its people were pinged (it opened or escalated)."""
-    return replace(incident, notified_at=iso_time(now))
-
-
 def retries_today(retries: tuple[str, ...], now: datetime) -> int:
     """How many runs were triggered for a sync today (UTC): retries are kept as "date run"."""
     day = now.date().isoformat()

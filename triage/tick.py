@@ -21,6 +21,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -112,7 +113,7 @@ class Tick:
     _bot_user: str | None = None
     _executor: Executor | None = None
 
-    @property
+    @functools.cached_property
     def rules(self) -> IncidentRules:
         return IncidentRules.from_config(self.config)
 
@@ -277,7 +278,7 @@ class Tick:
         )
         journal = Journal(state, self._record_sync, self._record_storm, self._record_group)
         for signature in set(state.groups) - set(the_plan.groups):
-            del state.groups[signature]  # closed: no member failing, the window over
+            journal.forget_group(signature)  # closed: no member failing, the window over
         for signature, group in the_plan.groups.items():
             journal.group(signature, group)
         for channel in set(state.storms) - set(the_plan.storms):
@@ -360,7 +361,11 @@ class Tick:
             except MissingScope as exc:
                 log.warning("%s: reactions on incidents are not read (add reactions:read to the Slack app)", exc)
                 return found
-            except (AuthError, Deferred):
+            except Deferred as exc:
+                # Slack's pace for reactions.get: the rest are read next tick, and the tick goes on.
+                log.warning("reactions: %s; the others are read next tick", exc)
+                return found
+            except AuthError:
                 raise
             except (ApiError, ConfigError) as exc:  # deleted, or a channel retired: nothing to hear
                 log.info("sync %s: the reactions on its first message could not be read: %s", sync_id, exc)
@@ -385,11 +390,15 @@ class Tick:
             return
         try:
             state.watchdog = executor.watchdog(
-                state.watchdog, self.config.slack.channels[0], self.config.talk.watchdog_minutes, summary.checked
+                state.watchdog,
+                self.config.slack.channels[0],
+                self.config.talk.watchdog_minutes,
+                summary.checked,
+                state.last_tick_at,
             )
-        except (AuthError, Deferred):
+        except AuthError:
             raise
-        except (ApiError, ConfigError) as exc:
+        except (ApiError, ConfigError) as exc:  # a limit (Deferred) included: the next tick schedules it
             summary.errors_noted.append(f"watchdog: {exc}")
             log.warning("the watchdog message could not be scheduled: %s", exc)
 
@@ -423,7 +432,7 @@ class Tick:
                 muted=known.incident.muted_by is not None,
                 snoozed_until=known.incident.snoozed_until,
                 cause=known.incident.error or "",
-                severity="critical",
+                severity="warning" if known.incident.severity == "warning" else "critical",
             )
             for sync_id, known in state.syncs.items()
             if known.incident is not None and known.incident.threads
@@ -434,9 +443,9 @@ class Tick:
             for channel in channels:
                 ctx = digest_for(channel, records, still, period, self.now, cadence=schedule.cadence)
                 executor.post_digest(channel, ctx, end)
-        except (AuthError, Deferred):
+        except AuthError:
             raise
-        except (ApiError, ConfigError) as exc:
+        except (ApiError, ConfigError) as exc:  # a limit (Deferred) included: it is tried next tick
             summary.errors_noted.append(f"digest: {exc}")
             log.warning("the digest was not posted in full (it is tried again next tick): %s", exc)
             return
