@@ -220,3 +220,42 @@ def test_an_auth_failure_is_never_retried_first(tmp_path: Path) -> None:
         ws.tick()
     assert len(world.slack_messages) == 1
     assert not [r for r in world.request_log if r.endswith("/trigger")]
+
+
+def test_a_dry_run_with_incidents_open_reads_no_reactions_and_sends_nothing(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world)
+        world.react("#data-alerts", first_message(world)["ts"], "eyes", "U0ALICE")
+        sent, scheduled = len(world.slack_messages), list(world.slack_scheduled)
+        world.add_run("1", "failed")
+        code, out = ws.tick("--dry-run")
+    assert code == 0, out
+    assert "[dry run] Slack message to #data-alerts (thread reply)" in out
+    assert len(world.slack_messages) == sent and world.slack_scheduled == scheduled
+
+
+def test_a_reaction_on_an_ended_incident_is_not_carried_to_the_next(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world)
+        world.react("#data-alerts", first_message(world)["ts"], "no_bell", "U0BOB")
+        world.add_run("1", "success")
+        world.add_run("1", "failed")  # recovered and failed again before the next tick
+        ws.tick()
+        incident = ws.saved()["syncs"]["1"]["incident"]
+    assert "muted_by" not in incident
+    assert len([m for m in world.slack_messages if "thread_ts" not in m]) == 2  # the new incident is told
+
+
+def test_two_retry_reactions_in_one_tick_start_one_run(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world)
+        ts = first_message(world)["ts"]
+        world.react("#data-alerts", ts, "repeat", "U0ALICE")
+        world.react("#data-alerts", ts, "repeat", "U0BOB")
+        ws.tick()
+    assert len([r for r in world.request_log if r.endswith("/trigger")]) == 1
+    said = [m["text"] for m in replies(world) if "Retry requested" in m["text"]]
+    assert len(said) == 2 and sum("not started" in t for t in said) == 1
