@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from tests.sandboxed import START, Workspace, mounted
 from tests.slack_payloads import is_health
 from triage.sandbox import World
@@ -259,3 +261,72 @@ def test_two_retry_reactions_in_one_tick_start_one_run(tmp_path: Path) -> None:
     assert len([r for r in world.request_log if r.endswith("/trigger")]) == 1
     said = [m["text"] for m in replies(world) if "Retry requested" in m["text"]]
     assert len(said) == 2 and sum("not started" in t for t in said) == 1
+
+
+def test_a_retry_whose_reply_lost_its_answer_never_starts_a_second_run(tmp_path: Path) -> None:
+    world = World()
+    lost: list[str] = []
+
+    def lose(api: str, method: str, path: str, body: bytes) -> None:
+        if b"Retry requested" in body and not lost:
+            lost.append(path)
+            raise requests.ReadTimeout("read timed out")
+
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world)
+        world.react("#data-alerts", first_message(world)["ts"], "repeat", "U0ALICE")
+        world.on_request = lose
+        ws.tick()
+        world.on_request = None
+        world.finish_run("1", "failed")
+        ws.tick()
+    assert len([r for r in world.request_log if r.endswith("/trigger")]) == 0  # the second tick's log
+    assert len(world.syncs["1"].runs) == 3  # baseline, the failure, the one retry
+
+
+def test_a_storm_pings_its_people_once_in_its_summary(tmp_path: Path) -> None:
+    world = World()
+    config = CONFIG + "  storm_threshold: 2\n  renotify_after_minutes: 15\n"
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        for sync_id in "12":
+            world.add_sync(sync_id, f"s{sync_id}")
+            world.add_run(sync_id, "success")
+        ws.tick()
+        for sync_id in "12":
+            world.add_run(sync_id, "failed", error="Snowflake: warehouse suspended")
+        for _ in range(4):
+            ws.tick()
+    pings = [m for m in world.slack_messages if "<!subteam^S0DATATEAM>" in str(m.get("posted_text") or m["text"])]
+    assert len(pings) == 1 and "started failing at once" in pings[0]["text"]
+
+
+def test_reactions_are_read_between_full_listings_for_a_sync_that_did_not_run(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CONFIG)
+        world.add_sync("1", "contacts")
+        world.add_sync("2", "busy")
+        for sync_id in "12":
+            world.add_run(sync_id, "success")
+        ws.tick()  # 09:00, a full listing
+        world.add_run("1", "failed")
+        world.add_run("2", "success")
+        ws.tick()  # 09:15: told
+        world.react("#data-alerts", first_message(world)["ts"], "repeat", "U0ALICE")
+        world.add_run("2", "success")  # the state changes every tick: no full listing until 10:00
+        ws.tick()  # 09:30
+    assert [r for r in world.request_log if r.endswith("/syncs/1/trigger")]
+
+
+def test_resolve_and_a_new_failure_in_one_tick_tell_the_failure_as_a_new_incident(tmp_path: Path) -> None:
+    world = World()
+    with mounted(world):
+        ws = failing_and_told(tmp_path, world)
+        world.react("#data-alerts", first_message(world)["ts"], "white_check_mark", "U0ALICE")
+        world.add_run("1", "failed", error="a new error nobody has seen")
+        code, out = ws.tick()
+    assert code == 0 and "new failures: 1" in out
+    firsts = [m for m in world.slack_messages if "thread_ts" not in m]
+    assert len(firsts) == 2 and "nobody has seen" in text_of(firsts[1])
+    assert ws.saved()["syncs"]["1"]["incident"]["first_run_id"] == world.syncs["1"].runs[-1].id.__str__()

@@ -132,6 +132,7 @@ class TriggerRun:
     ctx: TriageContext
     refused: str = ""
     automatic: bool = False  # retry.transient: before anyone is told
+    answer: str = ""  # the reaction it answers ("emoji user"), recorded before the trigger
 
 
 @dataclass(frozen=True)

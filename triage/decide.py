@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -108,10 +109,11 @@ def listing_after(state: State, now: datetime) -> str | None:
     return iso_time(last - LISTING_MARGIN)
 
 
-def still_due(state: State, listed: set[str]) -> list[str]:
+def still_due(state: State, listed: set[str], answering: Collection[str] = ()) -> list[str]:
     """Remembered syncs a listing of recent runs leaves out that must be looked at anyway:
-    a run still in flight, a Linear step or a message to finish, a deferral."""
-    deferred = set(state.deferred)
+    a run still in flight, a Linear step or a message to finish, a deferral — or an
+    incident people answered, or whose reminder is due (`answering`)."""
+    deferred = set(state.deferred) | set(answering)
     return [
         sync_id
         for sync_id, known in state.syncs.items()

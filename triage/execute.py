@@ -48,6 +48,7 @@ from triage.digest import DigestContext
 from triage.errors import AnswerLost, ApiError, AuthError, ConfigError, Deferred
 from triage.fold import (
     dm_sent,
+    heard,
     issue_attempt,
     issue_done,
     not_sent,
@@ -278,7 +279,7 @@ class Executor:
 
     def post_storm_summary(self, action: PostStormSummary) -> None:
         storm = self.state.storms[action.channel]
-        message = self.renderer.slack_storm(self.storm_context(storm))
+        message = self.renderer.slack_storm(self.storm_context(storm), action.mentions)
         sent = Sent(action.channel, "storm", storm.opened_at, tick_time(self.now))
 
         def record(done: Sent | None) -> None:
@@ -654,15 +655,20 @@ class _SyncRun:
         ex = self.executor
         started, refused = "", action.refused
         if not refused:
-            # Recorded before the trigger: a trigger is not idempotent, and a tick that dies
-            # after it must not start a second run for the same reaction.
-            ex.journal.sync(self.sync_id, retried(self.before(), self.final.incident, ex.now, "?"))
+            # Recorded before the trigger, with the reaction it answers: a trigger is not
+            # idempotent, and a tick that dies (or loses an answer) after it must not start a
+            # second run for the same reaction.
+            attempt = retried(self.before(), self.final.incident, ex.now, "?")
+            ex.journal.sync(self.sync_id, heard(attempt, action.answer) if action.answer else attempt)
             try:
                 started = ex.trigger(self.sync_id)
             except (AuthError, Deferred):
                 raise
+            except AnswerLost as exc:
+                refused = "Hightouch's answer was lost: a run may have started (see the sync's runs)"
+                ex.summary.errors_noted.append(f"{self.name} ({self.sync_id}): retry: {exc}")
             except ApiError as exc:
-                refused = f"Hightouch refused it ({exc})"
+                refused = f"not started: Hightouch refused it ({exc})"
                 ex.summary.errors_noted.append(f"{self.name} ({self.sync_id}): retry: {exc}")
             self.final = retried(self.final, self.final.incident, ex.now, started or "refused")
         if action.automatic and not started:

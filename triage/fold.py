@@ -99,3 +99,11 @@ def retried_first(state: SyncState, now: datetime) -> SyncState:
     """The state once a transient failure was retried before anyone was told."""
     incident = state.incident
     return state if incident is None else replace(state, incident=replace(incident, auto_retry=iso_time(now)))
+
+
+def heard(state: SyncState, answer: str) -> SyncState:
+    """The state once a reaction ("emoji user") was acted on: never acted on again."""
+    incident = state.incident
+    if incident is None or answer in incident.answered:
+        return state
+    return replace(state, incident=replace(incident, answered=(*incident.answered, answer)))

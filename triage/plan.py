@@ -433,9 +433,25 @@ def _heard(
     if resolver is None:
         return decision
     # Closed by a person: what ends it is said like a recovery, in its threads.
-    ended = Recovery(
-        decision.latest.run if decision.latest else _no_run(), decision.state.consecutive_failures, incident
-    )
+    alert = decision.alert
+    if alert is not None:
+        # It failed again since the person looked: that failure opens the next incident,
+        # told as new, and the resolved one ends with what came before it.
+        new = Incident(started_at=iso_time(alert.run.time), first_run_id=alert.run.id, cause=cause_of(alert))
+        ended = Recovery(alert.run, max(decision.state.consecutive_failures - alert.new_failures, 0), incident)
+        reopened = replace(decision.state, incident=new, consecutive_failures=alert.new_failures)
+        fresh = replace(alert, consecutive_failures=alert.new_failures)
+        return replace(
+            decision,
+            state=reopened,
+            alert=fresh,
+            escalation=None,
+            opened=True,
+            crossing=False,
+            resolved=(resolver, ended),
+        )
+    last_run = decision.latest.run if decision.latest else _no_run()
+    ended = Recovery(last_run, decision.state.consecutive_failures, incident)
     closed = replace(decision.state, incident=None, consecutive_failures=0)
     return replace(decision, state=closed, alert=None, escalation=None, resolved=(resolver, ended))
 
@@ -504,9 +520,10 @@ def _answered(
     for answer in decision.heard:
         if answer.kind == talk.RETRY:
             thread = incident.threads[0]
-            refused = _no_retry(decision, rules, now) or ("one run was requested already" if triggered else "")
+            again = "not started: one run was requested already" if triggered else ""
+            refused = _no_retry(decision, rules, now) or again
             triggered = triggered or not refused
-            actions.append(TriggerRun(decision.sync.id, answer.user, thread, latest, refused))
+            actions.append(TriggerRun(decision.sync.id, answer.user, thread, latest, refused, answer=answer.key))
     if heard_kinds & {talk.ACK, talk.SNOOZE, talk.MUTE, CHANGE} and not any(
         isinstance(a, UpdateFirstMessage) for a in already
     ):
@@ -547,10 +564,10 @@ def _no_retry(decision: SyncDecision, rules: IncidentRules, now: datetime) -> st
     """Why a retry a person asked for is not started ("" when it is)."""
     incident = decision.state.incident
     if decision.state.pending_run_id is not None or decision.sync.status in PENDING_STATUSES:
-        return "a run is in flight; it is not started twice"
+        return "not started: a run is in flight, and it is not started twice"
     done = talk.retries_today(incident.retries if incident else (), now)
     if done >= rules.retry.max_per_day:
-        return f"{done} runs were triggered today already (retry.max_per_day)"
+        return f"not started: {done} runs were triggered today already (retry.max_per_day)"
     return ""
 
 
@@ -654,8 +671,23 @@ def _with_summaries(plans: list[SyncPlan], storms: dict[str, Storm]) -> list[Syn
         result[index] = replace(result[index], actions=(*result[index].actions, *extra))
     for channel, index in first.items():
         if storms[channel].thread is None:
-            result[index] = replace(result[index], actions=(PostStormSummary(channel), *result[index].actions))
+            summary = PostStormSummary(channel, _storm_mentions(plans, channel))
+            result[index] = replace(result[index], actions=(summary, *result[index].actions))
     return result
+
+
+def _storm_mentions(plans: list[SyncPlan], channel: str) -> tuple[str, ...]:
+    """Whom a storm's summary pings, once for all its members: the people of their routes in
+    that channel (a warning's route pings no one)."""
+    people: dict[str, None] = {}
+    for sync_plan in plans:
+        decision = sync_plan.decision
+        incident = decision.state.incident
+        joined = any(isinstance(a, Post) and a.channel == channel and isinstance(a.thread, StormThread)
+                     for a in sync_plan.actions)  # fmt: skip
+        if joined and incident is not None and incident.severity == CRITICAL:
+            people.update(dict.fromkeys(decision.route.mentions))
+    return tuple(people)
 
 
 T = TypeVar("T")

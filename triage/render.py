@@ -554,11 +554,14 @@ class Renderer:
         what = f"sync {ctx.sync_id} gets the built-in plain recovery"
         return _slack(self._or_plain(SLACK_RECOVERY_TEMPLATE, ctx, strict, what, lambda: plain))
 
-    def slack_storm(self, ctx: StormContext, *, strict: bool = False) -> SlackMessage:
-        """The summary a storm's alerts reply to."""
-        plain = f":rotating_light: {ctx.count} Hightouch syncs started failing: their alerts are in this thread"
+    def slack_storm(self, ctx: StormContext, mentions: tuple[str, ...] = (), *, strict: bool = False) -> SlackMessage:
+        """The summary a storm's alerts reply to; it pings the members' people, once for all."""
+        people = mention_markup(mentions)
+        plain = (
+            f"{people} :rotating_light: {ctx.count} Hightouch syncs started failing: their alerts are in this thread"
+        )
         what = "the storm summary is the built-in one"
-        return _slack(self._or_plain(SLACK_STORM_TEMPLATE, ctx, strict, what, lambda: plain))
+        return _slack(self._or_plain(SLACK_STORM_TEMPLATE, ctx, strict, what, lambda: plain.strip(), mentions=people))
 
     def slack_health(self, ctx: HealthContext, *, strict: bool = False) -> SlackMessage:
         """What the tool says of itself: it cannot run, or it works again."""

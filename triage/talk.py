@@ -85,6 +85,8 @@ def renotify_due(incident: Incident, now: datetime, talk: TalkConfig) -> bool:
     since: announced again after `renotify_after_minutes`, at most `renotify_max` times."""
     if not incident.threads or incident.acked_by or quiet(incident, now):
         return False
+    if any(t.message_ts is not None for t in incident.threads):
+        return False  # a storm's or a group's member: its summary, or the group's first message, pinged for it
     if talk.renotify_after_minutes <= 0 or incident.renotified >= talk.renotify_max:
         return False
     last = parse_iso_time(incident.notified_at)

@@ -131,6 +131,14 @@ class Tick:
             now=self.now,
         )
         after = listing_after(state, self.now)
+        # What people said on told incidents' first messages (and the reminders due): those
+        # syncs are read like any changed sync, whether or not they ran since.
+        self._reactions = self._read_reactions(state)
+        answering = {
+            sync_id
+            for sync_id, known in state.syncs.items()
+            if self._reactions.get(sync_id) or self._reminder_due(known)
+        }
         try:
             syncs = self.services.hightouch.list_syncs(expected=len(state.syncs) if after is None else 0, after=after)
         except Deferred as exc:
@@ -146,7 +154,7 @@ class Tick:
             state.full_listing_at = tick_time(self.now)
         else:
             # Only syncs that ran since: the rest are unchanged, but for those with work left.
-            found, gone = self._recheck_unlisted(syncs, state, still_due(state, listed))
+            found, gone = self._recheck_unlisted(syncs, state, still_due(state, listed, answering))
             summary.unchanged += sum(1 for i in state.syncs if i not in listed) - len(found) - len(gone)
         syncs += found
         for sync_id in gone:
@@ -164,14 +172,6 @@ class Tick:
             if known.name != sync.name:
                 state.syncs[sync.id] = replace(known, name=sync.name)
 
-        # What people said on told incidents' first messages; those with something new to
-        # act on (or a reminder due) are read like any changed sync.
-        self._reactions = self._read_reactions(state)
-        answering = {
-            sync.id
-            for sync in listing.unchanged
-            if self._reactions.get(sync.id) or self._reminder_due(state.syncs[sync.id])
-        }
         to_check = listing.to_check + [s for s in listing.unchanged if s.id in answering]
         # Syncs that stopped running: judged from the listing, without reading their runs.
         self._unread_ok = {
