@@ -34,7 +34,7 @@ from triage.health import report_health, run_url
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Meter, Pacer, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
-from triage.output import append_text, safe_stream
+from triage.output import append_text, safe_stream, workflow_command
 from triage.preflight import placeholder_warnings, preflight
 from triage.render import Renderer, markdown_escape
 from triage.sandbox import SCENARIOS, SandboxServer, ScenarioError, World, load_scenario_file
@@ -490,7 +490,7 @@ def _health(
         log = logging.getLogger("triage")
         log.error("could not tell Slack about the tool's health: %s", exc)
         if environ.get("GITHUB_ACTIONS") == "true":  # the tick's own error, if any, is annotated already
-            out.write(f"::error title=hightouch-triage: Slack not told::{exc}\n")
+            out.write(workflow_command("error", str(exc), title="hightouch-triage: Slack not told"))
 
 
 def build_services(
