@@ -21,6 +21,7 @@ import yaml
 
 PENDING = ("queued", "querying", "processing", "reporting")
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+RUNS_ORDERS = ("newest_first", "oldest_first")
 
 
 class ScenarioError(ValueError):
@@ -145,6 +146,7 @@ class World:
         self.slack_buckets: dict[str, tuple[float, float]] = {}  # channel id -> (tokens, when)
         self.clock: Callable[[], float] = time.monotonic  # tests may step it with the client's sleeps
         self.last_ts = 0.0
+        # The direction runs are listed in (Hightouch documents none): scenario option runs_order.
         self.newest_first = True
         self.rate_limit = False
         self.rate_limit_requests = 200
@@ -253,7 +255,10 @@ class World:
     def load_scenario(self, data: dict[str, Any], source: str = "scenario") -> None:
         with self.lock:
             options = data.get("options") or {}
-            self.newest_first = options.get("runs_order", "newest_first") == "newest_first"
+            order = options.get("runs_order", "newest_first")
+            if order not in RUNS_ORDERS:
+                raise ScenarioError(f"{source}: options: runs_order is one of {', '.join(RUNS_ORDERS)}, not {order!r}")
+            self.newest_first = order == "newest_first"
             self.rate_limit = bool(options.get("rate_limit", False))
             self.latency = float(options.get("latency_ms", 0)) / 1000
             if "slack_rate" in options:  # messages a second per channel, as Slack allows
