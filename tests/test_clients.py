@@ -221,6 +221,28 @@ def test_slack_429_is_retried_because_nothing_was_posted(slack: SlackClient) -> 
         assert len(rsps.calls) == 2
 
 
+@pytest.mark.parametrize("code", ["rate_limited", "ratelimited"])
+def test_a_rate_limit_in_an_ok_false_answer_is_waited_out_not_a_failure(
+    world: World, slack: SlackClient, code: str
+) -> None:
+    world.slack.errors = [code]  # Slack lists rate_limited for chat.postMessage and chat.update, on HTTP 200
+    posted = slack.post_message("#data-alerts", "t", [])
+    assert [m["ts"] for m in world.slack.messages] == [posted.ts]
+    world.slack.errors = [code, code]
+    slack.update_message(posted.channel, posted.ts, "edited", [])
+    assert world.slack.messages[0]["text"] == "edited"
+
+
+def test_a_slack_server_error_on_http_200_is_retried_only_where_that_is_safe(world: World, slack: SlackClient) -> None:
+    world.slack.errors = ["fatal_error"]
+    with pytest.raises(ApiError, match="fatal_error"):
+        slack.post_message("#data-alerts", "t", [])  # it may have been posted: the history decides
+    assert world.slack.messages == []
+    posted = slack.post_message("#data-alerts", "t", [])
+    world.slack.errors = ["request_timeout"]
+    assert slack.permalink(posted.channel, posted.ts).endswith(posted.ts.replace(".", ""))
+
+
 # -- Linear ------------------------------------------------------------------
 
 TEAM = Team(id="team-1", key="DATA", name="Data")
