@@ -9,9 +9,11 @@ sleep on their own; only `HttpClient` waits, through an injected `sleep`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -273,7 +275,7 @@ class HttpClient:
         if session is None:
             session = requests.Session()
             # Room for every worker thread to keep its connection open.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+            adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=32)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.session = session
@@ -333,30 +335,32 @@ class HttpClient:
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One attempt, whole answer included, within `read_timeout` seconds overall.
 
-        requests' own timeout bounds each read, so a server that trickles a byte
-        at a time could hold a request forever. The attempt runs on a daemon
-        thread instead; past the deadline it is abandoned (its socket dies with
-        the process) and counted as a timeout.
+        requests' own timeout bounds each read, so a server that trickles a byte at a
+        time could hold a request forever. The attempt runs on the caller's thread; a
+        timer cuts its connection at the deadline, which ends any read at once, and the
+        cut attempt counts as a timeout. No thread is left reading a trickling answer.
         """
-        outcome: list[requests.Response | BaseException] = []
-
-        def attempt() -> None:
-            try:
-                outcome.append(
-                    self.session.request(method, url, timeout=(CONNECT_TIMEOUT, self.read_timeout), **kwargs)
-                )
-            except BaseException as exc:  # handed to the caller's thread
-                outcome.append(exc)
-
-        worker = threading.Thread(target=attempt, name=f"{self.name} request", daemon=True)
-        worker.start()
-        worker.join(self.read_timeout)
-        if not outcome:
+        attempt = _Attempt()
+        timer = threading.Timer(self.read_timeout, attempt.expire)
+        timer.name = f"{self.name} deadline"
+        timer.daemon = True
+        _attempts.current = attempt
+        timer.start()
+        try:
+            response = self.session.request(method, url, timeout=(CONNECT_TIMEOUT, self.read_timeout), **kwargs)
+        except requests.RequestException:
+            if attempt.finish():
+                raise AnswerTooSlow(f"no whole answer within {self.read_timeout:g}s") from None
+            raise
+        finally:
+            attempt.finish()
+            timer.cancel()
+            timer.join()
+            _attempts.current = None
+        if attempt.expired:  # cut in its headers, a truncated answer can even look whole
+            response.close()
             raise AnswerTooSlow(f"no whole answer within {self.read_timeout:g}s")
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return response
 
     def pace(self, seconds: float, endpoint: str) -> None:
         """Wait `seconds` for a pacer's slot: within the tick's time limit, not from the budget."""
@@ -403,6 +407,98 @@ class HttpClient:
 
 class AnswerTooSlow(requests.ReadTimeout):
     """The whole answer did not arrive within the request's overall deadline."""
+
+
+class _Attempt:
+    """The connection one request is using, so that its deadline can cut it.
+
+    The connection is known only once the pool hands it out (`DeadlineAdapter`'s pools
+    tell the attempt of their thread); a connection given back is let go first, so a
+    deadline never cuts one that another request has taken since."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._done = False
+        self.expired = False
+
+    def using(self, connection: Any) -> None:
+        with self._lock:
+            self._connection = None if self._done else connection
+            if self.expired:
+                _cut(connection)
+
+    def released(self, connection: Any) -> None:
+        with self._lock:
+            if self._connection is connection:
+                self._connection = None
+
+    def expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._connection is not None:
+                _cut(self._connection)
+
+    def finish(self) -> bool:
+        """No more cutting; whether the deadline came first."""
+        with self._lock:
+            self._done = True
+            self._connection = None
+            return self.expired
+
+
+_attempts = threading.local()  # the attempt each thread is making: `current`
+ATTEMPT = "_triage_attempt"  # the attempt a pooled connection serves, on the connection
+
+
+def _cut(connection: Any) -> None:
+    """End the connection's socket for both directions: a read blocked on it returns at once
+    (unlike `close`, which leaves a blocked read waiting). Below TLS, so it works for both."""
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedPool(urllib3.HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)
+        attempt = getattr(_attempts, "current", None)
+        if attempt is not None:
+            attempt.using(connection)
+            setattr(connection, ATTEMPT, attempt)
+        return connection
+
+    def _put_conn(self, conn: Any) -> None:
+        attempt = getattr(conn, ATTEMPT, None)
+        if attempt is not None:
+            attempt.released(conn)
+            setattr(conn, ATTEMPT, None)
+        super()._put_conn(conn)
+
+
+class _WatchedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
+    pass
+
+
+WATCHED_POOLS = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connection pools tell each request's deadline which connection
+    it is using, directly or through a proxy."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.PoolManager):
+            manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
 
 
 def _never_connected(exc: requests.RequestException) -> bool:
