@@ -337,25 +337,24 @@ class HttpClient:
 
         requests' own timeout bounds each read, so a server that trickles a byte at a
         time could hold a request forever. The attempt runs on the caller's thread; a
-        timer cuts its connection at the deadline, which ends any read at once, and the
-        cut attempt counts as a timeout. No thread is left reading a trickling answer.
+        watchdog cuts its connection at the deadline, which ends any read at once, and
+        the cut attempt counts as a timeout. No thread is left reading a trickling answer.
         """
         attempt = _Attempt()
-        timer = threading.Timer(self.read_timeout, attempt.expire)
-        timer.name = f"{self.name} deadline"
-        timer.daemon = True
+        watchdog = threading.Thread(
+            target=attempt.watch, args=(self.read_timeout,), name=f"{self.name} deadline", daemon=True
+        )
         _attempts.current = attempt
-        timer.start()
+        watchdog.start()
         try:
             response = self.session.request(method, url, timeout=(CONNECT_TIMEOUT, self.read_timeout), **kwargs)
-        except requests.RequestException:
-            if attempt.finish():
+        except requests.RequestException as exc:
+            if attempt.finish() and not _never_connected(exc):  # a connection never opened proves more
                 raise AnswerTooSlow(f"no whole answer within {self.read_timeout:g}s") from None
             raise
         finally:
             attempt.finish()
-            timer.cancel()
-            timer.join()
+            watchdog.join()
             _attempts.current = None
         if attempt.expired:  # cut in its headers, a truncated answer can even look whole
             response.close()
@@ -416,35 +415,45 @@ class _Attempt:
     tell the attempt of their thread); a connection given back is let go first, so a
     deadline never cuts one that another request has taken since."""
 
+    RECHECK = 0.05  # seconds between tries to cut a connection still opening at the deadline
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._connection: Any = None
-        self._done = False
+        self.done = threading.Event()
         self.expired = False
 
     def using(self, connection: Any) -> None:
         with self._lock:
-            self._connection = None if self._done else connection
-            if self.expired:
-                _cut(connection)
+            self._connection = None if self.done.is_set() else connection
 
     def released(self, connection: Any) -> None:
         with self._lock:
             if self._connection is connection:
                 self._connection = None
 
-    def expire(self) -> None:
-        with self._lock:
-            if self._done:
+    def watch(self, seconds: float) -> None:
+        """Wait until the attempt is done or `seconds` pass; then cut its connection, again
+        and again while it is still opening (it has no socket to cut yet)."""
+        if self.done.wait(seconds):
+            return
+        while not self._cut():
+            if self.done.wait(self.RECHECK):
                 return
+
+    def _cut(self) -> bool:
+        """Mark the attempt expired and cut its connection; False while there is none to
+        cut yet (not handed out, or no socket), so the watch goes on."""
+        with self._lock:
+            if self.done.is_set():
+                return True
             self.expired = True
-            if self._connection is not None:
-                _cut(self._connection)
+            return self._connection is not None and _cut(self._connection)
 
     def finish(self) -> bool:
         """No more cutting; whether the deadline came first."""
         with self._lock:
-            self._done = True
+            self.done.set()
             self._connection = None
             return self.expired
 
@@ -453,13 +462,16 @@ _attempts = threading.local()  # the attempt each thread is making: `current`
 ATTEMPT = "_triage_attempt"  # the attempt a pooled connection serves, on the connection
 
 
-def _cut(connection: Any) -> None:
+def _cut(connection: Any) -> bool:
     """End the connection's socket for both directions: a read blocked on it returns at once
-    (unlike `close`, which leaves a blocked read waiting). Below TLS, so it works for both."""
+    (unlike `close`, which leaves a blocked read waiting). Below TLS, so it works for both.
+    False when the connection has no socket yet."""
     sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    if sock is None:
+        return False
+    with contextlib.suppress(OSError):  # already closed
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    return True
 
 
 class _WatchedPool(urllib3.HTTPConnectionPool):
