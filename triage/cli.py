@@ -54,6 +54,7 @@ from triage.status import (
 )
 from triage.summary import TickSummary, format_summary, summary_markdown, workflow_commands
 from triage.tick import Services, Tick
+from triage.virtual_time import clocks_from
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -221,7 +222,8 @@ def add_artifact_options(parser: argparse.ArgumentParser) -> None:
 
 def entry_point() -> None:
     """The `hightouch-triage` console script: the same CLI as `python -m triage`."""
-    sys.exit(main(prog=Path(sys.argv[0]).name if sys.argv[0].endswith("hightouch-triage") else "python -m triage"))
+    prog = Path(sys.argv[0]).name if sys.argv[0].endswith("hightouch-triage") else "python -m triage"
+    sys.exit(main(prog=prog, **clocks_from(os.environ)))  # TRIAGE_VIRTUAL_SLEEP: a testing knob
 
 
 def main(

@@ -17,6 +17,8 @@ from tests.slack_payloads import assert_slack_accepts, is_health
 from triage.sandbox import SandboxServer, World
 
 ROOT = Path(__file__).resolve().parents[2]
+# The tool's waits (back-offs, Retry-After, Slack's pace) pass on a virtual clock: no tick sleeps.
+TESTING = {"PYTHONPATH": str(ROOT), "TRIAGE_VIRTUAL_SLEEP": "1"}
 
 
 class Deployment:
@@ -31,7 +33,7 @@ class Deployment:
 
     def tick(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         self.world.request_log.clear()
-        env = {**os.environ, **self.server.environment(), "PYTHONPATH": str(ROOT), **(env or {})}
+        env = {**os.environ, **self.server.environment(), **TESTING, **(env or {})}
         return subprocess.run(
             [sys.executable, "-m", "triage", "run", "--config", str(self.config), "--state", str(self.state), *extra],
             env=env,
@@ -438,3 +440,19 @@ def test_one_incident_is_one_thread_that_ends_with_a_recovery(deploy: Deployment
     deploy.ok_tick()
     assert "thread_ts" not in messages[5]  # a new incident: a new top-level message
     assert len(world.linear_issues) == 2  # the old issue was closed: a new one
+
+
+def test_the_virtual_clock_rides_out_a_long_retry_after_without_sleeping(deploy: Deployment) -> None:
+    """TRIAGE_VIRTUAL_SLEEP, the testing knob these cases run with: a 100 s Retry-After is
+    waited out as the tool would, on a virtual clock (the subprocess would time out after
+    60 s of real sleep)."""
+    world = deploy.world
+    world.add_sync("1", "contacts")
+    world.add_run("1", "success")
+    deploy.ok_tick()
+    world.add_run("1", "failed")
+    world.apply({"faults": [{"api": "slack", "path": "/chat.postMessage", "status": 429, "retry_after": "100"}]})
+    result = deploy.tick("--log-level", "info")
+    assert result.returncode == 0, result.stderr
+    assert "Slack chat.postMessage: rate limited (HTTP 429): waiting 10" in result.stderr
+    assert len(world.slack_messages) == 1

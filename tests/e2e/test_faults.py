@@ -36,7 +36,7 @@ linear:
   escalation_threshold: 3
 triage:
   wait_budget_seconds: 3
-  request_timeout_seconds: 2
+  request_timeout_seconds: 1
 """
 SYNCS = {"1": "alpha", "2": "beta", "3": "gamma"}
 NEW_FAILURES = {"alpha": 3, "beta": 1}
@@ -70,7 +70,7 @@ def fault_cases() -> list[Case]:
             Case(f"{api}-429-past-budget", api, {**target, "status": 429, "retry_after": "3600"}),
             # Reads are retried within a tick, so outlast that; a create or post gets one try a tick.
             Case(f"{api}-500", api, {**target, "status": 500, "times": 6 if api == "hightouch" else 2}),
-            Case(f"{api}-timeout", api, {**target, "delay": 3.0}),  # done remotely; the answer never came
+            Case(f"{api}-timeout", api, {**target, "delay": 1.5}),  # done remotely; the answer never came
             Case(f"{api}-malformed-json", api, {**target, "malformed": True, "times": 2}),
             Case(f"{api}-connection-refused", api, refuse=True),
         ]
@@ -111,7 +111,8 @@ class Harness:
     def tick(self, *, refuse: str | None = None, kill_on: tuple[str, str] | None = None) -> int:
         # Ticks are minutes apart in real life: let any answer still on its way land first.
         assert self.world.wait_idle()
-        env = {**os.environ, **self.server.environment(), "PYTHONPATH": str(ROOT)}
+        # The tool's waits (back-offs, Retry-After) pass on a virtual clock: no tick sleeps.
+        env = {**os.environ, **self.server.environment(), "PYTHONPATH": str(ROOT), "TRIAGE_VIRTUAL_SLEEP": "1"}
         if refuse is not None:
             env[f"{refuse.upper()}_API_URL"] = f"http://127.0.0.1:{closed_port()}/x"
         process = subprocess.Popen(
