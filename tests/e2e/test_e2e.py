@@ -36,7 +36,7 @@ class Deployment:
         return subprocess.run(
             [sys.executable, "-m", "triage", "run", "--config", str(self.config), "--state", str(self.state), *extra],
             env=env,
-            cwd=ROOT,
+            cwd=self.config.parent,  # outside the repository: its config.yaml and templates/ play no part
             capture_output=True,
             text=True,
             timeout=60,
