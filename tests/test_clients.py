@@ -267,7 +267,7 @@ def test_issue_search_filters_by_team_and_open_states(linear: LinearClient) -> N
     with responses.RequestsMock() as rsps:
         rsps.post(LINEAR, json={"data": {"issues": {"nodes": []}}})
         assert linear.find_open_issue(TEAM, "salesforce-contacts", "1234") is None
-        sent = json.loads(rsps.calls[0].request.body)
+        sent = json.loads(rsps.calls[0].request.body or b"")
         assert rsps.calls[0].request.headers["Authorization"] == ENV["LINEAR_API_KEY"]
     assert sent["variables"] == {
         "teamId": "team-1",

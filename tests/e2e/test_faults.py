@@ -154,7 +154,7 @@ class Harness:
         return process.returncode
 
     def _killer(self, process: subprocess.Popen[str], kill_on: tuple[str, str]) -> Any:
-        fired = []
+        fired: list[bool] = []
 
         def on_request(api: str, method: str, path: str, body: bytes) -> None:
             target_api, marker = kill_on
