@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from triage.models import State, SyncState, Thread  # noqa: E402
+from triage.models import Incident, IssueRef, State, SyncState, Thread  # noqa: E402
 from triage.state import StateStore  # noqa: E402
 
 
@@ -37,11 +37,15 @@ def sample_state(size: int) -> State:
             cursor_at="2026-11-23T09:01:02.5Z",
             last_run_at="2026-11-23T09:02:11Z",
             consecutive_failures=2 if incident else 0,
-            linear_issue=f"DATA-{number}" if number % 10 == 0 else None,
-            linear_url=f"https://linear.app/acme/issue/DATA-{number}" if number % 10 == 0 else None,
-            linear_team="DATA" if number % 10 == 0 else None,
-            incident_at="2026-11-23T08:31:00Z" if incident else None,
-            threads=(Thread("#data-alerts", "C024BE91L", f"1700000000.{number:06d}"),) if incident else (),
+            incident=Incident(
+                started_at="2026-11-23T08:31:00Z",
+                threads=(Thread("#data-alerts", "C024BE91L", f"1700000000.{number:06d}"),),
+                issue=IssueRef(f"DATA-{number}", f"https://linear.app/acme/issue/DATA-{number}", "DATA")
+                if number % 10 == 0
+                else None,
+            )
+            if incident
+            else None,
         )
     return State(baseline_at="2026-11-01T00:00:00Z", last_tick_at="2026-11-23T09:15:00Z", syncs=syncs)
 

@@ -184,7 +184,7 @@ class World:
         canned = self._hooks(str(request.method), url.path, query, request_body(request))
         if canned is not None:
             return canned
-        answer = handled(self.handler, request)
+        answer: tuple[int, dict[str, str], bytes | str] = handled(self.handler, request)
         if url.path == LINEAR_PATH and b"issueCreate" in request_body(request) and self.linear.create_then_fail:
             answer, self.linear.create_then_fail = self.linear.create_then_fail, None
         return answer

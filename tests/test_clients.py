@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import responses
 
-from tests.fakes import ENV, HT, LINEAR, SLACK, World, reply
+from tests.fakes import ENV, HT, LINEAR, SLACK, T0, World, reply
 from triage.errors import ApiError, AuthError, BadRequestError, ConfigError, NotFoundError, RateLimited
-from triage.hightouch import HightouchClient
+from triage.hightouch import HISTORY_SLICES, HightouchClient
 from triage.http import HttpClient, RetryPolicy, WaitBudget
 from triage.linear import LinearClient, Team
 from triage.models import Run
@@ -40,17 +42,9 @@ def test_list_syncs_reads_every_page_with_the_bearer_header(world: World, highto
     assert world.hightouch.requests == ["GET /syncs?offset=0", "GET /syncs?offset=100", "GET /syncs?offset=200"]
 
 
-def test_list_runs_reads_every_page_when_the_api_sends_oldest_first(world: World, hightouch: HightouchClient) -> None:
-    world.hightouch.newest_first = False
-    world.hightouch.add_sync("1", "s")
-    for run_id in range(1, 251):
-        world.hightouch.add_run("1", run_id, "success")
-    runs = hightouch.list_runs("1", enough=lambda runs: True)
-    assert len(runs) == 250
-    assert len(world.hightouch.runs_requests()) == 3
-
-
-def test_list_runs_stops_paging_once_enough_when_newest_first(world: World, hightouch: HightouchClient) -> None:
+def test_without_a_time_bound_every_page_is_read_unless_pages_come_newest_first(
+    world: World, hightouch: HightouchClient, runs_order: str
+) -> None:
     world.hightouch.add_sync("1", "s")
     for run_id in range(1, 351):
         world.hightouch.add_run("1", run_id, "success")
@@ -59,12 +53,67 @@ def test_list_runs_stops_paging_once_enough_when_newest_first(world: World, high
         return any(r.id == "120" for r in runs)
 
     runs = hightouch.list_runs("1", enough=reached_run_120)
-    assert world.hightouch.runs_requests() == [
-        "GET /syncs/1/runs?offset=0",
-        "GET /syncs/1/runs?offset=100",
-        "GET /syncs/1/runs?offset=200",
-    ]
-    assert len(runs) == 300
+    pages = 3 if runs_order == "newest_first" else 4  # oldest first: run 120 proves nothing about later runs
+    assert world.hightouch.runs_requests() == [f"GET /syncs/1/runs?offset={100 * page}" for page in range(pages)]
+    assert len(runs) == min(350, 100 * pages)
+
+
+def year_of_runs(world: World, every_minutes: int = 15, days: int = 365) -> list[int]:
+    """Sync 1, run every `every_minutes` for a year (or `days`) before T0; the run ids, oldest first."""
+    world.hightouch.add_sync("1", "s")
+    count = days * 24 * 60 // every_minutes
+    for index in range(count):
+        world.hightouch.add_run("1", 1 + index, "success", minute=(index - count) * every_minutes)
+    return list(range(1, count + 1))
+
+
+def runs_at_or_before(cursor: str, wanted: int) -> Callable[[list[Run]], bool]:
+    """`enough` as the tick asks it: `wanted` runs at or before the cursor run."""
+    return lambda runs: sum(1 for r in runs if int(r.id) <= int(cursor)) >= wanted
+
+
+def test_a_runs_read_is_bounded_by_time_whatever_order_the_api_lists_runs(
+    world: World, hightouch: HightouchClient
+) -> None:
+    ids = year_of_runs(world)
+    cursor = ids[-3]  # two runs came after the last tick
+    cursor_at = T0 + timedelta(minutes=-3 * 15)
+    runs = hightouch.list_runs("1", enough=runs_at_or_before(str(cursor), 5), after=cursor_at)
+    assert len(world.hightouch.runs_requests()) <= 2  # not the 351 pages of the whole year
+    got = {int(r.id) for r in runs}
+    assert set(ids[-7:]) <= got  # the runs after the cursor, and the 5 an alert shows before it
+
+
+def test_a_runs_read_reaches_back_in_longer_slices_for_a_sync_that_runs_rarely(
+    world: World, hightouch: HightouchClient
+) -> None:
+    ids = year_of_runs(world, every_minutes=24 * 60)  # daily
+    runs = hightouch.list_runs("1", enough=runs_at_or_before(str(ids[-1]), 5), after=T0 - timedelta(days=1))
+    assert set(ids[-5:]) <= {int(r.id) for r in runs}
+    assert len(world.hightouch.runs_requests()) <= 4  # since 6 hours before, then 18 hours, 3 days, 12 days before
+
+
+def test_a_sync_with_a_short_history_stops_looking_back_after_a_few_slices(
+    world: World, hightouch: HightouchClient
+) -> None:
+    world.hightouch.add_sync("1", "s")
+    world.hightouch.add_run("1", 1, "failed")
+    runs = hightouch.list_runs("1", enough=runs_at_or_before("1", 5), after=T0)
+    assert [r.id for r in runs] == ["1"]
+    assert len(world.hightouch.runs_requests()) == 1 + HISTORY_SLICES
+
+
+def test_every_run_since_the_bound_is_read_across_pages(world: World, hightouch: HightouchClient) -> None:
+    ids = year_of_runs(world, every_minutes=1, days=3)  # a sync that runs every minute, 250 runs since the cursor
+    cursor = ids[-251]
+    runs = hightouch.list_runs("1", enough=runs_at_or_before(str(cursor), 5), after=T0 - timedelta(minutes=251))
+    assert set(ids[-256:]) <= {int(r.id) for r in runs}
+
+
+def test_the_latest_run_of_a_long_history_costs_a_few_requests(world: World, hightouch: HightouchClient) -> None:
+    ids = year_of_runs(world)
+    assert hightouch.latest_run_id("1") == str(ids[-1])
+    assert len(world.hightouch.requests) <= 3
 
 
 def test_destination_and_model_names_are_fetched_once_per_id(world: World, hightouch: HightouchClient) -> None:
@@ -172,6 +221,28 @@ def test_slack_429_is_retried_because_nothing_was_posted(slack: SlackClient) -> 
         assert len(rsps.calls) == 2
 
 
+@pytest.mark.parametrize("code", ["rate_limited", "ratelimited"])
+def test_a_rate_limit_in_an_ok_false_answer_is_waited_out_not_a_failure(
+    world: World, slack: SlackClient, code: str
+) -> None:
+    world.slack.errors = [code]  # Slack lists rate_limited for chat.postMessage and chat.update, on HTTP 200
+    posted = slack.post_message("#data-alerts", "t", [])
+    assert [m["ts"] for m in world.slack.messages] == [posted.ts]
+    world.slack.errors = [code, code]
+    slack.update_message(posted.channel, posted.ts, "edited", [])
+    assert world.slack.messages[0]["text"] == "edited"
+
+
+def test_a_slack_server_error_on_http_200_is_retried_only_where_that_is_safe(world: World, slack: SlackClient) -> None:
+    world.slack.errors = ["fatal_error"]
+    with pytest.raises(ApiError, match="fatal_error"):
+        slack.post_message("#data-alerts", "t", [])  # it may have been posted: the history decides
+    assert world.slack.messages == []
+    posted = slack.post_message("#data-alerts", "t", [])
+    world.slack.errors = ["request_timeout"]
+    assert slack.permalink(posted.channel, posted.ts).endswith(posted.ts.replace(".", ""))
+
+
 # -- Linear ------------------------------------------------------------------
 
 TEAM = Team(id="team-1", key="DATA", name="Data")
@@ -196,7 +267,7 @@ def test_issue_search_filters_by_team_and_open_states(linear: LinearClient) -> N
     with responses.RequestsMock() as rsps:
         rsps.post(LINEAR, json={"data": {"issues": {"nodes": []}}})
         assert linear.find_open_issue(TEAM, "salesforce-contacts", "1234") is None
-        sent = json.loads(rsps.calls[0].request.body)
+        sent = json.loads(rsps.calls[0].request.body or b"")
         assert rsps.calls[0].request.headers["Authorization"] == ENV["LINEAR_API_KEY"]
     assert sent["variables"] == {
         "teamId": "team-1",

@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -387,7 +388,7 @@ def test_a_storm_is_one_summary_with_every_alert_in_its_thread_once(workspace: W
     assert len(world.slack_messages) == 41  # none twice
 
 
-def alerts(world: World) -> list[dict[str, object]]:
+def alerts(world: World) -> list[dict[str, Any]]:
     """The messages about syncs (a tick that exits 1 also reports the tool's own health)."""
     return [m for m in world.slack_messages if not is_health(m)]
 
@@ -504,7 +505,7 @@ def test_a_storm_paced_at_slacks_rate_goes_on_in_one_thread_with_one_linear_issu
     workspace.tick()
     for number in range(1, 41):
         world.add_run(str(number), "failed", error="Warehouse unreachable")
-    posted = []
+    posted: list[int] = []
     while len(posted) < 12:
         code, out = workspace.tick()
         assert code == 0, out  # Slack's pace is not a failure

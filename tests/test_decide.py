@@ -7,16 +7,9 @@ from dataclasses import replace
 from tests.factories import BASELINE, at, config, known, run, steady, sync
 from triage.actions import Escalate
 from triage.config import LinearConfig
-from triage.decide import (
-    Outcome,
-    SyncDecision,
-    decide_sync,
-    enough_runs,
-    outcome,
-    plan_tick,
-)
+from triage.decide import SyncDecision, decide_sync, enough_runs, plan_tick
 from triage.fold import delivered, not_sent, sending
-from triage.models import Incident, Run, Sent, State, SyncState
+from triage.models import Incident, Outcome, Run, Sent, State, SyncState, outcome
 from triage.plan import Facts, IncidentRules, plan
 from triage.signature import signature
 

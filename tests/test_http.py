@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import socket
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -149,3 +153,48 @@ def test_channels_take_turns_so_one_channels_pace_never_holds_up_another() -> No
     posts = ["a1", "a2", "a3", "b1", "b2", "c1"]
     assert interleaved(posts, key=lambda p: p[0]) == ["a1", "b1", "c1", "a2", "b2", "a3"]
     assert interleaved([], key=str) == []
+
+
+class Trickler:
+    """A server on 127.0.0.1 that answers one request a byte at a time, forever, until the
+    client goes away; `gone` is set once a write finds the connection closed."""
+
+    def __init__(self, *, headers_too: bool) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.headers_too = headers_too
+        self.gone = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="trickler", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/thing"
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.recv(65536)  # the request
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+            try:
+                if not self.headers_too:
+                    connection.sendall(head)
+                    head = b""
+                for byte in itertools.chain(head, itertools.repeat(ord(" "))):
+                    connection.sendall(bytes([byte]))
+                    time.sleep(0.01)  # the server's slowness, not the test's timing
+            except OSError:
+                self.gone.set()
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_request_past_its_deadline_leaves_no_thread_reading_the_answer(headers_too: bool) -> None:
+    server = Trickler(headers_too=headers_too)
+    before = set(threading.enumerate())
+    http = HttpClient(
+        name="Svc", secrets=[], budget=WaitBudget(0), policy=RetryPolicy(max_attempts=1), read_timeout=0.3
+    )
+    with pytest.raises(ApiError, match=r"no whole answer within 0\.3s"):
+        http.request("GET", server.url, endpoint="GET /thing", idempotent=True)
+    assert set(threading.enumerate()) - before == set()  # nothing left behind, reading or waiting
+    assert server.gone.wait(timeout=10)  # the connection was closed, not left to trickle
+    server.listener.close()

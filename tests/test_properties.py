@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -51,7 +51,7 @@ class Workspace:
 
     def settle(self, tick: int) -> None:
         self.runs = [
-            (replace(run, status=final, finished_at=run.created_at + timedelta(seconds=1)), final, when)
+            (replace(run, status=final, finished_at=run.created_at + timedelta(seconds=1)), final, when)  # type: ignore[operator, arg-type]
             if when <= tick and run.finished_at is None
             else (run, final, when)
             for run, final, when in self.runs
@@ -195,6 +195,7 @@ def test_odd_run_ids_and_missing_times_still_alert_every_failure_exactly_once(
         n = next(created_count)
         settles_at = max([tick + item.pending_ticks, *(when for _, _, when in runs)])
         created = at(n)
+        times: tuple[datetime | None, datetime | None]
         if numeric_ids:
             # Ids grow; with missing times, nothing else tells the order.
             run_id, times = str(1000 + n), (None, None) if item.missing_times else (created, created)

@@ -158,11 +158,12 @@ def test_posts_go_to_every_channel_with_mentions_and_dms_come_once_at_the_thresh
     people = ("S0123ABCD", "U024BE7LH")
     assert posts(first, cfg()) == [("#crm-alerts", "open", people), ("#crm-oncall", "open", people)]
     # The first messages went out: the incident has its threads.
+    assert first.state.incident is not None
     told = replace(
         first.state,
         incident=replace(
             first.state.incident,
-            threads=(  # type: ignore[arg-type]
+            threads=(
                 Thread("#crm-alerts", "C1", "1.1"),
                 Thread("#crm-oncall", "C2", "2.1"),
             ),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from triage.sandbox import Sandbox, World
-from triage.sandbox.world import SCENARIOS, load_scenario_file
+from triage.sandbox.world import SCENARIOS, ScenarioError, load_scenario_file
 
 HT_AUTH = {"Authorization": "Bearer sandbox-hightouch-key"}
 
@@ -114,3 +117,40 @@ def test_demo_scenario_loads_and_advances_to_the_end() -> None:
         notes.append(step.note)
     assert len(notes) == 11
     assert world.syncs["103"].disabled
+
+
+def runs_of(sandbox: Sandbox, query: str) -> tuple[int, Any]:
+    status, _, body = call(sandbox, "GET", f"/hightouch/api/v1/syncs/0/runs?{query}", HT_AUTH)
+    return status, body
+
+
+def test_runs_are_listed_in_the_order_the_scenario_sets_and_filtered_by_start_time() -> None:
+    world, sandbox = workspace(1)
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    for minute in range(4):
+        world.add_run("0", "success", at=start + timedelta(minutes=15 * minute))
+    _, body = runs_of(sandbox, "")
+    assert [r["id"] for r in body["data"]] == [1004, 1003, 1002, 1001]
+    world.load_scenario({"options": {"runs_order": "oldest_first"}})
+    _, body = runs_of(sandbox, "orderBy=createdAt")
+    assert [r["id"] for r in body["data"]] == [1001, 1002, 1003, 1004]
+    # `after` and `before` select runs started after / before a time; the bound itself is out
+    _, body = runs_of(sandbox, "after=2026-11-23T09:15:00.000Z&before=2026-11-23T09:45:00Z")
+    assert [r["id"] for r in body["data"]] == [1003]
+    _, body = runs_of(sandbox, "within=60")
+    assert body["data"] == []  # every run started more than an hour ago
+
+
+def test_what_hightouch_cannot_read_in_a_query_is_its_validation_error() -> None:
+    _, sandbox = workspace(1)
+    for query, name in [("after=yesterday", "after"), ("orderBy=status", "orderBy"), ("limit=ten", "limit")]:
+        status, body = runs_of(sandbox, query)
+        assert status == 422 and body["message"] == "Validation failed", query
+        assert body["details"][name]["value"] == query.split("=")[1]
+    status, _, body = call(sandbox, "GET", "/hightouch/api/v1/syncs?after=soon", HT_AUTH)
+    assert status == 422 and set(body["details"]) == {"after"}
+
+
+def test_a_scenario_names_a_runs_order_the_sandbox_knows() -> None:
+    with pytest.raises(ScenarioError, match="runs_order"):
+        World().load_scenario({"options": {"runs_order": "random"}}, "s.yaml")

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import responses
 
-from tests.sandboxed import SANDBOX_URL, environment, handled
+from tests.sandboxed import SANDBOX_URL, handled
 from triage.cli import main
 from triage.commit_state import GitError, ProtectedBranch, save
 from triage.commit_state import main as commit_state_main
 from triage.config import Config
 from triage.preflight import state_branch_findings
 from triage.render import Renderer
-from triage.sandbox import Sandbox
+from triage.sandbox import Sandbox, environment
 from triage.sandbox import World as SandboxWorld
 from triage.state_alarm import UnsavedContext, unsaved_message
 

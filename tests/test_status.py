@@ -175,7 +175,7 @@ def test_trigger_without_wait_prints_the_run_id(rsps: responses.RequestsMock) ->
     code, out = cli("trigger", "--sync-id", "7", "--full-resync")
     assert code == 0
     assert out == "triggered sync 7: run 55\n"
-    assert json.loads(rsps.calls[0].request.body) == {"fullResync": True}
+    assert json.loads(rsps.calls[0].request.body) == {"fullResync": True}  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.sandboxed import SANDBOX_URL, environment
+from tests.sandboxed import SANDBOX_URL
 from tests.tools import run_zizmor, zizmor
 from triage.cli import main
 from triage.commit_state import save
 from triage.config import parse_config
 from triage.errors import ConfigError
-from triage.sandbox import World
+from triage.sandbox import World, environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -2,5 +2,7 @@
 
 from triage.cli import entry_point
 
+__all__ = ["entry_point"]
+
 if __name__ == "__main__":
     entry_point()

@@ -45,7 +45,7 @@ from triage.health import report_health, run_url
 from triage.hightouch import HightouchClient
 from triage.http import HttpClient, Meter, Pacer, Throttle, WaitBudget, redact
 from triage.linear import LinearClient
-from triage.output import append_text, safe_stream
+from triage.output import append_text, safe_stream, workflow_command
 from triage.preflight import placeholder_warnings, preflight, state_branch_findings
 from triage.release import ReleaseError, parse_action, release_action
 from triage.render import Renderer, markdown_escape
@@ -69,6 +69,7 @@ from triage.template_check import check_templates, renders
 from triage.template_files import export_templates, template_listing
 from triage.tick import Services, Tick
 from triage.times import parse_iso_time
+from triage.virtual_time import clocks_from
 from triage.workspaces import select_workspace, state_path
 
 EXIT_OK = 0
@@ -306,7 +307,8 @@ def add_artifact_options(parser: argparse.ArgumentParser) -> None:
 
 def entry_point() -> None:
     """The `hightouch-triage` console script: the same CLI as `python -m triage`."""
-    sys.exit(main(prog=Path(sys.argv[0]).name if sys.argv[0].endswith("hightouch-triage") else "python -m triage"))
+    prog = Path(sys.argv[0]).name if sys.argv[0].endswith("hightouch-triage") else "python -m triage"
+    sys.exit(main(prog=prog, **clocks_from(os.environ)))  # TRIAGE_VIRTUAL_SLEEP: a testing knob
 
 
 def tick_now(environ: Mapping[str, str], now: Callable[[], datetime]) -> datetime:
@@ -689,7 +691,7 @@ def _health(
         log = logging.getLogger("triage")
         log.error("could not tell Slack about the tool's health: %s", exc)
         if environ.get("GITHUB_ACTIONS") == "true":  # the tick's own error, if any, is annotated already
-            out.write(f"::error title=hightouch-triage: Slack not told::{exc}\n")
+            out.write(workflow_command("error", str(exc), title="hightouch-triage: Slack not told"))
 
 
 def build_services(

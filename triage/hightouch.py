@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -29,6 +29,13 @@ from triage.signals import run_metrics
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # no maximum is documented; 100 is the documented default of List Syncs
+# A runs read covers the runs started since this long before the moment it looks back to
+# (far more than any margin the clocks need): one page for syncs that run every few minutes
+# to hourly, in either order. While the previous runs an alert shows are not yet found (a
+# sync that runs daily), earlier slices follow, each 4x longer, reaching 256 days back.
+RUNS_LOOKBACK = timedelta(hours=6)
+HISTORY_SLICES = 5
+SLICE_OVERLAP = timedelta(seconds=1)
 # 100,000 syncs or runs of one sync: far past any real workspace, and it bounds a server that never stops.
 MAX_PAGES = 1000
 
@@ -113,23 +120,52 @@ class HightouchClient:
 
     # -- runs ----------------------------------------------------------------
 
-    def list_runs(self, sync_id: str, enough: Callable[[list[Run]], bool]) -> list[Run]:
-        """Runs of one sync, paging until `enough(runs)` holds or there are no more.
+    def list_runs(
+        self, sync_id: str, enough: Callable[[list[Run]], bool], *, after: datetime | None = None
+    ) -> list[Run]:
+        """Runs of one sync, enough to decide by `enough(runs)`.
 
-        The API's order is undocumented, so paging stops early only once the
-        pages are seen to run newest first; otherwise every page is read.
+        Hightouch documents no order for runs (its own example lists them oldest first),
+        so a read is bounded by time, never by the order. With `after` — the moment
+        `enough` looks back to: the cursor run's time, the previous tick's, or now at a
+        baseline — the runs started since RUNS_LOOKBACK before it are read (every page),
+        then, while `enough` does not hold, earlier slices of time, each four times as
+        long, HISTORY_SLICES at most. Without `after`, every page is read. Either way,
+        paging stops early once `enough` holds on pages seen to come newest first.
         """
-        runs: list[Run] = []
-        offset = 0
         path = f"/syncs/{sync_id}/runs"
+        if after is None:
+            return self._read_runs(path, {}, [], enough)
+        start = after - RUNS_LOOKBACK
+        runs = self._read_runs(path, {"after": api_time(start)}, [], enough)
+        lookback = RUNS_LOOKBACK
+        for _ in range(HISTORY_SLICES):
+            if enough(runs):
+                break
+            end, lookback = start, lookback * 4
+            start = after - lookback
+            # Slices overlap a little: whether `after` and `before` include their bound is undocumented.
+            window = {"after": api_time(start), "before": api_time(end + SLICE_OVERLAP)}
+            runs = self._read_runs(path, window, runs, enough)
+        return runs
+
+    def _read_runs(
+        self, path: str, window: dict[str, str], runs: list[Run], enough: Callable[[list[Run]], bool]
+    ) -> list[Run]:
+        """`runs` and every run of the time `window` (all of them when it is empty), page by
+        page; pages seen to come newest first stop as soon as `enough` holds."""
+        runs = list(runs)
+        read: list[Run] = []
+        offset = 0
         pages = _Pages(f"GET {path}")
         while True:
-            body = self._get(path, params={"limit": PAGE_SIZE, "offset": offset})
+            body = self._get(path, params={"limit": PAGE_SIZE, "offset": offset, **window})
             page = [r for r in (parse_run(item) for item in _data(body, path)) if r is not None]
+            read.extend(page)
             runs.extend(page)
             if not pages.more(body, [r.id for r in page]):
                 return runs
-            if _newest_first(runs) and enough(runs):
+            if _newest_first(read) and enough(runs):
                 return runs
             offset += len(page)
 
@@ -142,8 +178,18 @@ class HightouchClient:
         return match, body
 
     def latest_run_id(self, sync_id: str) -> str | None:
-        """The id of the sync's newest run (by createdAt, then id), if it has run at all."""
-        runs = self.list_runs(sync_id, enough=lambda runs: True)
+        """The id of the sync's newest run (by id, then time), if it has run at all.
+
+        One page holds every run of a young sync. A longer history is read around the
+        sync's `lastRunAt`, so it costs a few requests in whatever order the API lists runs."""
+        path = f"/syncs/{sync_id}/runs"
+        body = self._get(path, params={"limit": PAGE_SIZE, "offset": 0})
+        runs = [r for r in (parse_run(item) for item in _data(body, path)) if r is not None]
+        if body.get("hasMore") and runs:
+            sync = self.get_sync(sync_id)
+            if sync is None:
+                raise NotFoundError(f"Hightouch GET /syncs/{sync_id}: not found (HTTP 404)")
+            runs += self.list_runs(sync_id, enough=bool, after=_time(sync.last_run_at))
         return max(runs, key=lambda r: r.sort_key).id if runs else None
 
     def trigger(self, sync_id: str, *, full_resync: bool = False) -> str:
@@ -274,6 +320,12 @@ class _Pages:
 
 def _newest_first(runs: list[Run]) -> bool:
     return len(runs) >= 2 and runs[0].sort_key > runs[-1].sort_key
+
+
+def api_time(moment: datetime) -> str:
+    """A time as Hightouch writes it (ISO 8601, UTC, milliseconds), rounded down."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _id(value: Any) -> str | None:

@@ -9,9 +9,11 @@ sleep on their own; only `HttpClient` waits, through an injected `sleep`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -273,7 +275,7 @@ class HttpClient:
         if session is None:
             session = requests.Session()
             # Room for every worker thread to keep its connection open.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+            adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=32)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.session = session
@@ -335,30 +337,31 @@ class HttpClient:
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One attempt, whole answer included, within `read_timeout` seconds overall.
 
-        requests' own timeout bounds each read, so a server that trickles a byte
-        at a time could hold a request forever. The attempt runs on a daemon
-        thread instead; past the deadline it is abandoned (its socket dies with
-        the process) and counted as a timeout.
+        requests' own timeout bounds each read, so a server that trickles a byte at a
+        time could hold a request forever. The attempt runs on the caller's thread; a
+        watchdog cuts its connection at the deadline, which ends any read at once, and
+        the cut attempt counts as a timeout. No thread is left reading a trickling answer.
         """
-        outcome: list[requests.Response | BaseException] = []
-
-        def attempt() -> None:
-            try:
-                outcome.append(
-                    self.session.request(method, url, timeout=(CONNECT_TIMEOUT, self.read_timeout), **kwargs)
-                )
-            except BaseException as exc:  # handed to the caller's thread
-                outcome.append(exc)
-
-        worker = threading.Thread(target=attempt, name=f"{self.name} request", daemon=True)
-        worker.start()
-        worker.join(self.read_timeout)
-        if not outcome:
+        attempt = _Attempt()
+        watchdog = threading.Thread(
+            target=attempt.watch, args=(self.read_timeout,), name=f"{self.name} deadline", daemon=True
+        )
+        _attempts.current = attempt
+        watchdog.start()
+        try:
+            response = self.session.request(method, url, timeout=(CONNECT_TIMEOUT, self.read_timeout), **kwargs)
+        except requests.RequestException as exc:
+            if attempt.finish() and not _never_connected(exc):  # a connection never opened proves more
+                raise AnswerTooSlow(f"no whole answer within {self.read_timeout:g}s") from None
+            raise
+        finally:
+            attempt.finish()
+            watchdog.join()
+            _attempts.current = None
+        if attempt.expired:  # cut in its headers, a truncated answer can even look whole
+            response.close()
             raise AnswerTooSlow(f"no whole answer within {self.read_timeout:g}s")
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return response
 
     def pace(self, seconds: float, endpoint: str) -> None:
         """Wait `seconds` for a pacer's slot: within the tick's time limit, not from the budget."""
@@ -405,6 +408,111 @@ class HttpClient:
 
 class AnswerTooSlow(requests.ReadTimeout):
     """The whole answer did not arrive within the request's overall deadline."""
+
+
+class _Attempt:
+    """The connection one request is using, so that its deadline can cut it.
+
+    The connection is known only once the pool hands it out (`DeadlineAdapter`'s pools
+    tell the attempt of their thread); a connection given back is let go first, so a
+    deadline never cuts one that another request has taken since."""
+
+    RECHECK = 0.05  # seconds between tries to cut a connection still opening at the deadline
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self.done = threading.Event()
+        self.expired = False
+
+    def using(self, connection: Any) -> None:
+        with self._lock:
+            self._connection = None if self.done.is_set() else connection
+
+    def released(self, connection: Any) -> None:
+        with self._lock:
+            if self._connection is connection:
+                self._connection = None
+
+    def watch(self, seconds: float) -> None:
+        """Wait until the attempt is done or `seconds` pass; then cut its connection, again
+        and again while it is still opening (it has no socket to cut yet)."""
+        if self.done.wait(seconds):
+            return
+        while not self._cut():
+            if self.done.wait(self.RECHECK):
+                return
+
+    def _cut(self) -> bool:
+        """Mark the attempt expired and cut its connection; False while there is none to
+        cut yet (not handed out, or no socket), so the watch goes on."""
+        with self._lock:
+            if self.done.is_set():
+                return True
+            self.expired = True
+            return self._connection is not None and _cut(self._connection)
+
+    def finish(self) -> bool:
+        """No more cutting; whether the deadline came first."""
+        with self._lock:
+            self.done.set()
+            self._connection = None
+            return self.expired
+
+
+_attempts = threading.local()  # the attempt each thread is making: `current`
+ATTEMPT = "_triage_attempt"  # the attempt a pooled connection serves, on the connection
+
+
+def _cut(connection: Any) -> bool:
+    """End the connection's socket for both directions: a read blocked on it returns at once
+    (unlike `close`, which leaves a blocked read waiting). Below TLS, so it works for both.
+    False when the connection has no socket yet."""
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return False
+    with contextlib.suppress(OSError):  # already closed
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    return True
+
+
+class _WatchedPool(urllib3.HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)
+        attempt = getattr(_attempts, "current", None)
+        if attempt is not None:
+            attempt.using(connection)
+            setattr(connection, ATTEMPT, attempt)
+        return connection
+
+    def _put_conn(self, conn: Any) -> None:
+        attempt = getattr(conn, ATTEMPT, None)
+        if attempt is not None:
+            attempt.released(conn)
+            setattr(conn, ATTEMPT, None)
+        super()._put_conn(conn)
+
+
+class _WatchedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
+    pass
+
+
+WATCHED_POOLS = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connection pools tell each request's deadline which connection
+    it is using, directly or through a proxy."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.PoolManager):
+            manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
 
 
 def _never_connected(exc: requests.RequestException) -> bool:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+
 from triage.errors import AnswerLost, ApiError, AuthError, ConfigError, OutOfTime
-from triage.http import HttpClient, Pacer, parsed_json
+from triage.http import HttpClient, Pacer, Verdict, default_verdict, parse_retry_after, parsed_json
 from triage.slack_ids import CHANNEL_ID as CHANNEL_ID  # re-exported for callers
 from triage.slack_ids import USER_ID as USER_ID
 
@@ -73,6 +75,12 @@ HISTORY_PAGES = 10  # 200 messages each: far more than one channel receives arou
 OPTIONAL_READS = ("conversations.", "reactions.", "chat.scheduled", "users.")
 
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+# Errors Slack answers with HTTP 200 that are about the moment, not the request: a rate limit
+# (chat.postMessage and chat.update list `rate_limited`; `ratelimited` is the 429's code)
+# proves nothing was done and is waited out; a server error is retried when the call is
+# idempotent (it may have taken effect: "some aspect of the operation succeeded").
+RATE_LIMIT_ERRORS = frozenset({"rate_limited", "ratelimited"})
+TRANSIENT_ERRORS = frozenset({"fatal_error", "request_timeout"})
 
 
 class SlackClient:
@@ -259,6 +267,7 @@ class SlackClient:
             headers=self._headers,
             json=payload if method == "POST" else None,
             params=payload if method == "GET" else None,
+            classify=slack_verdict,
         )
         if response.status_code >= 500 and not idempotent:
             # Slack may have posted it before failing to answer: looked up, never re-sent blind.
@@ -285,6 +294,25 @@ class SlackClient:
         if error in GONE_ERRORS:
             raise MessageGone(f"Slack {endpoint} in {channel!r}: {error}")
         raise ApiError(f"Slack {endpoint} to {channel!r} failed: {error}")
+
+
+def slack_verdict(response: requests.Response) -> Verdict:
+    """As `default_verdict`, and an `ok: false` answer whose error is a rate limit or a
+    server error means the same as the HTTP status would have (see RATE_LIMIT_ERRORS)."""
+    verdict = default_verdict(response)
+    if verdict.retry is not None or response.status_code >= 400:
+        return verdict
+    try:
+        body = parsed_json(response)
+    except ValueError:
+        return verdict
+    error = body.get("error") if isinstance(body, dict) and body.get("ok") is False else None
+    if error in RATE_LIMIT_ERRORS:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return Verdict("rate_limited", retry_after, f"rate limited ({error})")
+    if error in TRANSIENT_ERRORS:
+        return Verdict("transient", reason=str(error))
+    return verdict
 
 
 def message_metadata(kind: str, sync_id: str, run_id: str) -> dict[str, Any]:

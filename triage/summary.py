@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from triage.output import workflow_command
 from triage.render import TriageContext, markdown_escape
 
 
@@ -160,18 +161,15 @@ def _alert_row(ctx: TriageContext) -> str:
 
 def workflow_commands(summary: TickSummary, failure: str | None) -> str:
     """GitHub Actions workflow commands for the run's page: an error when the tick failed,
-    a warning when a limit deferred part of it."""
+    a warning when a limit deferred part of it. Marked as the tool's own, so the output
+    streams write them as commands (and only them)."""
     if failure:
-        return f"::error title=hightouch-triage tick failed::{_command_text(failure)}\n"
+        return workflow_command("error", failure, title="hightouch-triage tick failed")
     if summary.listing_deferred or summary.deferred:
         why = summary.listing_deferred or summary.deferred_why
         count = len(summary.deferred)
         what = "the sync listing" if summary.listing_deferred else f"{count} sync{'s' if count != 1 else ''}"
-        message = _command_text(f"{what} deferred to the next tick: {why}")
-        return f"::warning title=hightouch-triage tick deferred::{message}\n"
+        return workflow_command(
+            "warning", f"{what} deferred to the next tick: {why}", title="hightouch-triage tick deferred"
+        )
     return ""
-
-
-def _command_text(text: str) -> str:
-    """A workflow command's message: %, CR and LF escaped as GitHub requires."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

@@ -1,8 +1,10 @@
 """The fault matrix: every API and every fault, and kill -9 at each step of handling a sync.
 
-Each case runs the real CLI against the sandbox: a clean baseline tick, then new
+Each case runs against the sandbox on 127.0.0.1: a clean baseline tick, then new
 failed runs (alpha fails 3 times: Slack and a Linear issue; beta once: Slack
-only), one tick with the fault, and ticks until nothing changes any more. Then:
+only), one tick with the fault — the real CLI in its own process, so it can be
+killed or cut off — and ticks until nothing changes any more (in-process: they
+only read what the faulty process left behind). Then:
 every failed run was alerted exactly once — also where a send's answer was lost
 (a kill right after Slack took the message, a Slack timeout), since the next
 tick finds it in the channel's history; one extra message is allowed only when
@@ -12,6 +14,7 @@ file parsed after every tick, and a rate limit never failed a tick.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -26,7 +29,9 @@ import pytest
 import yaml
 
 from tests.slack_payloads import assert_slack_accepts, is_health
+from triage.cli import main
 from triage.sandbox import SandboxServer, World
+from triage.virtual_time import clocks_from
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """\
@@ -36,7 +41,7 @@ linear:
   escalation_threshold: 3
 triage:
   wait_budget_seconds: 3
-  request_timeout_seconds: 2
+  request_timeout_seconds: 1
 """
 SYNCS = {"1": "alpha", "2": "beta", "3": "gamma"}
 NEW_FAILURES = {"alpha": 3, "beta": 1}
@@ -70,7 +75,7 @@ def fault_cases() -> list[Case]:
             Case(f"{api}-429-past-budget", api, {**target, "status": 429, "retry_after": "3600"}),
             # Reads are retried within a tick, so outlast that; a create or post gets one try a tick.
             Case(f"{api}-500", api, {**target, "status": 500, "times": 6 if api == "hightouch" else 2}),
-            Case(f"{api}-timeout", api, {**target, "delay": 3.0}),  # done remotely; the answer never came
+            Case(f"{api}-timeout", api, {**target, "delay": 1.5}),  # done remotely; the answer never came
             Case(f"{api}-malformed-json", api, {**target, "malformed": True, "times": 2}),
             Case(f"{api}-connection-refused", api, refuse=True),
         ]
@@ -108,16 +113,32 @@ class Harness:
         self.state = tmp_path / "state" / "state.yaml"
         self.exit_codes: list[int] = []
 
+    def in_process_tick(self) -> int:
+        """A tick run by `main` in this process: the baseline every case starts from, and the
+        ticks that carry on after the faulty one (which alone needs a real process, to be
+        killed or cut off). Same code, same sandbox over HTTP; its waits on a virtual clock."""
+        assert self.world.wait_idle()
+        code = main(
+            ["run", "--config", str(self.config), "--state", str(self.state)],
+            environ=self.server.environment(),
+            stdout=io.StringIO(),
+            **clocks_from({"TRIAGE_VIRTUAL_SLEEP": "1"}),
+        )
+        self.exit_codes.append(code)
+        self._check_state_parses()
+        return code
+
     def tick(self, *, refuse: str | None = None, kill_on: tuple[str, str] | None = None) -> int:
         # Ticks are minutes apart in real life: let any answer still on its way land first.
         assert self.world.wait_idle()
-        env = {**os.environ, **self.server.environment(), "PYTHONPATH": str(ROOT)}
+        # The tool's waits (back-offs, Retry-After) pass on a virtual clock: no tick sleeps.
+        env = {**os.environ, **self.server.environment(), "PYTHONPATH": str(ROOT), "TRIAGE_VIRTUAL_SLEEP": "1"}
         if refuse is not None:
             env[f"{refuse.upper()}_API_URL"] = f"http://127.0.0.1:{closed_port()}/x"
         process = subprocess.Popen(
             [sys.executable, "-m", "triage", "run", "--config", str(self.config), "--state", str(self.state)],
             env=env,
-            cwd=ROOT,
+            cwd=self.config.parent,  # outside the repository: its config.yaml and templates/ play no part
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -133,7 +154,7 @@ class Harness:
         return process.returncode
 
     def _killer(self, process: subprocess.Popen[str], kill_on: tuple[str, str]) -> Any:
-        fired = []
+        fired: list[bool] = []
 
         def on_request(api: str, method: str, path: str, body: bytes) -> None:
             target_api, marker = kill_on
@@ -155,10 +176,11 @@ class Harness:
         return len(self.world.slack_messages), len(self.world.linear_issues), text
 
     def settle(self, limit: int = 6) -> None:
-        """Tick until a tick changes nothing (and no fault is left to fire)."""
+        """Tick until a tick changes nothing (and no fault is left to fire): the faulty tick's
+        process is gone, and what it left (state, journal, messages, issues) is all there is."""
         for _ in range(limit):
             before = self.snapshot()
-            code = self.tick()
+            code = self.in_process_tick()
             if code == 0 and self.snapshot() == before and not any(f.times > 0 for f in self.world.faults):
                 return
         raise AssertionError("the scenario did not settle")
@@ -183,7 +205,7 @@ def start(tmp_path: Path) -> tuple[SandboxServer, Harness]:
         server.world.add_sync(sync_id, name, destination=f"Dest {name}", model=f"Model {name}")
         server.world.add_run(sync_id, "success")
     harness = Harness(server, tmp_path)
-    assert harness.tick() == 0  # baseline
+    assert harness.in_process_tick() == 0  # the baseline
     world = server.world
     for _ in range(NEW_FAILURES["alpha"]):
         world.add_run("1", "failed", error="INVALID_EMAIL_ADDRESS")

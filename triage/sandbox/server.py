@@ -16,8 +16,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -64,6 +64,33 @@ TRICKLE_HEADER = "X-Sandbox-Trickle"
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
     return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode()
+
+
+def _validation_failed(name: str, message: str, value: str) -> Answer:
+    """Hightouch's answer to a query parameter it cannot read (its `ValidateErrorJSON`)."""
+    return _json(422, {"message": "Validation failed", "details": {name: {"message": message, "value": value}}})
+
+
+def _query_time(query: Mapping[str, str], name: str) -> datetime | None:
+    """An ISO 8601 time from the query (UTC when it names no zone), or None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(query[name].replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _invalid_time(query: Mapping[str, str], name: str) -> Answer:
+    return _validation_failed(name, "invalid ISO 8601 datetime format, i.e. YYYY-MM-DDTHH:mm:ss", query[name])
+
+
+# List Sync Runs' orderBy values, as the sort key of a sandbox run (startedAt is createdAt here).
+RUN_ORDERS: dict[str, Callable[[SandboxRun], Any]] = {
+    "id": lambda run: run.id,
+    "createdAt": lambda run: (run.created_at, run.id),
+    "startedAt": lambda run: (run.created_at, run.id),
+    "finishedAt": lambda run: (run.finished_at or datetime.max.replace(tzinfo=UTC), run.id),
+}
 
 
 class Sandbox:
@@ -178,7 +205,9 @@ class Sandbox:
             if method == "GET" and path == "/syncs":
                 syncs = list(world.syncs.values())
                 if "after" in query:  # syncs that ran after the given time
-                    after = datetime.fromisoformat(query["after"].replace("Z", "+00:00"))
+                    after = _query_time(query, "after")
+                    if after is None:
+                        return _invalid_time(query, "after")
                     syncs = [s for s in syncs if s.last_run_at is not None and s.last_run_at > after]
                     world.stats["hightouch_after_listing"] += 1
                 if query.get("orderBy") == "id":
@@ -199,12 +228,7 @@ class Sandbox:
                     return self._trigger(sync.id)
                 if method != "GET":
                     return _json(405, {"message": "Method not allowed"})
-                runs = sorted(sync.runs, key=lambda r: r.id, reverse=world.newest_first)
-                if "runId" in query:
-                    runs = [r for r in runs if str(r.id) == query["runId"]]
-                    for run in runs:
-                        self._progress_triggered(sync.id, run.id)
-                return self._page(runs, query)
+                return self._runs(sync, query)
             match = re.fullmatch(r"/(destinations|models)/([^/]+)", path)
             if match and method == "GET":
                 table = world.destinations if match.group(1) == "destinations" else world.models
@@ -218,13 +242,43 @@ class Sandbox:
                 return _json(200, found)
         return _json(404, {"message": f"no such endpoint {method} {path}"})
 
+    def _runs(self, sync: SandboxSync, query: dict[str, str]) -> Answer:
+        """List Sync Runs: `runId`, the time filters on startedAt (`after`, `before`,
+        `within` minutes), `orderBy`, in the direction the scenario sets (`runs_order`:
+        Hightouch documents none, and its reference's example lists runs oldest first)."""
+        world = self.world
+        order = query.get("orderBy", "id")
+        if order not in RUN_ORDERS:
+            return _validation_failed("orderBy", f"should be one of the following; {list(RUN_ORDERS)}", order)
+        runs = list(sync.runs)
+        for name in ("after", "before"):
+            if name in query:
+                bound = _query_time(query, name)
+                if bound is None:
+                    return _invalid_time(query, name)
+                runs = [r for r in runs if (r.created_at > bound if name == "after" else r.created_at < bound)]
+        if "within" in query:
+            try:
+                since = datetime.now(UTC) - timedelta(minutes=float(query["within"]))
+            except (ValueError, OverflowError):
+                return _validation_failed("within", "invalid float number", query["within"])
+            runs = [r for r in runs if r.created_at > since]
+        runs.sort(key=RUN_ORDERS[order], reverse=world.newest_first)
+        if "runId" in query:
+            runs = [r for r in runs if str(r.id) == query["runId"]]
+            for run in runs:
+                self._progress_triggered(sync.id, run.id)
+        return self._page(runs, query)
+
     def _page(self, items: Sequence[SandboxSync | SandboxRun], query: dict[str, str]) -> Answer:
         """One page, as Hightouch pages: limit (capped at 100), offset, hasMore."""
-        try:
-            limit = min(max(int(query.get("limit", MAX_PAGE)), 1), MAX_PAGE)
-            offset = max(int(query.get("offset", 0)), 0)
-        except ValueError:
-            return _json(422, {"message": "Validation failed", "details": "limit and offset are numbers"})
+        for name in ("limit", "offset"):
+            try:
+                float(query.get(name, 0))
+            except ValueError:
+                return _validation_failed(name, "invalid float number", query[name])
+        limit = min(max(int(float(query.get("limit", MAX_PAGE))), 1), MAX_PAGE)
+        offset = max(int(float(query.get("offset", 0))), 0)
         page = [item.to_json() for item in items[offset : offset + limit]]
         has_more = offset + limit < len(items) or "_always_more" in query
         return _json(200, {"data": page, "hasMore": has_more})

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ import yaml
 
 PENDING = ("queued", "querying", "processing", "reporting")
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+RUNS_ORDERS = ("newest_first", "oldest_first")
 
 
 class ScenarioError(ValueError):
@@ -38,7 +39,7 @@ class SandboxRun:
     created_at: datetime
     finished_at: datetime | None
     error: str | None = None
-    rows: dict[str, int | None] = field(default_factory=dict)
+    rows: dict[str, Any] = field(default_factory=dict)  # counts, and query_size / completion_ratio
 
     def to_json(self) -> dict[str, Any]:
         added = self.rows.get("added", 100)
@@ -167,6 +168,7 @@ class World:
         # The world's own clock: when runs happen and messages are posted. A harness that sets
         # the tool's time (TRIAGE_NOW) sets this too, so durations read as they would.
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # The direction runs are listed in (Hightouch documents none): scenario option runs_order.
         self.newest_first = True
         self.rate_limit = False
         self.rate_limit_requests = 200
@@ -239,7 +241,7 @@ class World:
         status: str,
         *,
         error: str | None = None,
-        rows: dict[str, int | None] | None = None,
+        rows: Mapping[str, Any] | None = None,
         at: datetime | None = None,
         run_id: int | None = None,
     ) -> SandboxRun:
@@ -254,7 +256,7 @@ class World:
                 created_at=moment,
                 finished_at=None if status in PENDING else moment + timedelta(seconds=1),
                 error=error if error or status != "failed" else "Destination rejected the batch",
-                rows=rows or {},
+                rows=dict(rows or {}),
             )
             sync.runs.append(run)
             sync.last_run_at = moment
@@ -277,7 +279,10 @@ class World:
     def load_scenario(self, data: dict[str, Any], source: str = "scenario") -> None:
         with self.lock:
             options = data.get("options") or {}
-            self.newest_first = options.get("runs_order", "newest_first") == "newest_first"
+            order = options.get("runs_order", "newest_first")
+            if order not in RUNS_ORDERS:
+                raise ScenarioError(f"{source}: options: runs_order is one of {', '.join(RUNS_ORDERS)}, not {order!r}")
+            self.newest_first = order == "newest_first"
             self.rate_limit = bool(options.get("rate_limit", False))
             self.latency = float(options.get("latency_ms", 0)) / 1000
             if "slack_rate" in options:  # messages a second per channel, as Slack allows
