@@ -3,13 +3,14 @@ issue per team for one cause, complete storm summaries, and the previous release
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.sandboxed import Workspace, mounted
+from tests.sandboxed import START, Workspace, mounted
 from triage.sandbox import World
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -184,7 +185,8 @@ def test_a_state_file_of_the_previous_release_carries_on_without_repeats(tmp_pat
             parent = {"channel": "#data-alerts", "channel_id": "CDATAALERTS", "ts": ts, "text": text, "blocks": []}
             world.slack_messages.append(parent)
         seeded = len(world.slack_messages)
-        ws.ticks = 4
+        ws.ticks = 700  # a week on: after the times the file was written at
+        world.now = lambda: START + timedelta(minutes=15 * 700 - 5)
         world.add_run("1", "failed", error="Salesforce: UNABLE_TO_LOCK_ROW on record 3")
         world.add_run("2", "success")
         code, _ = ws.tick()

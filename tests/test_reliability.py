@@ -3,13 +3,14 @@ through the sandbox as a person would see it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.sandboxed import Workspace, mounted
+from tests.sandboxed import START, Workspace, mounted
 from tests.slack_payloads import is_health
 from triage.sandbox import World
 from triage.sandbox.world import Fault
@@ -305,3 +306,21 @@ def test_a_refused_linear_key_never_holds_back_slack_and_escalates_once_it_works
         world.linear_key = good_key
         assert ws.tick()[0] == 0  # no new run: the pending escalations are retried
     assert len(world.linear_issues) == 2
+
+
+def test_a_checked_sync_reads_its_recent_runs_whatever_order_the_api_lists_them_in(tmp_path: Path) -> None:
+    """A month of 15-minute runs listed oldest first: the tick reads the runs since the cursor
+    (less a margin), not the whole history page by page."""
+    world = World()
+    world.newest_first = False
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL)
+        world.add_sync("1", "contacts")
+        for step in range(30 * 96, 0, -1):
+            world.add_run("1", "failed" if step == 7 else "success", at=START - timedelta(minutes=15 * step))
+        ws.tick()  # the baseline
+        world.add_run("1", "failed")
+        assert ws.tick()[0] == 0
+        reads = [r for r in world.request_log if r == "hightouch GET /syncs/1/runs"]
+    assert len(world.slack_messages) == 1
+    assert len(reads) <= 2

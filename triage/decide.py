@@ -157,6 +157,21 @@ def enough_runs(runs: list[Run], known: SyncState | None, ctx: TickContext, conf
     return len(old) >= wanted
 
 
+def read_from(known: SyncState | None, ctx: TickContext) -> datetime | None:
+    """The moment a sync's runs are read back to (List Sync Runs `after=`, less a margin):
+    where `enough_runs` looks back to — the cursor run's time, a lazy baseline's, the previous
+    tick's for a sync first seen now, the tick's own at the baseline. None: read every page."""
+    if known is not None and known.cursor_run_id is not None:
+        return parse_iso_time(known.cursor_at)
+    if known is not None and known.since is not None:
+        return parse_iso_time(known.since)
+    if known is not None:
+        return None  # remembered, never settled: every page
+    if ctx.baseline or ctx.previous_tick_at is None:
+        return ctx.now
+    return ctx.previous_tick_at
+
+
 @dataclass(frozen=True)
 class Alert:
     """One Slack message: the newest new failure of a sync and what led to it."""

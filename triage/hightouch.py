@@ -146,7 +146,12 @@ class HightouchClient:
             start = after - lookback
             # Slices overlap a little: whether `after` and `before` include their bound is undocumented.
             window = {"after": api_time(start), "before": api_time(end + SLICE_OVERLAP)}
+            known = {r.id for r in runs}
             runs = self._read_runs(path, window, runs, enough)
+            if all(r.id in known for r in runs):
+                # Nothing earlier in a slice four times longer than the last: a young sync, or
+                # a long pause. What was read is the history there is to show.
+                break
         return runs
 
     def _read_runs(

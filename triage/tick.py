@@ -46,6 +46,7 @@ from triage.decide import (
     listing_after,
     never_ran_state,
     plan_tick,
+    read_from,
     silent_now,
     still_due,
 )
@@ -463,7 +464,9 @@ class Tick:
             []
             if sync.id in self._unread_ok
             else self.services.hightouch.list_runs(
-                sync.id, enough=lambda fetched: enough_runs(fetched, known, ctx, self.config)
+                sync.id,
+                enough=lambda fetched: enough_runs(fetched, known, ctx, self.config),
+                after=read_from(known, ctx),  # bounded by time, whatever order the API lists runs in
             )
         )
         decision = decide_sync(
