@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+from triage.state import fsync_dir
 from triage.times import parse_iso_time
 
 HISTORY_FILE = "incidents.jsonl"  # beside state.yaml, so commit_state commits it with the state
@@ -98,7 +99,7 @@ def append_closed(path: Path, record: ClosedIncident) -> str | None:
             handle.flush()
             os.fsync(handle.fileno())
         if created:
-            _fsync_dir(path.parent)  # the new file's name must survive a crash too
+            fsync_dir(path.parent)  # the new file's name must survive a crash too
     except OSError as exc:
         return f"{path}: cannot record the closed incident of sync {record.sync_id} ({exc.strerror or exc})"
     return None
@@ -246,16 +247,4 @@ def _replace(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename or a new name in `directory` durable (best effort where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)

@@ -504,7 +504,7 @@ def _answered(
             actions.append(action)
         return actions
     incident = decision.state.incident
-    latest = _latest_context(decision, facts)
+    latest = _latest_context(decision, facts, rules.runbooks)
     if incident is None or latest is None or not incident.threads:
         return actions
     route = decision.route
@@ -571,21 +571,11 @@ def _no_retry(decision: SyncDecision, rules: IncidentRules, now: datetime) -> st
     return ""
 
 
-def _latest_context(decision: SyncDecision, facts: Facts) -> TriageContext | None:
+def _latest_context(
+    decision: SyncDecision, facts: Facts, runbooks: tuple[tuple[str, str], ...]
+) -> TriageContext | None:
     """The incident as its first message shows it: its newest failure, new this tick or not."""
-    alert = decision.alert or decision.escalation or decision.latest
-    if alert is None:
-        return None
-    route = decision.route
-    ctx = build_context(
-        alert,
-        destination=facts.destination,
-        model=facts.model,
-        url=facts.url,
-        threshold=route.escalation_threshold,
-        escalates=route.escalate,
-    )
-    return with_incident(ctx, decision.state.incident)
+    return _context(replace(decision, alert=decision.alert or decision.escalation or decision.latest), facts, runbooks)
 
 
 def _worth_a_comment(incident: Incident, streak: int, error: str) -> bool:

@@ -123,7 +123,7 @@ class StateStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self.journal_path.unlink(missing_ok=True)
 
     def _load_file(self) -> State:
@@ -478,7 +478,8 @@ def _optional_str(value: Any) -> str | None:
     return str(value)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a file renamed into it) survive a crash."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
