@@ -1,5 +1,7 @@
-"""The pure decision core: given syncs, runs, state and config, decide what to
-alert and what to remember. No I/O here, so every rule is a unit test on data.
+"""The judge: the first pure stage. Per sync, from its runs and what state remembers:
+which runs are new, what its incident becomes (opened, repeated, escalated, a signal,
+recovered) and whether a Linear step is due. What spans syncs, and every action, is the
+plan's (plan.py). No I/O here, so every rule is a unit test on data.
 
 Guarantees:
 - a settled run is judged exactly once: it is handled only when it lies after

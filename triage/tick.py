@@ -7,8 +7,10 @@
 - execute (execute.py): each action by its handler, every write sent once and journaled;
 - record: the answers folded into state (fold.py) and the state saved.
 
-This module wires the stages together and decides nothing: what to say, to whom and where
-is the plan's; it reads no channel or team from config.
+This module wires the stages together: what to say, to whom and where is the plan's. What
+is left here is when to read (which syncs, how far back, what people said on their
+incidents) and the tick's own housekeeping — the watchdog message in the default channel
+and the digest at its time.
 
 Guarantees:
 - a sync's new state is recorded only after its Slack messages went out, so a failure to
