@@ -93,8 +93,7 @@ def test_four_ticks_baseline_flake_escalation_then_existing_issue(tmp_path: Path
     assert code == 0, out
     assert ht.requests == [
         "GET /syncs?offset=0",
-        "GET /syncs/1/runs?offset=0",  # the runs since its boundary (less a margin) …
-        "GET /syncs/1/runs?offset=0",  # … and one earlier slice: it has no older runs to show
+        "GET /syncs/1/runs?offset=0",  # the runs since its boundary, less a margin: it is younger than that
         "GET /destinations/10",
         "GET /models/20",
     ]

@@ -121,7 +121,12 @@ class HightouchClient:
     # -- runs ----------------------------------------------------------------
 
     def list_runs(
-        self, sync_id: str, enough: Callable[[list[Run]], bool], *, after: datetime | None = None
+        self,
+        sync_id: str,
+        enough: Callable[[list[Run]], bool],
+        *,
+        after: datetime | None = None,
+        created: datetime | None = None,
     ) -> list[Run]:
         """Runs of one sync, enough to decide by `enough(runs)`.
 
@@ -131,13 +136,16 @@ class HightouchClient:
         baseline — the runs started since RUNS_LOOKBACK before it are read (every page),
         then, while `enough` does not hold, earlier slices of time, each four times as
         long, HISTORY_SLICES at most. Without `after`, every page is read. Either way,
-        paging stops early once `enough` holds on pages seen to come newest first.
+        paging stops early once `enough` holds on pages seen to come newest first. `created`
+        (the sync's creation) ends the look back: a young sync has no earlier runs to find.
         """
         path = f"/syncs/{sync_id}/runs"
         if after is None:
             return self._read_runs(path, {}, [], enough)
         start = after - RUNS_LOOKBACK
         runs = self._read_runs(path, {"after": api_time(start)}, [], enough)
+        if created is not None and start <= created:
+            return runs
         lookback = RUNS_LOOKBACK
         for _ in range(HISTORY_SLICES):
             if enough(runs):
@@ -146,12 +154,9 @@ class HightouchClient:
             start = after - lookback
             # Slices overlap a little: whether `after` and `before` include their bound is undocumented.
             window = {"after": api_time(start), "before": api_time(end + SLICE_OVERLAP)}
-            known = {r.id for r in runs}
             runs = self._read_runs(path, window, runs, enough)
-            if all(r.id in known for r in runs):
-                # Nothing earlier in a slice four times longer than the last: a young sync, or
-                # a long pause. What was read is the history there is to show.
-                break
+            if created is not None and start <= created:
+                break  # the slice reaches back past the sync's creation: there is nothing earlier
         return runs
 
     def _read_runs(
@@ -398,6 +403,7 @@ def parse_sync(item: dict[str, Any]) -> Sync | None:
         tags=tuple(sorted((text(k), text(v)) for k, v in tags.items())) if isinstance(tags, dict) else (),
         status=text(item["status"]) if isinstance(item.get("status"), str) else None,
         schedule=json.dumps(schedule, sort_keys=True) if isinstance(schedule, dict) else None,
+        created_at=_time(item.get("createdAt")),
     )
 
 

@@ -84,6 +84,7 @@ class Sync:
     tags: tuple[tuple[str, str], ...] = ()  # Hightouch sync tags (e.g. env: production), sorted
     status: str | None = None  # the listed status: its latest run's (success, failed, processing, …)
     schedule: str | None = None  # its schedule as Hightouch sent it (JSON text); None: manual
+    created_at: datetime | None = None  # when it was created: no run is older
 
     @property
     def healthy(self) -> bool:

@@ -469,6 +469,7 @@ class Tick:
                 sync.id,
                 enough=lambda fetched: enough_runs(fetched, known, ctx, self.config),
                 after=read_from(known, ctx),  # bounded by time, whatever order the API lists runs in
+                created=sync.created_at,
             )
         )
         decision = decide_sync(

@@ -222,6 +222,7 @@ class World:
                 disabled=disabled,
                 tags=dict(tags or {}),
                 schedule=schedule,
+                created_at=self.now(),
             )
             self.syncs[sync_id] = sync
             return sync
@@ -260,6 +261,7 @@ class World:
             )
             sync.runs.append(run)
             sync.last_run_at = moment
+            sync.created_at = min(sync.created_at, moment)  # no sync has a run older than itself
             return run
 
     def finish_run(self, sync_id: str, status: str, error: str | None = None) -> None:
