@@ -195,6 +195,8 @@ def join_groups(groups: dict[str, Group], decisions: list[SyncDecision], now: da
         incident = decision.state.incident
         if not decision.opened or incident is None or incident.cause is None or decision.alert is None:
             continue
+        if incident.signal != "failed":
+            continue  # a signal is the sync's own trouble: nothing to group with
         group = result.get(incident.cause) or Group(
             signature=incident.cause, cause=first_line(decision.alert.run.error), opened_at=iso_time(now) or ""
         )
