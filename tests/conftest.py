@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import responses
 
+from tests import user_files
 from tests.fakes import World
 from tests.sandboxed import Workspace, mounted
 from triage.sandbox import World as SandboxWorld
@@ -40,3 +42,11 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
     world.newest_first = False
     with mounted(world):
         yield Workspace(tmp_path, world)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CI records which tests read the team's own files (config.yaml, templates/, .github/)
+    # into the folder this names, for `.ci/customised` to run just those on a customised copy.
+    folder = os.environ.get("TRIAGE_USER_FILE_READERS")
+    if folder:
+        config.pluginmanager.register(user_files.Recording(Path(folder)), "user-file-readers")
