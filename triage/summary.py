@@ -62,32 +62,22 @@ def format_summary(summary: TickSummary, dry_run: bool) -> str:
         lines.insert(1, "  first tick: baseline recorded, no alerts sent")
     if summary.recovered:
         lines.append(f"  recovered: {', '.join(summary.recovered)}")
-    if summary.unconfirmed:
-        lines.append(
-            f"  unconfirmed: {len(summary.unconfirmed)} Slack message(s) whose answer was lost; "
-            "the next tick looks them up in Slack before sending anything again"
-        )
-        lines.extend(f"    - {e}" for e in summary.unconfirmed)
-    if summary.linear_errors:
-        lines.append(f"  Linear failed: {len(summary.linear_errors)} (those escalations are retried next tick)")
-        lines.extend(f"    - {e}" for e in summary.linear_errors)
-    if summary.abandoned:
-        lines.append(f"  threads abandoned (their channel cannot be reached): {len(summary.abandoned)}")
-        lines.extend(f"    - {e}" for e in summary.abandoned)
-    if summary.errors_noted:
-        lines.append(f"  refused and said so in the thread: {len(summary.errors_noted)}")
-        lines.extend(f"    - {e}" for e in summary.errors_noted)
-    if summary.dm_errors:
-        lines.append(f"  direct messages not delivered: {len(summary.dm_errors)}")
-        lines.extend(f"    - {e}" for e in summary.dm_errors)
-    if summary.errors:
-        lines.append(f"  errors: {len(summary.errors)} (those syncs are retried next tick)")
-        lines.extend(f"    - {e}" for e in summary.errors)
-    if summary.config_errors:
-        lines.append(
-            f"  configuration errors: {len(summary.config_errors)} (those alerts wait until config.yaml is fixed)"
-        )
-        lines.extend(f"    - {e}" for e in summary.config_errors)
+    # Each kind of trouble: its count in the heading, then one line per item.
+    for items, heading in (
+        (
+            summary.unconfirmed,
+            "unconfirmed: {} Slack message(s) whose answer was lost; "
+            "the next tick looks them up in Slack before sending anything again",
+        ),
+        (summary.linear_errors, "Linear failed: {} (those escalations are retried next tick)"),
+        (summary.abandoned, "threads abandoned (their channel cannot be reached): {}"),
+        (summary.errors_noted, "refused and said so in the thread: {}"),
+        (summary.dm_errors, "direct messages not delivered: {}"),
+        (summary.errors, "errors: {} (those syncs are retried next tick)"),
+        (summary.config_errors, "configuration errors: {} (those alerts wait until config.yaml is fixed)"),
+    ):
+        if items:
+            lines += ["  " + heading.format(len(items)), *(f"    - {e}" for e in items)]
     return "\n".join(lines) + "\n"
 
 
