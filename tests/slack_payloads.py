@@ -26,3 +26,19 @@ def assert_slack_accepts(payload: dict[str, Any]) -> None:
 def is_health(message: dict[str, Any]) -> bool:
     """Whether a message is the tool speaking of itself, not an alert about a sync."""
     return "*hightouch-triage " in str(message.get("text", ""))
+
+
+def posted(message: dict[str, Any]) -> str:
+    """The text a message notified people with when it was posted (the first message is
+    edited as things change, and an edit notifies no one)."""
+    return str(message.get("posted_text") or message["text"])
+
+
+def text_of(message: dict[str, Any]) -> str:
+    """A message's blocks as it shows them now."""
+    return "\n\n".join(b["text"]["text"] for b in message.get("blocks") or [])
+
+
+def replies(world: Any) -> list[dict[str, Any]]:
+    """Every thread reply the sandbox's Slack holds."""
+    return [m for m in world.slack_messages if "thread_ts" in m]

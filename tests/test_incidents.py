@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.sandboxed import START, Workspace, mounted
+from tests.slack_payloads import posted, replies, text_of
 from triage.sandbox import World
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -18,19 +19,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def top_level(world: World, channel: str = "#data-alerts") -> list[dict[str, Any]]:
     return [m for m in world.slack_messages if m["channel"] == channel and "thread_ts" not in m]
-
-
-def replies(world: World) -> list[dict[str, Any]]:
-    return [m for m in world.slack_messages if "thread_ts" in m]
-
-
-def posted(message: dict[str, Any]) -> str:
-    """The text a message notified people with (an edit notifies no one)."""
-    return str(message.get("posted_text") or message["text"])
-
-
-def text_of(message: dict[str, Any]) -> str:
-    return "\n\n".join(b["text"]["text"] for b in message.get("blocks") or [])
 
 
 def test_a_ten_failure_incident_pings_twice_dms_once_and_replies_in_one_line(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.sandboxed import START, Workspace, mounted
-from tests.slack_payloads import is_health
+from tests.slack_payloads import is_health, posted, text_of
 from triage.sandbox import World
 
 CONFIG = 'slack:\n  channel: "#data-alerts"\n  mention: [S0DATATEAM]\nlinear:\n  escalation_threshold: 1\n'
@@ -19,15 +19,6 @@ HOURLY = {"type": "interval", "schedule": {"interval": {"quantity": 1, "unit": "
 
 def alerts(world: World) -> list[dict[str, Any]]:
     return [m for m in world.slack_messages if not is_health(m)]
-
-
-def posted(message: dict[str, Any]) -> str:
-    """What a message said when it was posted (the first message is edited as things change)."""
-    return str(message.get("posted_text") or message["text"])
-
-
-def text_of(message: dict[str, Any]) -> str:
-    return "\n\n".join(b["text"]["text"] for b in message.get("blocks") or [])
 
 
 def baseline(tmp_path: Path, world: World, config: str = CONFIG, **sync: Any) -> Workspace:

@@ -10,7 +10,7 @@ from typing import Any
 import requests
 
 from tests.sandboxed import START, Workspace, mounted
-from tests.slack_payloads import is_health
+from tests.slack_payloads import is_health, replies, text_of
 from triage.sandbox import World
 
 CONFIG = 'slack:\n  channel: "#data-alerts"\n  mention: [S0DATATEAM]\n'
@@ -18,14 +18,6 @@ CONFIG = 'slack:\n  channel: "#data-alerts"\n  mention: [S0DATATEAM]\n'
 
 def first_message(world: World) -> dict[str, Any]:
     return next(m for m in world.slack_messages if "thread_ts" not in m and not is_health(m))
-
-
-def text_of(message: dict[str, Any]) -> str:
-    return "\n\n".join(b["text"]["text"] for b in message.get("blocks") or [])
-
-
-def replies(world: World) -> list[dict[str, Any]]:
-    return [m for m in world.slack_messages if "thread_ts" in m]
 
 
 def failing_and_told(tmp_path: Path, world: World, config: str = CONFIG) -> Workspace:
