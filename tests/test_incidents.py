@@ -144,12 +144,14 @@ def test_a_storm_summary_counts_every_sync_and_cause_and_a_lost_answer_leaves_on
 
 
 def test_a_state_file_of_the_previous_release_carries_on_without_repeats(tmp_path: Path) -> None:
+    """Both files as the previous release wrote them: its state file and its config.yaml."""
     world = World()
     state = tmp_path / "state" / "state.yaml"
     state.parent.mkdir()
     state.write_text((FIXTURES / "state_v1.yaml").read_text())
     with mounted(world):
-        ws = Workspace(tmp_path, world, 'slack:\n  channel: "#data-alerts"\nlinear:\n  team: DATA\n')
+        ws = Workspace(tmp_path, world)
+        ws.config.write_text((FIXTURES / "config_v1.yaml").read_text())
         world.add_sync("1", "contacts")
         world.add_sync("2", "deals")
         world.add_sync("3", "orders")
