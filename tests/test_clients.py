@@ -124,6 +124,34 @@ def test_destination_and_model_names_are_fetched_once_per_id(world: World, hight
     assert world.hightouch.requests == ["GET /destinations/10", "GET /models/20"]
 
 
+def test_many_names_wanted_are_read_from_a_page_of_their_list_and_the_rest_by_id(
+    world: World, hightouch: HightouchClient
+) -> None:
+    """The names a storm's alerts show cost a page or two of the list, not a request each;
+    the list is read only while it costs at most half of asking for each."""
+    for n in range(150):
+        world.hightouch.world.destinations[str(n)] = f"Destination {n}"
+    wanted = ["3", "60", "120", "149", "missing"]
+    hightouch.read_names("destinations", wanted)
+    assert world.hightouch.requests == ["GET /destinations?offset=0", "GET /destinations?offset=100"]
+    assert [hightouch.destination_name(i) for i in wanted[:4]] == [f"Destination {i}" for i in (3, 60, 120, 149)]
+    assert hightouch.destination_name("missing") == "destination missing (not found)"
+    assert world.hightouch.requests[2:] == ["GET /destinations/missing"]  # the one the list lacked
+
+
+def test_a_few_names_are_asked_for_by_id_and_a_list_that_fails_leaves_them_to_that(
+    world: World, hightouch: HightouchClient
+) -> None:
+    world.hightouch.add_sync("1", "s")
+    hightouch.read_names("destinations", ["10", "10", None, "11"])  # 2 ids: cheaper one by one
+    assert world.hightouch.requests == []
+    world.hightouch.faults["/models"] = [reply(500, {"message": "boom"})] * 10
+    hightouch.read_names("models", ["20", "21", "22", "23"])
+    assert world.hightouch.requests and all(r.startswith("GET /models?") for r in world.hightouch.requests)
+    del world.hightouch.faults["/models"]
+    assert hightouch.model_name("20") == "Active contacts"
+
+
 def test_unknown_destination_is_named_not_fatal(world: World, hightouch: HightouchClient) -> None:
     assert hightouch.destination_name("999") == "destination 999 (not found)"
 

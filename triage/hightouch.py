@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +28,8 @@ from triage.signals import run_metrics
 
 log = logging.getLogger(__name__)
 
+# Names of destinations or models: read from their list when this many or more are wanted.
+LIST_NAMES_FROM = 4
 PAGE_SIZE = 100  # no maximum is documented; 100 is the documented default of List Syncs
 # A runs read covers the runs started since this long before the moment it looks back to
 # (far more than any margin the clocks need): one page for syncs that run every few minutes
@@ -223,6 +225,36 @@ class HightouchClient:
     def model_name(self, model_id: str | None) -> str:
         return self._named("models", model_id).name
 
+    def read_names(self, kind: str, ids: Iterable[str | None]) -> None:
+        """Learn the names of many destinations (or models) at once, from their list: when
+        LIST_NAMES_FROM or more ids are not known yet, pages of the list are read until
+        every one is found, never more pages than half of them, so it costs at most half of
+        asking for each. Whatever is still unknown is asked for by id when wanted; a list
+        that cannot be read leaves them all to that."""
+        with self._names_lock:
+            wanted = {i for i in ids if i and (kind, i) not in self._names}
+        if len(wanted) < LIST_NAMES_FROM:
+            return
+        offset = 0
+        try:
+            for _ in range(len(wanted) // 2):
+                path = f"/{kind}"
+                body = self._get(path, params={"limit": PAGE_SIZE, "offset": offset, "orderBy": "id"})
+                page = _data(body, path)
+                with self._names_lock:
+                    for item in page:
+                        object_id = _id(item.get("id")) if isinstance(item, dict) else None
+                        if object_id is not None:
+                            self._names.setdefault((kind, object_id), _named(kind, object_id, item))
+                            wanted.discard(object_id)
+                if not wanted or not page or not body.get("hasMore"):
+                    return
+                offset += len(page)
+        except AuthError:
+            raise
+        except ApiError as exc:
+            log.info("the list of %s could not be read (each is asked for by id instead): %s", kind, exc)
+
     def _named(self, kind: str, object_id: str | None) -> Named:
         """Name (and type) of a destination or model, fetched once per id per client (one tick)."""
         if not object_id:
@@ -234,10 +266,7 @@ class HightouchClient:
         with key_lock:
             if key not in self._names:
                 try:
-                    body = self._get(f"/{kind}/{object_id}")
-                    name = text(body.get("name") or body.get("slug") or f"{kind[:-1]} {object_id}")
-                    kind_of = body.get("type")
-                    self._names[key] = Named(name, text(kind_of).lower() if isinstance(kind_of, str) else None)
+                    self._names[key] = _named(kind, object_id, self._get(f"/{kind}/{object_id}"))
                 except NotFoundError:
                     self._names[key] = Named(f"{kind[:-1]} {object_id} (not found)")
             return self._names[key]
@@ -431,3 +460,10 @@ def parse_run(item: dict[str, Any]) -> Run | None:
         query_size=metrics.query_size,
         completion_ratio=metrics.completion_ratio,
     )
+
+
+def _named(kind: str, object_id: str, body: dict[str, Any]) -> Named:
+    """A destination or model as Get Destination / Get Model (or their lists) describe it."""
+    name = text(body.get("name") or body.get("slug") or f"{kind[:-1]} {object_id}")
+    kind_of = body.get("type")
+    return Named(name, text(kind_of).lower() if isinstance(kind_of, str) else None)

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -91,6 +92,16 @@ RUN_ORDERS: dict[str, Callable[[SandboxRun], Any]] = {
     "startedAt": lambda run: (run.created_at, run.id),
     "finishedAt": lambda run: (run.finished_at or datetime.max.replace(tzinfo=UTC), run.id),
 }
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A destination or model on a page of its list."""
+
+    body: dict[str, str]
+
+    def to_json(self) -> dict[str, str]:
+        return self.body
 
 
 class Sandbox:
@@ -229,16 +240,16 @@ class Sandbox:
                 if method != "GET":
                     return _json(405, {"message": "Method not allowed"})
                 return self._runs(sync, query)
+            if method == "GET" and path in ("/destinations", "/models"):
+                kind = path[1:]
+                table = world.destinations if kind == "destinations" else world.models
+                ids = sorted(table, key=lambda i: (len(i), i))  # orderBy id, numeric ids as numbers
+                return self._page([_Named(self._named(kind, i)) for i in ids], query)
             match = re.fullmatch(r"/(destinations|models)/([^/]+)", path)
             if match and method == "GET":
-                table = world.destinations if match.group(1) == "destinations" else world.models
-                name = table.get(match.group(2))
-                if name is None:
+                found = self._named(match.group(1), match.group(2))
+                if not found:
                     return _json(404, {"message": "Not found"})
-                slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-                found: dict[str, str] = {"id": match.group(2), "name": name, "slug": slug, "workspaceId": "1"}
-                if match.group(1) == "destinations":
-                    found["type"] = world.destination_types.get(match.group(2), slug)
                 return _json(200, found)
         return _json(404, {"message": f"no such endpoint {method} {path}"})
 
@@ -270,7 +281,19 @@ class Sandbox:
                 self._progress_triggered(sync.id, run.id)
         return self._page(runs, query)
 
-    def _page(self, items: Sequence[SandboxSync | SandboxRun], query: dict[str, str]) -> Answer:
+    def _named(self, kind: str, object_id: str) -> dict[str, str]:
+        """A destination or model as Get Destination / Get Model answer it ({} when there is none)."""
+        world = self.world
+        name = (world.destinations if kind == "destinations" else world.models).get(object_id)
+        if name is None:
+            return {}
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        found = {"id": object_id, "name": name, "slug": slug, "workspaceId": "1"}
+        if kind == "destinations":
+            found["type"] = world.destination_types.get(object_id, slug)
+        return found
+
+    def _page(self, items: Sequence[SandboxSync | SandboxRun | _Named], query: dict[str, str]) -> Answer:
         """One page, as Hightouch pages: limit (capped at 100), offset, hasMore."""
         for name in ("limit", "offset"):
             try:
