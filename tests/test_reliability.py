@@ -3,6 +3,7 @@ through the sandbox as a person would see it."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import requests
 
 from tests.sandboxed import START, Workspace, mounted
 from tests.slack_payloads import is_health
+from triage import tick
 from triage.sandbox import World
 from triage.sandbox.world import Fault
 
@@ -324,3 +326,101 @@ def test_a_checked_sync_reads_its_recent_runs_whatever_order_the_api_lists_them_
         reads = [r for r in world.request_log if r == "hightouch GET /syncs/1/runs"]
     assert len(world.slack_messages) == 1
     assert len(reads) <= 2
+
+
+# -- reads and posts overlap (a storm still seen whole) -------------------------------------
+
+QUIET = ("q1", "q2", "q3")  # listed as a success, nothing open: read after the rest
+NORMAL = {"added": 9000, "changed": 1000, "query_size": 2_000_000}
+REMOVING = {"planned_removed": 1_800_000, "removed": 1_800_000, "query_size": 200_000}
+
+
+def storm_world(failing: int, opened_and_closed: int = 0, removing: int = 0) -> World:
+    """Syncs healthy at the baseline; `failing` of them fail once (the listing says failed),
+    `opened_and_closed` fail and recover, `removing` succeed removing most of their records
+    (both listed as a success), and the QUIET ones run well."""
+    world = World()
+    kinds = {"f": failing, "c": opened_and_closed, "r": removing}
+    for kind, count in kinds.items():
+        for n in range(count):
+            world.add_sync(f"{kind}{n}", f"{kind}-sync-{n}")
+    for sync_id in QUIET:
+        world.add_sync(sync_id, f"quiet-{sync_id}")
+    for sync_id in world.syncs:
+        world.add_run(sync_id, "success", rows=NORMAL)
+    return world
+
+
+def break_syncs(world: World) -> None:
+    for sync_id in world.syncs:
+        kind = sync_id[0]
+        if kind == "f":
+            world.add_run(sync_id, "failed", error="Snowflake warehouse suspended")
+        elif kind == "c":
+            world.add_run(sync_id, "failed", error=f"HubSpot timeout {sync_id}")
+            world.add_run(sync_id, "success", rows=NORMAL)
+        elif kind == "r":
+            world.add_run(sync_id, "success", rows=REMOVING)
+        else:
+            world.add_run(sync_id, "success", rows=NORMAL)
+
+
+def test_a_storm_is_posted_while_the_quiet_syncs_are_still_read(tmp_path: Path) -> None:
+    """Reads and posts overlap: the failing syncs are read first, and once they make a storm
+    for certain its messages go out while the syncs listed as a success are still read.
+    Each read of a quiet sync waits here for the first post; read-everything-first would
+    keep them waiting until the timeout."""
+    world = storm_world(failing=12)
+    posted = threading.Event()
+    waited: list[bool] = []
+
+    def hold_quiet_reads(api: str, method: str, path: str, body: bytes) -> None:
+        if api == "slack" and path.endswith("/chat.postMessage"):
+            posted.set()
+        if api == "hightouch" and any(path.startswith(f"/syncs/{q}/runs") for q in QUIET):
+            waited.append(posted.wait(timeout=10))
+
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL)
+        ws.tick()
+        break_syncs(world)
+        world.on_request = hold_quiet_reads
+        assert ws.tick()[0] == 0
+    assert waited == [True] * len(QUIET)
+    summary, *replies = world.slack_messages
+    assert "thread_ts" not in summary and len(replies) == 12
+    assert all(r["thread_ts"] == summary["ts"] for r in replies)
+
+
+@pytest.mark.parametrize(
+    ("failing", "opened_and_closed", "removing"),
+    [
+        (12, 2, 1),  # a storm for certain from the first reads; the rest join it
+        (6, 3, 4),  # the first reads alone are short of a storm: the rest make it one
+        (3, 2, 0),  # no storm at all
+    ],
+)
+def test_overlapping_reads_and_posts_changes_when_messages_go_never_what_they_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int, opened_and_closed: int, removing: int
+) -> None:
+    """The same tick read all at once (as before the overlap) and in two parts says the same
+    messages, in the same threads, with the same storm summary."""
+
+    def told(path: Path, split: bool) -> list[tuple[str, str]]:
+        path.mkdir()
+        world = storm_world(failing, opened_and_closed, removing)
+        if not split:
+            monkeypatch.setattr(tick, "read_first", lambda syncs, state: (syncs, []))
+        with mounted(world):
+            ws = Workspace(path, world, CHANNEL)
+            ws.tick()
+            break_syncs(world)
+            assert ws.tick()[0] == 0
+        monkeypatch.undo()
+        starts = {m["ts"]: m["text"].split("\n")[0] for m in world.slack_messages if "thread_ts" not in m}
+        return sorted((starts.get(m.get("thread_ts", ""), ""), m["text"]) for m in world.slack_messages)
+
+    split = told(tmp_path / "split", split=True)
+    assert split == told(tmp_path / "whole", split=False)
+    storm = failing + opened_and_closed + removing >= 10
+    assert any("started failing" in text for _, text in split) == storm, split

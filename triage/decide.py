@@ -124,6 +124,31 @@ def still_due(state: State, listed: set[str], answering: Collection[str] = ()) -
     ]
 
 
+def read_first(syncs: list[Sync], state: State) -> tuple[list[Sync], list[Sync]]:
+    """`syncs` split into those to read first and the rest, each in its order. The rest are
+    remembered syncs whose latest run the listing shows a success, with nothing open, owed or
+    deferred: none of them can escalate a failure streak, recover, or join a cause group, so
+    what the first decide about outages and groups stands whatever the rest bring, and storms
+    wait only where the first are too few to be sure (see plan.held_back). The tick carries
+    out what the first decided while it reads the rest."""
+    deferred = set(state.deferred)
+
+    def quiet(sync: Sync) -> bool:
+        known = state.syncs.get(sync.id)
+        return (
+            sync.status == "success"
+            and known is not None
+            and known.incident is None
+            and known.consecutive_failures == 0
+            and known.pending_run_id is None
+            and not known.issue_pending
+            and not known.sent
+            and sync.id not in deferred
+        )
+
+    return [s for s in syncs if not quiet(s)], [s for s in syncs if quiet(s)]
+
+
 def needs_runs(sync: Sync, known: SyncState) -> bool:
     return sync.last_run_at != known.last_run_at or known.pending_run_id is not None or known.issue_pending
 

@@ -229,7 +229,10 @@ def join_storms(
         storm = result.get(channel)
         held = {m.sync_id for m in storm.members} if storm else set()
         causes = {m.cause for m in storm.members} if storm else set()
-        if len(starting) >= rules.storm_threshold:
+        # A storm this tick opened (from the syncs read first: see held_back) takes the rest of
+        # its channel's new incidents, as it would have had all been read at once.
+        opened_now = storm is not None and storm.opened_at == iso_time(now)
+        if len(starting) >= rules.storm_threshold or opened_now:
             joining = starting
         else:
             joining = [d for d in starting if d.sync.id in held or _cause(d) in causes]
@@ -254,6 +257,20 @@ def join_storms(
             )
         result[channel] = replace(storm, members=tuple(members))
     return result
+
+
+def held_back(decisions: list[SyncDecision], rules: IncidentRules) -> frozenset[str]:
+    """Of the syncs read first this tick (decide.read_first), those whose actions wait for
+    the rest of the reads: a new incident in a channel with fewer than `storm_threshold` new
+    incidents so far, which the rest could still make a storm. In a channel with as many or
+    more the storm is certain (the rest join it), so its messages go while the rest are read;
+    the rest cannot escalate, recover or join a cause group, so nothing else waits."""
+    opening = [d for d in decisions if d.opened and d.alert is not None]
+    counts: dict[str, int] = {}
+    for decision in opening:
+        for channel in decision.route.channels:
+            counts[channel] = counts.get(channel, 0) + 1
+    return frozenset(d.sync.id for d in opening if any(counts[c] < rules.storm_threshold for c in d.route.channels))
 
 
 def _cause(d: SyncDecision) -> str:

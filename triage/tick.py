@@ -48,6 +48,7 @@ from triage.decide import (
     listing_after,
     never_ran_state,
     plan_tick,
+    read_first,
     read_from,
     silent_now,
     still_due,
@@ -60,7 +61,7 @@ from triage.history import append_closed, history_path, load_history, prune
 from triage.http import Meter
 from triage.linear import LinearClient
 from triage.models import Group, State, Storm, Sync, SyncState
-from triage.plan import Facts, IncidentRules, SyncPlan, plan, with_incident
+from triage.plan import Facts, IncidentRules, SyncPlan, held_back, plan, with_incident
 from triage.render import Renderer, sync_url
 from triage.routing import every_route
 from triage.slack import SLACK_MESSAGES_PER_SECOND, MissingScope, SlackClient
@@ -251,25 +252,91 @@ class Tick:
         self.store.save(state)
 
     def _handle_all(self, to_check: list[Sync], state: State, ctx: TickContext, summary: TickSummary) -> list[str]:
-        """Observe every sync (runs, names) in parallel, judge each, plan the tick across
-        syncs, then execute the plan in order; return the ids deferred.
+        """Observe every sync (runs, names) on worker threads, judge each, plan across syncs
+        and execute the plan in order; return the ids deferred.
 
-        Reads run on worker threads; Slack, Linear and state writes happen here, one sync
-        at a time. Planning waits for all reads, so that a storm — many syncs starting to
-        fail for one channel in this tick — is seen whole before its first post.
+        Reads and posts overlap. The syncs whose news can span syncs are read first
+        (read_first) and what they decided is carried out while the rest are read, but for
+        new incidents in a channel that the rest could still make a storm (held_back): those
+        wait, and are planned with the rest, so a storm is seen whole before its first post.
+        Slack, Linear and state writes happen on this thread, one sync at a time.
         """
+        first, rest = read_first(to_check, state)
         progress = Progress(len(to_check), self.services.meter, self.clock)
+        journal = Journal(state, self._record_sync, self._record_storm, self._record_group)
+        executor = Executor(
+            slack=self.services.slack,
+            linear=self.services.linear,
+            renderer=self.renderer,
+            journal=journal,
+            summary=summary,
+            now=self.now,
+            out=self.out,
+            new_id=self.new_id,
+            trigger=self.services.trigger,
+            history=(lambda record: None) if self.dry_run else partial(append_closed, history_path(self.store.path)),
+        )
+        self._executor = executor
         with ThreadPoolExecutor(max_workers=self.config.hightouch.concurrency, thread_name_prefix="hightouch") as pool:
-            futures = [pool.submit(self._observe, sync, state.syncs.get(sync.id), ctx) for sync in to_check]
+            futures: list[Future[_Observed]] = []
+
+            def read_all(syncs: list[Sync]) -> list[tuple[Sync, Future[_Observed]]]:
+                batch = [(sync, pool.submit(self._observe, sync, state.syncs.get(sync.id), ctx)) for sync in syncs]
+                futures.extend(future for _, future in batch)
+                return batch
+
             try:
-                results: list[_Observed | BaseException] = []
-                for future in futures:
-                    results.append(_outcome(future))
-                    progress.tell("read the runs of", len(results))
+                # The names the syncs listed as failing will show, in a page or two of their
+                # lists rather than one request each.
+                troubled = [s for s in first if s.status != "success"]
+                self.services.hightouch.read_names("destinations", (s.destination_id for s in troubled))
+                self.services.hightouch.read_names("models", (s.model_id for s in troubled))
+                held: list[_Observed] = []
+                read = 0
+                batch = read_all(first)
+                for later in (rest, []):
+                    results: list[tuple[Sync, _Observed | BaseException]] = []
+                    for sync, future in batch:
+                        results.append((sync, _outcome(future)))
+                        read += 1
+                        progress.tell("read the runs of", read)
+                    # The rest are read while the first are carried out; not before, so the
+                    # first have Hightouch's pace to themselves.
+                    batch = read_all(later)
+                    observed = held + [r for _, r in results if isinstance(r, _Observed)]
+                    waiting = held_back([o.decision for o in observed], self.rules) if later else frozenset()
+                    held = [o for o in observed if o.sync.id in waiting]
+                    failed = [(sync, r) for sync, r in results if isinstance(r, BaseException)]
+                    deferred = self._carry_out(
+                        [o for o in observed if o.sync.id not in waiting],
+                        failed,
+                        [o.sync for o in held] + later,
+                        executor,
+                        ctx,
+                        summary,
+                        progress,
+                    )
+                    if deferred is not None:
+                        return deferred
             finally:
                 for future in futures:
                     future.cancel()
-        observed = [r for r in results if isinstance(r, _Observed)]
+        return []
+
+    def _carry_out(
+        self,
+        observed: list[_Observed],
+        failed: list[tuple[Sync, BaseException]],
+        later: list[Sync],
+        executor: Executor,
+        ctx: TickContext,
+        summary: TickSummary,
+        progress: Progress,
+    ) -> list[str] | None:
+        """Plan the syncs observed and execute the plan; then the syncs whose reads failed.
+        Returns the ids deferred by a limit (with `later`, the syncs still to handle), or None."""
+        state = executor.state
+        journal = executor.journal
         the_plan = plan(
             [o.decision for o in observed],
             {o.sync.id: o.facts for o in observed},
@@ -279,7 +346,6 @@ class Tick:
             reactions=self._reactions,
             bot_user=self._bot_user,
         )
-        journal = Journal(state, self._record_sync, self._record_storm, self._record_group)
         for signature in set(state.groups) - set(the_plan.groups):
             journal.forget_group(signature)  # closed: no member failing, the window over
         for signature, group in the_plan.groups.items():
@@ -290,42 +356,28 @@ class Tick:
             journal.storm(
                 channel, replace(storm, thread=state.storms[channel].thread) if channel in state.storms else storm
             )
-        executor = Executor(
-            slack=self.services.slack,
-            linear=self.services.linear,
-            renderer=self.renderer,
-            journal=journal,
-            summary=summary,
-            now=self.now,
-            out=self.out,
-            failing=frozenset(the_plan.failing),
-            new_id=self.new_id,
-            trigger=self.services.trigger,
-            history=(lambda record: None) if self.dry_run else partial(append_closed, history_path(self.store.path)),
-        )
-        self._executor = executor
-        failed = {sync.id: r for sync, r in zip(to_check, results, strict=True) if isinstance(r, BaseException)}
-        for sync in to_check:
-            if sync.id in failed and sync.id not in state.syncs:
+        executor.failing = frozenset(the_plan.failing)
+        for sync, error in failed:
+            if sync.id not in state.syncs:
                 # First seen, and not read: keep the boundary it was judged with for next time.
                 first = first_seen_state(sync, ctx)
                 if first is not None:
                     journal.sync(sync.id, first)
-            if sync.id in failed and not isinstance(failed[sync.id], Deferred):
+            if not isinstance(error, Deferred):
                 self._unread.append(sync.id)  # read again next tick, whatever the listing says
         order: list[tuple[Sync, SyncPlan | BaseException]] = [(p.decision.sync, p) for p in the_plan.syncs]
-        order += [(sync, failed[sync.id]) for sync in to_check if sync.id in failed]
+        order += failed
         # Past the time limit, a sync already read is still recorded; any request it needs
         # (a post) raises OutOfTime, which defers it and the rest.
         for handled, (sync, item) in enumerate(order):
-            progress.tell("handled", handled)
+            progress.tell("handled", summary.checked)
             try:
                 if isinstance(item, BaseException):
                     raise item
                 self._act(executor, item, summary)
             except Deferred as exc:
                 # Whatever was not handled (rate limit, time limit) goes first next tick.
-                left = [s for s, _ in order[handled:]]
+                left = [s for s, _ in order[handled:]] + later
                 for sync in left:
                     first = first_seen_state(sync, ctx) if sync.id not in state.syncs else None
                     if first is not None:  # first seen: judged with the same boundary next tick
@@ -347,7 +399,7 @@ class Tick:
                 # This sync keeps its recorded state and is tried again next tick.
                 summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
                 log.error("sync %s (%s): %s", sync.name, sync.id, exc)
-        return []
+        return None
 
     def _read_reactions(self, state: State) -> dict[str, dict[str, tuple[str, ...]]]:
         """The reactions on each told, open incident's first message (reactions.get, one each).
