@@ -104,6 +104,25 @@ def test_template_override_beside_the_config_wins(tmp_path: Path) -> None:
     assert renderer(tmp_path).linear_issue(context()).title == "Sync salesforce-contacts is on fire"
 
 
+def test_a_template_edited_between_two_renderers_of_one_process_says_its_new_words(tmp_path: Path) -> None:
+    """Compiled templates are kept for the process (the workspaces matrix builds several
+    renderers), but by their words: an edit is compiled again, and a broken one still fails."""
+    title = tmp_path / "templates" / "linear_title.txt.j2"
+    title.parent.mkdir()
+    for words in (
+        "Sync {{ sync_name }} is on fire",
+        "{{ sync_name }}: still on fire",
+        "Sync {{ sync_name }} is on fire",
+    ):
+        title.write_text(words + "\n")
+        assert renderer(tmp_path).linear_issue(context()).title == words.replace(
+            "{{ sync_name }}", "salesforce-contacts"
+        )
+    title.write_text("{% if %}\n")
+    with pytest.raises(ConfigError, match=r"linear_title.txt.j2:1: template error"):
+        renderer(tmp_path).check()
+
+
 def test_broken_template_is_a_config_error_naming_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "slack_message.md.j2").write_text("fine\n{% if %}\n")

@@ -8,6 +8,7 @@ one of the same name (package data in `triage/templates/`). A template error is 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 import jinja2.sandbox
 
 from triage.causes import HIGHTOUCH_ERROR_CODES_URL, classify, runbook_url
@@ -456,6 +458,35 @@ Context = (
 )
 
 
+class CompiledTemplates(jinja2.BytecodeCache):
+    """Templates compiled once per process, by name and words: the workspaces matrix, the demo
+    and `validate` build several renderers over the same files, and compiling is most of a
+    renderer's cost. An edited template has other words, so it is compiled again."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def get_bucket(
+        self, environment: jinja2.Environment, name: str, filename: str | None, source: str
+    ) -> jinja2.bccache.Bucket:
+        key = hashlib.sha256(f"{name}\0{source}".encode()).hexdigest()
+        bucket = jinja2.bccache.Bucket(environment, key, self.get_source_checksum(source))
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+# Every renderer's options are the same, so their compiled templates are too.
+COMPILED = CompiledTemplates()
+
+
 class Renderer:
     def __init__(self, config: Config) -> None:
         user_dir = config.base_dir / "templates"
@@ -471,6 +502,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            bytecode_cache=COMPILED,
         )
         self.env.filters.update(
             slack=slack_escape,
