@@ -278,50 +278,56 @@ class Tick:
         )
         self._executor = executor
         with ThreadPoolExecutor(max_workers=self.config.hightouch.concurrency, thread_name_prefix="hightouch") as pool:
-            futures: list[Future[_Observed]] = []
+            futures: list[tuple[Sync, Future[_Observed]]] = []
+            collected: list[Sync] = []
 
-            def read_all(syncs: list[Sync]) -> list[tuple[Sync, Future[_Observed]]]:
+            def read(syncs: list[Sync]) -> Callable[[], list[tuple[Sync, _Observed | BaseException]]]:
+                """Start reading `syncs`; the function returned waits for them, in order."""
                 batch = [(sync, pool.submit(self._observe, sync, state.syncs.get(sync.id), ctx)) for sync in syncs]
-                futures.extend(future for _, future in batch)
-                return batch
+                futures.extend(batch)
+
+                def results() -> list[tuple[Sync, _Observed | BaseException]]:
+                    done = []
+                    for sync, future in batch:
+                        done.append((sync, _outcome(future)))
+                        collected.append(sync)
+                        progress.tell("read the runs of", len(collected))
+                    return done
+
+                return results
 
             try:
-                # The names the syncs listed as failing will show, in a page or two of their
-                # lists rather than one request each.
-                troubled = [s for s in first if s.status != "success"]
-                self.services.hightouch.read_names("destinations", (s.destination_id for s in troubled))
-                self.services.hightouch.read_names("models", (s.model_id for s in troubled))
-                held: list[_Observed] = []
-                read = 0
-                batch = read_all(first)
-                for later in (rest, []):
-                    results: list[tuple[Sync, _Observed | BaseException]] = []
-                    for sync, future in batch:
-                        results.append((sync, _outcome(future)))
-                        read += 1
-                        progress.tell("read the runs of", read)
-                    # The rest are read while the first are carried out; not before, so the
-                    # first have Hightouch's pace to themselves.
-                    batch = read_all(later)
+                self._read_names(first)
+                first_read = read(first)()
+                rest_read = read(rest)  # while the first are carried out: not before, so the
+                # first have Hightouch's pace to themselves
+                observed = [r for _, r in first_read if isinstance(r, _Observed)]
+                waiting = held_back([o.decision for o in observed], self.rules) if rest else frozenset()
+                held = [o for o in observed if o.sync.id in waiting]
+                deferred = self._carry_out(
+                    [o for o in observed if o.sync.id not in waiting],
+                    _failures(first_read),
+                    [o.sync for o in held] + rest,
+                    executor,
+                    ctx,
+                    summary,
+                    progress,
+                )
+                if deferred is None and rest:
+                    results = rest_read()
                     observed = held + [r for _, r in results if isinstance(r, _Observed)]
-                    waiting = held_back([o.decision for o in observed], self.rules) if later else frozenset()
-                    held = [o for o in observed if o.sync.id in waiting]
-                    failed = [(sync, r) for sync, r in results if isinstance(r, BaseException)]
-                    deferred = self._carry_out(
-                        [o for o in observed if o.sync.id not in waiting],
-                        failed,
-                        [o.sync for o in held] + later,
-                        executor,
-                        ctx,
-                        summary,
-                        progress,
-                    )
-                    if deferred is not None:
-                        return deferred
+                    deferred = self._carry_out(observed, _failures(results), [], executor, ctx, summary, progress)
+                return deferred or []
             finally:
-                for future in futures:
+                for _, future in futures:
                     future.cancel()
-        return []
+
+    def _read_names(self, syncs: list[Sync]) -> None:
+        """The names the syncs listed as failing will show, from a page or two of their lists
+        rather than one request each."""
+        troubled = [s for s in syncs if s.status != "success"]
+        self.services.hightouch.read_names("destinations", (s.destination_id for s in troubled))
+        self.services.hightouch.read_names("models", (s.model_id for s in troubled))
 
     def _carry_out(
         self,
@@ -669,6 +675,10 @@ def snapshot(state: State) -> State:
         storms=dict(state.storms),
         groups=dict(state.groups),
     )
+
+
+def _failures(results: list[tuple[Sync, _Observed | BaseException]]) -> list[tuple[Sync, BaseException]]:
+    return [(sync, r) for sync, r in results if isinstance(r, BaseException)]
 
 
 def _outcome(future: Future[_Observed]) -> _Observed | BaseException:
