@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 
 import requests
 import responses
-import yaml
 
 from tests.slack_payloads import assert_slack_accepts
+from tests.yaml_files import read_yaml
 from triage.cli import main
 from triage.sandbox import Sandbox, World, environment
 
@@ -96,4 +96,4 @@ class Workspace:
         self.world.add_run("1", "failed")
 
     def saved(self) -> dict[str, Any]:
-        return dict(yaml.safe_load(self.state.read_text()))
+        return dict(read_yaml(self.state))

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.fakes import ENV, World, reply
+from tests.yaml_files import read_yaml
 from triage.cli import build_services, main
 from triage.config import load_config, load_environment
 from triage.render import Renderer
@@ -46,7 +47,7 @@ class Harness:
         return code, out.getvalue()
 
     def saved(self) -> dict[str, Any]:
-        return dict(yaml.safe_load(self.state.read_text()))
+        return dict(read_yaml(self.state))
 
 
 def after_baseline(
@@ -470,4 +471,4 @@ def test_hostile_names_and_huge_errors_neither_crash_nor_break_the_message(tmp_p
     assert "<!channel>" not in text and "<!here>" not in text and "<b>" not in text
     assert "&lt;!channel&gt; ünïcødé 🚨 &lt;b&gt;bold&lt;/b&gt;" in text
     assert "n/a rejected" in text
-    assert yaml.safe_load(h.state.read_text())["syncs"]["1"]["name"] == name
+    assert read_yaml(h.state)["syncs"]["1"]["name"] == name

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.slack_payloads import assert_slack_accepts
+from tests.yaml_files import read_yaml
 from triage.sandbox import SandboxServer, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ class Deployment:
         return result.stdout
 
     def saved(self, sync_id: str) -> dict[str, Any]:
-        return dict(yaml.safe_load(self.state.read_text())["syncs"][sync_id])
+        return dict(read_yaml(self.state)["syncs"][sync_id])
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.slack_payloads import assert_slack_accepts, is_health
+from tests.yaml_files import read_yaml
 from triage.cli import main
 from triage.sandbox import SandboxServer, World
 from triage.virtual_time import clocks_from
@@ -168,7 +168,7 @@ class Harness:
 
     def _check_state_parses(self) -> None:
         if self.state.exists():
-            doc = yaml.safe_load(self.state.read_text())
+            doc = read_yaml(self.state)
             assert doc["version"] == 2
 
     def snapshot(self) -> tuple[int, int, str]:
@@ -229,7 +229,7 @@ def check_invariants(harness: Harness, case: Case) -> None:
     assert "gamma" not in alerted
     titles = [issue["title"] for issue in harness.world.linear_issues]
     assert titles == ["Hightouch sync alpha failing repeatedly"], titles
-    state = yaml.safe_load(harness.state.read_text())
+    state = read_yaml(harness.state)
     assert state["syncs"]["1"]["consecutive_failures"] == 3
     incident = state["syncs"]["1"]["incident"]
     assert incident["issue"]["identifier"] == "DATA-1"
