@@ -487,9 +487,9 @@ def _hushed(actions: list[Action], incident: Incident | None, now: datetime) -> 
     acked = incident is not None and incident.acked_by is not None
     kept: list[Action] = []
     for action in actions:
-        if quiet and isinstance(action, (Post, DirectMessage)) and not getattr(action, "starts_thread", False):
+        if isinstance(action, DirectMessage) and (quiet or acked):
             continue
-        if acked and isinstance(action, DirectMessage):
+        if quiet and isinstance(action, Post) and not action.starts_thread:
             continue
         kept.append(action)
     return kept
