@@ -139,6 +139,14 @@ def test_many_names_wanted_are_read_from_a_page_of_their_list_and_the_rest_by_id
     assert world.hightouch.requests[2:] == ["GET /destinations/missing"]  # the one the list lacked
 
 
+def test_a_list_page_that_names_none_of_them_is_the_last_read(world: World, hightouch: HightouchClient) -> None:
+    """At most one request more than asking for each: paging goes on only while pages help."""
+    for n in range(400):
+        world.hightouch.world.destinations[str(n)] = f"Destination {n}"
+    hightouch.read_names("destinations", ["350", "351", "352", "353"])
+    assert world.hightouch.requests == ["GET /destinations?offset=0"]
+
+
 def test_a_few_names_are_asked_for_by_id_and_a_list_that_fails_leaves_them_to_that(
     world: World, hightouch: HightouchClient
 ) -> None:

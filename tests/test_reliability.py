@@ -14,6 +14,7 @@ import requests
 from tests.sandboxed import START, Workspace, mounted
 from tests.slack_payloads import is_health
 from triage import tick
+from triage.decide import decide_sync
 from triage.sandbox import World
 from triage.sandbox.world import Fault
 
@@ -392,35 +393,167 @@ def test_a_storm_is_posted_while_the_quiet_syncs_are_still_read(tmp_path: Path) 
     assert all(r["thread_ts"] == summary["ts"] for r in replies)
 
 
-@pytest.mark.parametrize(
-    ("failing", "opened_and_closed", "removing"),
-    [
-        (12, 2, 1),  # a storm for certain from the first reads; the rest join it
-        (6, 3, 4),  # the first reads alone are short of a storm: the rest make it one
-        (3, 2, 0),  # no storm at all
-    ],
-)
-def test_overlapping_reads_and_posts_changes_when_messages_go_never_what_they_say(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int, opened_and_closed: int, removing: int
-) -> None:
-    """The same tick read all at once (as before the overlap) and in two parts says the same
-    messages, in the same threads, with the same storm summary."""
+def told(world: World, since: int = 0) -> tuple[list[tuple[str, str]], list[str]]:
+    """What people were told from message `since` on: each message's text beside the first
+    line of its thread's start, and every Linear issue's title."""
+    starts = {m["ts"]: m["text"].split("\n")[0] for m in world.slack_messages if "thread_ts" not in m}
+    messages = sorted((starts.get(m.get("thread_ts", ""), ""), m["text"]) for m in world.slack_messages[since:])
+    return messages, sorted(issue["title"] for issue in world.linear_issues)
 
-    def told(path: Path, split: bool) -> list[tuple[str, str]]:
-        path.mkdir()
-        world = storm_world(failing, opened_and_closed, removing)
+
+def told_both_ways(
+    path: Path, monkeypatch: pytest.MonkeyPatch, config: str, build: Any, ticks: list[Any]
+) -> tuple[tuple[list[tuple[str, str]], list[str]], ...]:
+    """The same story told with reads and posts overlapped (split) and with every sync read
+    before any post (whole): what the last tick of each said."""
+    outcomes = []
+    for split in (True, False):
+        world = World()
+        world.channels |= {"#b", "b"}
+        build(world)
         if not split:
             monkeypatch.setattr(tick, "read_first", lambda syncs, state: (syncs, []))
+        (path / str(split)).mkdir()
         with mounted(world):
-            ws = Workspace(path, world, CHANNEL)
+            ws = Workspace(path / str(split), world, CHANNEL + config)
             ws.tick()
-            break_syncs(world)
-            assert ws.tick()[0] == 0
+            for step in ticks:
+                since = len(world.slack_messages)
+                step(world)
+                assert ws.tick()[0] == 0
         monkeypatch.undo()
-        starts = {m["ts"]: m["text"].split("\n")[0] for m in world.slack_messages if "thread_ts" not in m}
-        return sorted((starts.get(m.get("thread_ts", ""), ""), m["text"]) for m in world.slack_messages)
+        outcomes.append(told(world, since))
+    return tuple(outcomes)
 
-    split = told(tmp_path / "split", split=True)
-    assert split == told(tmp_path / "whole", split=False)
-    storm = failing + opened_and_closed + removing >= 10
-    assert any("started failing" in text for _, text in split) == storm, split
+
+def healthy(*sync_ids: str) -> Any:
+    def build(world: World) -> None:
+        for sync_id in sync_ids:
+            world.add_sync(sync_id, f"sync-{sync_id}")
+            world.add_run(sync_id, "success", rows=NORMAL)
+
+    return build
+
+
+def runs(**by_sync: str) -> Any:
+    """New runs: "failed:<error>", "removing", "success", or "failed:<error>,success"."""
+
+    def step(world: World) -> None:
+        for sync_id, spec in by_sync.items():
+            for one in spec.split(","):
+                if one == "removing":
+                    world.add_run(sync_id, "success", rows=REMOVING)
+                elif one == "success":
+                    world.add_run(sync_id, "success", rows=NORMAL)
+                else:
+                    world.add_run(sync_id, "failed", error=one.removeprefix("failed:"))
+
+    return step
+
+
+SNOWFLAKE = "failed:Snowflake warehouse suspended"
+F = [f"f{n}" for n in range(12)]
+STORIES = {
+    # a storm for certain from the first reads; the rest's own trouble joins it
+    "storm-then-rest-joins": (
+        "",
+        [*F, "c0", "r0", "q1"],
+        [runs(**dict.fromkeys(F, SNOWFLAKE), c0="failed:x,success", r0="removing", q1="success")],
+    ),
+    # the first reads alone are short of a storm: the rest make it one
+    "rest-makes-the-storm": (
+        "",
+        [*F[:6], "r0", "r1", "r2", "r3", "q1"],
+        [
+            runs(
+                **dict.fromkeys(F[:6], SNOWFLAKE),
+                r0="removing",
+                r1="removing",
+                r2="removing",
+                r3="removing",
+                q1="success",
+            )
+        ],
+    ),
+    "no-storm": (
+        "",
+        [*F[:3], "c0", "q1"],
+        [runs(**dict.fromkeys(F[:3], SNOWFLAKE), c0="failed:x,success", q1="success")],
+    ),
+    # one member also posts to a quiet channel: the storm channel must not fall short for it
+    "a-member-in-two-channels": (
+        "routes:\n  - match: {sync: [f0]}\n    slack: {channel: ['#data-alerts', '#b']}\n",
+        [*F[:10], "q1"],
+        [runs(**dict.fromkeys(F[:10], SNOWFLAKE), q1="success")],
+    ),
+    # a storm still open from the tick before: this tick's first reads make one more storm's worth
+    "storm-open-from-before": (
+        "",
+        [*F[:10], *(f"a{n}" for n in range(10)), "r0"],
+        [
+            runs(**{f"a{n}": "failed:HubSpot auth expired" for n in range(10)}),
+            runs(**dict.fromkeys(F[:10], SNOWFLAKE), r0="removing"),
+        ],
+    ),
+    # an escalation whose cause the held new incidents share: together they are an outage
+    "escalation-and-held-incidents-are-one-outage": (
+        "linear:\n  escalation_threshold: 2\n",
+        ["a0", "a1", "n0", "n1", "n2", "q1"],
+        [runs(a0=SNOWFLAKE, a1=SNOWFLAKE), runs(a0=SNOWFLAKE, n0=SNOWFLAKE, n1=SNOWFLAKE, n2=SNOWFLAKE, q1="success")],
+    ),
+}
+
+
+@pytest.mark.parametrize("story", STORIES)
+def test_overlapping_reads_and_posts_changes_when_messages_go_never_what_they_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, story: str
+) -> None:
+    """Told with reads and posts overlapped or with every sync read first, a tick says the same
+    messages, in the same threads, with the same storm summaries and Linear issues."""
+    config, syncs, ticks = STORIES[story]
+    split, whole = told_both_ways(tmp_path, monkeypatch, config, healthy(*syncs), ticks)
+    assert split == whole
+    assert split[0], "the story tells something"
+
+
+def test_a_first_read_that_fails_holds_back_no_alert_read_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read of the first part rate-limited past the budget defers that sync alone: the new
+    incident read fine, held for the rest, still goes out this tick."""
+
+    def limited(world: World) -> None:
+        runs(f0="failed:boom", f1=SNOWFLAKE, q1="success")(world)
+        world.faults.append(Fault(api="hightouch", path="/syncs/f0/runs", status=429, times=50))
+
+    split, whole = told_both_ways(
+        tmp_path, monkeypatch, "triage:\n  wait_budget_seconds: 0\n", healthy("f0", "f1", "q1"), [limited]
+    )
+    assert split == whole
+    assert [text for _, text in split[0] if "sync-f1" in text]
+
+
+def test_a_sync_first_seen_keeps_its_boundary_when_the_tick_dies_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick that dies on another sync (a bug, a revoked key) before it got to a sync first
+    seen this tick leaves it its boundary: its failure is alerted by the next tick."""
+    real = decide_sync
+    broken: list[str] = []
+
+    def decide(sync: Any, *args: Any, **kwargs: Any) -> Any:
+        if sync.id in broken:
+            raise RuntimeError("a bug")
+        return real(sync, *args, **kwargs)
+
+    monkeypatch.setattr(tick, "decide_sync", decide)
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, CHANNEL)
+        healthy("f0", "q1")(world)
+        ws.tick()
+        world.add_sync("n1", "newcomer")
+        runs(n1="failed:x", f0="failed:y", q1="success")(world)
+        broken.append("f0")
+        assert ws.tick()[0] != 0  # the tick dies on f0
+        broken.clear()
+        assert ws.tick()[0] == 0
+    assert [m for m in world.slack_messages if "newcomer" in m["text"]]

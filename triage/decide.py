@@ -127,10 +127,11 @@ def still_due(state: State, listed: set[str], answering: Collection[str] = ()) -
 def read_first(syncs: list[Sync], state: State) -> tuple[list[Sync], list[Sync]]:
     """`syncs` split into those to read first and the rest, each in its order. The rest are
     remembered syncs whose latest run the listing shows a success, with nothing open, owed or
-    deferred: none of them can escalate a failure streak, recover, or join a cause group, so
-    what the first decide about outages and groups stands whatever the rest bring, and storms
-    wait only where the first are too few to be sure (see plan.held_back). The tick carries
-    out what the first decided while it reads the rest."""
+    deferred. They can bring only new incidents of their own — a signal on a green run, a
+    failure and its recovery between two ticks — and what those could change in what the
+    first decided waits for them (plan.held_back). (A run that failed after the listing was
+    read is told as if it had failed a moment later, as it would be at the next tick.) The
+    tick carries out what the first decided while it reads the rest."""
     deferred = set(state.deferred)
 
     def quiet(sync: Sync) -> bool:

@@ -227,27 +227,28 @@ class HightouchClient:
 
     def read_names(self, kind: str, ids: Iterable[str | None]) -> None:
         """Learn the names of many destinations (or models) at once, from their list: when
-        LIST_NAMES_FROM or more ids are not known yet, pages of the list are read until
-        every one is found, never more pages than half of them, so it costs at most half of
-        asking for each. Whatever is still unknown is asked for by id when wanted; a list
-        that cannot be read leaves them all to that."""
+        LIST_NAMES_FROM or more ids are not known yet, pages of the list are read while each
+        page so far named at least one of them, so it costs at most one request more than
+        asking for each, and usually a page or two. Whatever is still unknown is asked for
+        by id when wanted; a list that cannot be read leaves them all to that."""
         with self._names_lock:
             wanted = {i for i in ids if i and (kind, i) not in self._names}
         if len(wanted) < LIST_NAMES_FROM:
             return
+        path = f"/{kind}"
         offset = 0
         try:
-            for _ in range(len(wanted) // 2):
-                path = f"/{kind}"
+            for _ in range(MAX_PAGES):
                 body = self._get(path, params={"limit": PAGE_SIZE, "offset": offset, "orderBy": "id"})
                 page = _data(body, path)
+                before = len(wanted)
                 with self._names_lock:
                     for item in page:
                         object_id = _id(item.get("id")) if isinstance(item, dict) else None
                         if object_id is not None:
                             self._names.setdefault((kind, object_id), _named(kind, object_id, item))
                             wanted.discard(object_id)
-                if not wanted or not page or not body.get("hasMore"):
+                if not wanted or len(wanted) == before or not page or not body.get("hasMore"):
                     return
                 offset += len(page)
         except AuthError:

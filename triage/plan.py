@@ -121,10 +121,12 @@ def plan(
     now: datetime,
     reactions: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
     bot_user: str | None = None,
+    storming: frozenset[str] = frozenset(),
 ) -> Plan:
     """Every action of the tick, in order: each sync's (channels taking turns, so one
     channel's pace never holds up another), a storm's summary before its first reply.
-    `reactions` are those read from each told incident's first message (by sync id)."""
+    `reactions` are those read from each told incident's first message (by sync id);
+    `storming`, the channels where the syncs read first made a storm (see held_back)."""
     decisions = [_heard(d, (reactions or {}).get(d.sync.id, {}), bot_user, rules, now) for d in decisions]
     judged = {d.sync.id: d.state for d in decisions}
     incidents = {
@@ -135,7 +137,7 @@ def plan(
     groups = open_groups(state.groups, causes, now, rules.group_window)
     groups = join_groups(groups, decisions, now)
     storms = {c: s for c, s in state.storms.items() if any(m.sync_id in failing for m in s.members) or s.thread is None}
-    storms = join_storms(storms, decisions, facts, state, groups, rules, now)
+    storms = join_storms(storms, decisions, facts, state, groups, rules, now, storming)
     outage_teams = _outage_members(decisions, groups, state, rules)
 
     due: dict[tuple[str, str], list[TriageContext]] = {}  # (group, team) -> members due this tick
@@ -214,9 +216,11 @@ def join_storms(
     groups: dict[str, Group],
     rules: IncidentRules,
     now: datetime,
+    storming: frozenset[str] = frozenset(),
 ) -> dict[str, Storm]:
     """Storms as they stand once this tick's new incidents joined: in a channel where
-    `storm_threshold` or more incidents open at once a storm opens (or the open one grows);
+    `storm_threshold` or more incidents open at once (or in `storming`, where this tick's
+    syncs read first already made one: see held_back) a storm opens (or the open one grows);
     a channel's open storm also takes a new incident of a cause it already holds, and the
     members a limit left unposted last tick."""
     openers: dict[str, list[SyncDecision]] = {}
@@ -229,10 +233,7 @@ def join_storms(
         storm = result.get(channel)
         held = {m.sync_id for m in storm.members} if storm else set()
         causes = {m.cause for m in storm.members} if storm else set()
-        # A storm this tick opened (from the syncs read first: see held_back) takes the rest of
-        # its channel's new incidents, as it would have had all been read at once.
-        opened_now = storm is not None and storm.opened_at == iso_time(now)
-        if len(starting) >= rules.storm_threshold or opened_now:
+        if len(starting) >= rules.storm_threshold or channel in storming:
             joining = starting
         else:
             joining = [d for d in starting if d.sync.id in held or _cause(d) in causes]
@@ -259,18 +260,41 @@ def join_storms(
     return result
 
 
-def held_back(decisions: list[SyncDecision], rules: IncidentRules) -> frozenset[str]:
-    """Of the syncs read first this tick (decide.read_first), those whose actions wait for
-    the rest of the reads: a new incident in a channel with fewer than `storm_threshold` new
-    incidents so far, which the rest could still make a storm. In a channel with as many or
-    more the storm is certain (the rest join it), so its messages go while the rest are read;
-    the rest cannot escalate, recover or join a cause group, so nothing else waits."""
+@dataclass(frozen=True)
+class HeldBack:
+    """What the syncs read first (decide.read_first) may not do before the rest are read."""
+
+    syncs: frozenset[str]  # whose actions wait, to be planned with the rest
+    storming: frozenset[str]  # channels whose storm is certain: the rest's new incidents join it
+
+
+def held_back(decisions: list[SyncDecision], rules: IncidentRules) -> HeldBack:
+    """Of the syncs read first this tick, those whose actions wait for the rest of the reads,
+    so that planning in two parts says what planning all at once would. A new incident waits
+    when one of its channels has fewer than `storm_threshold` new incidents going now — the
+    rest could make it a storm — and so, in turn, may others of those channels; an escalation
+    waits when a waiting incident has its cause (the two may make an outage). In a channel
+    with `storm_threshold` or more going, the storm is certain: its messages go while the
+    rest are read, and the rest's new incidents there join it."""
     opening = [d for d in decisions if d.opened and d.alert is not None]
-    counts: dict[str, int] = {}
-    for decision in opening:
-        for channel in decision.route.channels:
-            counts[channel] = counts.get(channel, 0) + 1
-    return frozenset(d.sync.id for d in opening if any(counts[c] < rules.storm_threshold for c in d.route.channels))
+    held: set[str] = set()
+    while True:
+        counts: dict[str, int] = {}
+        for decision in opening:
+            if decision.sync.id not in held:
+                for channel in decision.route.channels:
+                    counts[channel] = counts.get(channel, 0) + 1
+        short = {
+            d.sync.id
+            for d in opening
+            if d.sync.id not in held and any(counts[c] < rules.storm_threshold for c in d.route.channels)
+        }
+        causes = {_cause(d) for d in decisions if d.sync.id in held | short} - {""}
+        tied = {d.sync.id for d in decisions if d.escalation is not None and _cause(d) in causes}
+        if short | tied <= held:
+            storming = frozenset(c for c, n in counts.items() if n >= rules.storm_threshold)
+            return HeldBack(frozenset(held), storming)
+        held |= short | tied
 
 
 def _cause(d: SyncDecision) -> str:

@@ -255,13 +255,14 @@ class Tick:
         """Observe every sync (runs, names) on worker threads, judge each, plan across syncs
         and execute the plan in order; return the ids deferred.
 
-        Reads and posts overlap. The syncs whose news can span syncs are read first
-        (read_first) and what they decided is carried out while the rest are read, but for
-        new incidents in a channel that the rest could still make a storm (held_back): those
-        wait, and are planned with the rest, so a storm is seen whole before its first post.
-        Slack, Linear and state writes happen on this thread, one sync at a time.
+        Reads and posts overlap. The syncs in trouble are read first (read_first) and what
+        they decided is carried out while the rest are read, but for what the rest could
+        still change (held_back: new incidents of a channel that may yet be a storm, and what
+        they tie to), which is planned with the rest. Reads that failed go last. Slack, Linear
+        and state writes happen on this thread, one sync at a time.
         """
         first, rest = read_first(to_check, state)
+        known = {sync.id: state.syncs.get(sync.id) for sync in to_check}  # as judged, whatever is recorded
         progress = Progress(len(to_check), self.services.meter, self.clock)
         journal = Journal(state, self._record_sync, self._record_storm, self._record_group)
         executor = Executor(
@@ -277,50 +278,48 @@ class Tick:
             history=(lambda record: None) if self.dry_run else partial(append_closed, history_path(self.store.path)),
         )
         self._executor = executor
+        first_reads: list[tuple[Sync, Future[_Observed]]] = []
+        rest_reads: list[tuple[Sync, Future[_Observed]]] = []
         with ThreadPoolExecutor(max_workers=self.config.hightouch.concurrency, thread_name_prefix="hightouch") as pool:
-            futures: list[tuple[Sync, Future[_Observed]]] = []
-            collected: list[Sync] = []
-
-            def read(syncs: list[Sync]) -> Callable[[], list[tuple[Sync, _Observed | BaseException]]]:
-                """Start reading `syncs`; the function returned waits for them, in order."""
-                batch = [(sync, pool.submit(self._observe, sync, state.syncs.get(sync.id), ctx)) for sync in syncs]
-                futures.extend(batch)
-
-                def results() -> list[tuple[Sync, _Observed | BaseException]]:
-                    done = []
-                    for sync, future in batch:
-                        done.append((sync, _outcome(future)))
-                        collected.append(sync)
-                        progress.tell("read the runs of", len(collected))
-                    return done
-
-                return results
-
             try:
                 self._read_names(first)
-                first_read = read(first)()
-                rest_read = read(rest)  # while the first are carried out: not before, so the
-                # first have Hightouch's pace to themselves
-                observed = [r for _, r in first_read if isinstance(r, _Observed)]
-                waiting = held_back([o.decision for o in observed], self.rules) if rest else frozenset()
-                held = [o for o in observed if o.sync.id in waiting]
-                deferred = self._carry_out(
-                    [o for o in observed if o.sync.id not in waiting],
-                    _failures(first_read),
-                    [o.sync for o in held] + rest,
-                    executor,
-                    ctx,
-                    summary,
-                    progress,
-                )
-                if deferred is None and rest:
-                    results = rest_read()
+                first_reads = [(sync, pool.submit(self._observe, sync, known[sync.id], ctx)) for sync in first]
+                results = self._results(first_reads, progress, 0)
+                # The rest are read while the first are carried out (not before: the first have
+                # Hightouch's pace to themselves).
+                rest_reads = [(sync, pool.submit(self._observe, sync, known[sync.id], ctx)) for sync in rest]
+                observed = [r for _, r in results if isinstance(r, _Observed)]
+                hold = held_back([o.decision for o in observed], self.rules)
+                held = [o for o in observed if o.sync.id in hold.syncs]
+                going = [o for o in observed if o.sync.id not in hold.syncs]
+                failed = [(sync, r) for sync, r in results if isinstance(r, BaseException)]
+                after = [o.sync for o in held] + rest + [sync for sync, _ in failed]
+                deferred = self._carry_out(going, [], after, executor, summary, progress)
+                if not deferred:
+                    results = self._results(rest_reads, progress, len(first))
                     observed = held + [r for _, r in results if isinstance(r, _Observed)]
-                    deferred = self._carry_out(observed, _failures(results), [], executor, ctx, summary, progress)
-                return deferred or []
+                    failed += [(sync, r) for sync, r in results if isinstance(r, BaseException)]
+                    deferred = self._carry_out(observed, failed, [], executor, summary, progress, hold.storming)
+                return deferred
             finally:
-                for _, future in futures:
+                for _, future in first_reads + rest_reads:
                     future.cancel()
+                # Whatever the tick did not get to (a limit, an error, a crash): a sync first seen
+                # keeps the boundary it was judged with, so its failures since are still news.
+                for sync in to_check:
+                    first_seen = first_seen_state(sync, ctx) if sync.id not in state.syncs else None
+                    if first_seen is not None:
+                        journal.sync(sync.id, first_seen)
+
+    def _results(
+        self, reads: list[tuple[Sync, Future[_Observed]]], progress: Progress, done: int
+    ) -> list[tuple[Sync, _Observed | BaseException]]:
+        """Each read's outcome, in order, once it is in."""
+        results: list[tuple[Sync, _Observed | BaseException]] = []
+        for sync, future in reads:
+            results.append((sync, _outcome(future)))
+            progress.tell("read the runs of", done + len(results))
+        return results
 
     def _read_names(self, syncs: list[Sync]) -> None:
         """The names the syncs listed as failing will show, from a page or two of their lists
@@ -335,12 +334,13 @@ class Tick:
         failed: list[tuple[Sync, BaseException]],
         later: list[Sync],
         executor: Executor,
-        ctx: TickContext,
         summary: TickSummary,
         progress: Progress,
-    ) -> list[str] | None:
-        """Plan the syncs observed and execute the plan; then the syncs whose reads failed.
-        Returns the ids deferred by a limit (with `later`, the syncs still to handle), or None."""
+        storming: frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """Plan the syncs observed and execute the plan, then the syncs whose reads failed.
+        Returns the ids a limit deferred (with `later`, the syncs still to handle after these),
+        none if it was reached by no request."""
         state = executor.state
         journal = executor.journal
         the_plan = plan(
@@ -351,6 +351,7 @@ class Tick:
             self.now,
             reactions=self._reactions,
             bot_user=self._bot_user,
+            storming=storming,
         )
         for signature in set(state.groups) - set(the_plan.groups):
             journal.forget_group(signature)  # closed: no member failing, the window over
@@ -362,13 +363,8 @@ class Tick:
             journal.storm(
                 channel, replace(storm, thread=state.storms[channel].thread) if channel in state.storms else storm
             )
-        executor.failing = frozenset(the_plan.failing)
+        executor.failing = frozenset(the_plan.failing)  # for the storm summaries of this part
         for sync, error in failed:
-            if sync.id not in state.syncs:
-                # First seen, and not read: keep the boundary it was judged with for next time.
-                first = first_seen_state(sync, ctx)
-                if first is not None:
-                    journal.sync(sync.id, first)
             if not isinstance(error, Deferred):
                 self._unread.append(sync.id)  # read again next tick, whatever the listing says
         order: list[tuple[Sync, SyncPlan | BaseException]] = [(p.decision.sync, p) for p in the_plan.syncs]
@@ -384,10 +380,6 @@ class Tick:
             except Deferred as exc:
                 # Whatever was not handled (rate limit, time limit) goes first next tick.
                 left = [s for s, _ in order[handled:]] + later
-                for sync in left:
-                    first = first_seen_state(sync, ctx) if sync.id not in state.syncs else None
-                    if first is not None:  # first seen: judged with the same boundary next tick
-                        journal.sync(sync.id, first)
                 log.warning("%s: deferring %d syncs to the next tick", exc, len(left))
                 summary.deferred_why = str(exc)
                 summary.deferred_names = [f"{s.name} ({s.id})" for s in left]
@@ -405,7 +397,7 @@ class Tick:
                 # This sync keeps its recorded state and is tried again next tick.
                 summary.errors.append(f"{sync.name} ({sync.id}): {exc}")
                 log.error("sync %s (%s): %s", sync.name, sync.id, exc)
-        return None
+        return []
 
     def _read_reactions(self, state: State) -> dict[str, dict[str, tuple[str, ...]]]:
         """The reactions on each told, open incident's first message (reactions.get, one each).
