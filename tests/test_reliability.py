@@ -557,3 +557,26 @@ def test_a_sync_first_seen_keeps_its_boundary_when_the_tick_dies_before_it(
         broken.clear()
         assert ws.tick()[0] == 0
     assert [m for m in world.slack_messages if "newcomer" in m["text"]]
+
+
+def test_the_people_of_a_storms_later_member_are_pinged_in_its_reply(tmp_path: Path) -> None:
+    """A storm's summary pings the people of the members it starts with; a member that joins
+    later — read after the first part of the tick, or at a later tick — pings in its reply
+    those of its people the summary did not."""
+    config = CHANNEL + "routes:\n  - match: {sync: [r0, late]}\n    slack: {mention: [U024BE7LH]}\n"
+    world = World()
+    with mounted(world):
+        ws = Workspace(tmp_path, world, config)
+        healthy(*F, "r0", "late", "q1")(world)
+        ws.tick()
+        runs(**dict.fromkeys(F, SNOWFLAKE), r0="removing", q1="success")(world)
+        assert ws.tick()[0] == 0
+        summary = next(m for m in world.slack_messages if "started failing" in m["text"])
+        pinged = [m for m in world.slack_messages if "<@U024BE7LH>" in m["text"]]
+        assert [m.get("thread_ts") for m in pinged] == [summary["ts"]]  # r0's reply, read after
+        assert "<@U024BE7LH>" not in summary["text"]
+        since = len(world.slack_messages)
+        runs(late=SNOWFLAKE)(world)  # a tick later, the storm's cause
+        assert ws.tick()[0] == 0
+    (reply,) = [m for m in world.slack_messages[since:] if "sync-late" in m["text"] and "thread_ts" in m]
+    assert reply["thread_ts"] == summary["ts"] and "<@U024BE7LH>" in reply["text"]

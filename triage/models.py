@@ -281,6 +281,9 @@ class Storm:
     members: tuple[StormMember, ...] = ()
     thread: Thread | None = None  # the summary, once posted
     sent: Sent | None = None  # the summary's post in flight (its answer may be lost)
+    mentioned: tuple[
+        str, ...
+    ] = ()  # whom the summary pinged: a later member's people it missed are pinged in its reply
 
 
 @dataclass(frozen=True)

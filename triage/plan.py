@@ -171,8 +171,10 @@ def plan(
         if sync_facts is not None:
             actions += _answered(decision, sync_facts, state, decisions, rules, now, already=actions)
         plans.append(SyncPlan(decision, tuple(actions)))
-    ordered = interleaved(plans, key=lambda p: p.channel)
-    return Plan(syncs=tuple(_with_summaries(ordered, storms)), storms=storms, groups=groups, failing=frozenset(failing))
+    ordered = _with_summaries(interleaved(plans, key=lambda p: p.channel), storms)
+    summaries = {a.channel: a.mentions for p in ordered for a in p.actions if isinstance(a, PostStormSummary)}
+    storms = {c: replace(s, mentioned=summaries[c]) if c in summaries else s for c, s in storms.items()}
+    return Plan(syncs=tuple(ordered), storms=storms, groups=groups, failing=frozenset(failing))
 
 
 # -- groups and storms ---------------------------------------------------------
@@ -406,7 +408,8 @@ def _alert(
             threaded_everywhere = False
             joined = _joined_thread(decision, channel, storms, groups, state)
             if joined is not None:
-                posts.append(Post(sync_id, channel, JOIN, ctx, (), joined, starts_thread=True))
+                missed = _missed_by_summary(route.mentions, joined, state)
+                posts.append(Post(sync_id, channel, JOIN, ctx, missed, joined, starts_thread=True))
             else:
                 posts.append(Post(sync_id, channel, OPEN, ctx, route.mentions, starts_thread=True))
             if decision.escalation is not None and rules.threads:
@@ -680,6 +683,15 @@ def _recovery(
             CommentRecovery(decision.sync.id, issue, replace(ctx, closing=close), rules.comment_on_recovery, close)
         )
     return actions
+
+
+def _missed_by_summary(mentions: tuple[str, ...], joined: Where, state: State) -> tuple[str, ...]:
+    """Whom a new member's reply in a storm's thread pings: its people the summary did not,
+    when the summary went out before this plan (a summary of this plan pings them itself)."""
+    if not isinstance(joined, StormThread) or joined.channel not in state.storms:
+        return ()
+    pinged = state.storms[joined.channel].mentioned
+    return tuple(m for m in mentions if m not in pinged)
 
 
 def _with_summaries(plans: list[SyncPlan], storms: dict[str, Storm]) -> list[SyncPlan]:
