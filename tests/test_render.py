@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 
 from tests.factories import NO_USER_FILES, config, known, run, steady, sync
@@ -121,6 +123,27 @@ def test_a_template_edited_between_two_renderers_of_one_process_says_its_new_wor
     title.write_text("{% if %}\n")
     with pytest.raises(ConfigError, match=r"linear_title.txt.j2:1: template error"):
         renderer(tmp_path).check()
+
+
+def test_a_second_renderer_of_the_same_templates_compiles_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = f"Sync {{{{ sync_name }}}} is on fire ({uuid.uuid4()})"  # compiled by no test before
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "linear_title.txt.j2").write_text(words + "\n")
+    compiled: list[str] = []
+    real = jinja2.Environment._compile
+
+    def counted(self: jinja2.Environment, source: str, filename: str) -> Any:
+        compiled.append(filename)
+        return real(self, source, filename)
+
+    monkeypatch.setattr(jinja2.Environment, "_compile", counted)
+    for _ in range(2):
+        assert renderer(tmp_path).linear_issue(context()).title.startswith("Sync salesforce-contacts is on fire")
+    assert [f for f in compiled if f.endswith("linear_title.txt.j2")] == [
+        str(tmp_path / "templates" / "linear_title.txt.j2")
+    ]
 
 
 def test_broken_template_is_a_config_error_naming_file_and_line(tmp_path: Path) -> None:
