@@ -262,7 +262,6 @@ class Tick:
         and state writes happen on this thread, one sync at a time.
         """
         first, rest = read_first(to_check, state)
-        known = {sync.id: state.syncs.get(sync.id) for sync in to_check}  # as judged, whatever is recorded
         progress = Progress(len(to_check), self.services.meter, self.clock)
         journal = Journal(state, self._record_sync, self._record_storm, self._record_group)
         executor = Executor(
@@ -283,11 +282,11 @@ class Tick:
         with ThreadPoolExecutor(max_workers=self.config.hightouch.concurrency, thread_name_prefix="hightouch") as pool:
             try:
                 self._read_names(first)
-                first_reads = [(sync, pool.submit(self._observe, sync, known[sync.id], ctx)) for sync in first]
+                first_reads = self._read(pool, first, state, ctx)
                 results = self._results(first_reads, progress, 0)
                 # The rest are read while the first are carried out (not before: the first have
                 # Hightouch's pace to themselves).
-                rest_reads = [(sync, pool.submit(self._observe, sync, known[sync.id], ctx)) for sync in rest]
+                rest_reads = self._read(pool, rest, state, ctx)
                 observed = [r for _, r in results if isinstance(r, _Observed)]
                 hold = held_back([o.decision for o in observed], self.rules)
                 held = [o for o in observed if o.sync.id in hold.syncs]
@@ -310,6 +309,12 @@ class Tick:
                     first_seen = first_seen_state(sync, ctx) if sync.id not in state.syncs else None
                     if first_seen is not None:
                         journal.sync(sync.id, first_seen)
+
+    def _read(
+        self, pool: ThreadPoolExecutor, syncs: list[Sync], state: State, ctx: TickContext
+    ) -> list[tuple[Sync, Future[_Observed]]]:
+        """Start observing `syncs` on the pool's threads, in order."""
+        return [(sync, pool.submit(self._observe, sync, state.syncs.get(sync.id), ctx)) for sync in syncs]
 
     def _results(
         self, reads: list[tuple[Sync, Future[_Observed]]], progress: Progress, done: int
