@@ -39,6 +39,11 @@ def text_of(message: dict[str, Any]) -> str:
     return "\n\n".join(b["text"]["text"] for b in message.get("blocks") or [])
 
 
+def top_level(world: Any, channel: str | None = None) -> list[dict[str, Any]]:
+    """Every message that starts a thread, in `channel` or in any."""
+    return [m for m in world.slack_messages if "thread_ts" not in m and channel in (None, m["channel"])]
+
+
 def replies(world: Any) -> list[dict[str, Any]]:
     """Every thread reply the sandbox's Slack holds."""
     return [m for m in world.slack_messages if "thread_ts" in m]

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from tests.sandboxed import START, Workspace, mounted
-from tests.slack_payloads import posted, replies, text_of
+from tests.slack_payloads import posted, replies, text_of, top_level
 from triage.sandbox import World
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def top_level(world: World, channel: str = "#data-alerts") -> list[dict[str, Any]]:
-    return [m for m in world.slack_messages if m["channel"] == channel and "thread_ts" not in m]
 
 
 def test_a_ten_failure_incident_pings_twice_dms_once_and_replies_in_one_line(tmp_path: Path) -> None:
@@ -39,7 +34,7 @@ def test_a_ten_failure_incident_pings_twice_dms_once_and_replies_in_one_line(tmp
     group_pings = [m for m in world.slack_messages if "<!subteam^S0DATATEAM>" in posted(m)]
     assert len(group_pings) == 2  # the incident opened, and it escalated
     assert len([m for m in world.slack_messages if m["channel"] == "U0ONCALL1"]) == 1
-    first = top_level(world)
+    first = top_level(world, "#data-alerts")
     assert len(first) == 1
     failure_replies = [m for m in replies(world) if "recovered" not in m["text"]]
     assert len(failure_replies) == 9
@@ -87,12 +82,12 @@ def test_one_cause_in_two_teams_files_one_issue_per_team_and_a_later_sync_joins(
         assert (
             data_issue["identifier"] in crm_issue["description"] or crm_issue["identifier"] in data_issue["description"]
         )
-        before = len(top_level(world))
+        before = len(top_level(world, "#data-alerts"))
         ws.tick()  # 15 minutes later
         world.add_run("14", "failed", error=error.format(n=999))
         assert ws.tick()[0] == 0  # 30 minutes later
 
-    assert len(top_level(world)) == before  # it joined the cause's thread
+    assert len(top_level(world, "#data-alerts")) == before  # it joined the cause's thread
     joined = [m for m in world.slack_messages if "data-late" in m["text"]]
     assert joined and "thread_ts" in joined[0]
 
@@ -128,7 +123,7 @@ def test_a_storm_summary_counts_every_sync_and_cause_and_a_lost_answer_leaves_on
         assert "unconfirmed" in out
         world.on_request = None
         assert ws.tick()[0] == 0
-        summaries = [m for m in top_level(world) if "started failing at once" in m["text"]]
+        summaries = [m for m in top_level(world, "#data-alerts") if "started failing at once" in m["text"]]
         assert len(summaries) == 1
         summary = text_of(summaries[0])
         assert "40 Hightouch syncs" in summary

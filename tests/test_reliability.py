@@ -12,17 +12,13 @@ import pytest
 import requests
 
 from tests.sandboxed import START, Workspace, mounted
-from tests.slack_payloads import is_health
+from tests.slack_payloads import is_health, top_level
 from triage import tick
 from triage.decide import decide_sync
 from triage.sandbox import World
 from triage.sandbox.world import Fault
 
 CHANNEL = 'slack:\n  channel: "#data-alerts"\n'
-
-
-def top_level(world: World) -> list[dict[str, Any]]:
-    return [m for m in world.slack_messages if "thread_ts" not in m]
 
 
 def test_a_sync_that_fails_and_recovers_between_two_ticks_is_told_opened_and_closed(tmp_path: Path) -> None:
