@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,11 +88,16 @@ class Workspace:
         )
         return code, out.getvalue() if isinstance(out, io.StringIO) else ""
 
+    def healthy_at_baseline(self, syncs: Mapping[str, str], rows: Mapping[str, Any] | None = None) -> None:
+        """The baseline tick, with `syncs` (id → name) each after one successful run."""
+        for sync_id, name in syncs.items():
+            self.world.add_sync(sync_id, name)
+            self.world.add_run(sync_id, "success", rows=rows)
+        self.tick()
+
     def failing_after_baseline(self, name: str = "contacts") -> None:
         """Sync 1, healthy at the baseline tick, then one failed run waiting for the next tick."""
-        self.world.add_sync("1", name)
-        self.world.add_run("1", "success")
-        self.tick()
+        self.healthy_at_baseline({"1": name})
         self.world.add_run("1", "failed")
 
     def saved(self) -> dict[str, Any]:

@@ -150,11 +150,7 @@ def test_an_escalation_is_not_folded_into_an_issue_the_tool_wrote_for_other_sync
     config = CHANNEL + "linear:\n  escalation_threshold: 1\n"
     with mounted(world):
         ws = Workspace(tmp_path, world, config)
-        world.add_sync("1", "contacts")
-        world.add_sync("2", "orders")
-        for sync_id in "12":
-            world.add_run(sync_id, "success")
-        ws.tick()
+        ws.healthy_at_baseline({"1": "contacts", "2": "orders"})
         world.add_run("1", "failed", error="lookup into orders failed")  # names the other sync
         ws.tick()
         world.add_run("2", "failed")
@@ -288,11 +284,7 @@ def test_a_refused_linear_key_never_holds_back_slack_and_escalates_once_it_works
     world = World()
     with mounted(world):
         ws = Workspace(tmp_path, world, CHANNEL + "linear:\n  escalation_threshold: 1\n")
-        world.add_sync("1", "contacts")
-        world.add_sync("2", "orders")
-        for sync_id in "12":
-            world.add_run(sync_id, "success")
-        ws.tick()
+        ws.healthy_at_baseline({"1": "contacts", "2": "orders"})
         good_key = world.linear_key
         world.linear_key = "lin_api_rotated_elsewhere"  # the key in the secrets is refused now
         world.add_run("1", "failed")
@@ -398,7 +390,7 @@ def told(world: World, since: int = 0) -> tuple[list[tuple[str, str]], list[str]
 
 
 def told_both_ways(
-    path: Path, monkeypatch: pytest.MonkeyPatch, config: str, build: Any, ticks: list[Any]
+    path: Path, monkeypatch: pytest.MonkeyPatch, config: str, syncs: list[str], ticks: list[Any]
 ) -> tuple[tuple[list[tuple[str, str]], list[str]], ...]:
     """The same story told with reads and posts overlapped (split) and with every sync read
     before any post (whole): what the last tick of each said."""
@@ -406,13 +398,12 @@ def told_both_ways(
     for split in (True, False):
         world = World()
         world.channels |= {"#b", "b"}
-        build(world)
         if not split:
             monkeypatch.setattr(tick, "read_first", lambda syncs, state: (syncs, []))
         (path / str(split)).mkdir()
         with mounted(world):
             ws = Workspace(path / str(split), world, CHANNEL + config)
-            ws.tick()
+            ws.healthy_at_baseline(named(*syncs), rows=NORMAL)
             for step in ticks:
                 since = len(world.slack_messages)
                 step(world)
@@ -422,13 +413,8 @@ def told_both_ways(
     return tuple(outcomes)
 
 
-def healthy(*sync_ids: str) -> Any:
-    def build(world: World) -> None:
-        for sync_id in sync_ids:
-            world.add_sync(sync_id, f"sync-{sync_id}")
-            world.add_run(sync_id, "success", rows=NORMAL)
-
-    return build
+def named(*sync_ids: str) -> dict[str, str]:
+    return {sync_id: f"sync-{sync_id}" for sync_id in sync_ids}
 
 
 def runs(**by_sync: str) -> Any:
@@ -507,7 +493,7 @@ def test_overlapping_reads_and_posts_changes_when_messages_go_never_what_they_sa
     """Told with reads and posts overlapped or with every sync read first, a tick says the same
     messages, in the same threads, with the same storm summaries and Linear issues."""
     config, syncs, ticks = STORIES[story]
-    split, whole = told_both_ways(tmp_path, monkeypatch, config, healthy(*syncs), ticks)
+    split, whole = told_both_ways(tmp_path, monkeypatch, config, syncs, ticks)
     assert split == whole
     assert split[0], "the story tells something"
 
@@ -521,7 +507,7 @@ def test_a_first_read_that_fails_holds_back_no_alert_read_fine(tmp_path: Path, m
         world.faults.append(Fault(api="hightouch", path="/syncs/f0/runs", status=429, times=50))
 
     split, whole = told_both_ways(
-        tmp_path, monkeypatch, "triage:\n  wait_budget_seconds: 0\n", healthy("f0", "f1", "q1"), [limited]
+        tmp_path, monkeypatch, "triage:\n  wait_budget_seconds: 0\n", ["f0", "f1", "q1"], [limited]
     )
     assert split == whole
     assert [text for _, text in split[0] if "sync-f1" in text]
@@ -544,8 +530,7 @@ def test_a_sync_first_seen_keeps_its_boundary_when_the_tick_dies_before_it(
     world = World()
     with mounted(world):
         ws = Workspace(tmp_path, world, CHANNEL)
-        healthy("f0", "q1")(world)
-        ws.tick()
+        ws.healthy_at_baseline(named("f0", "q1"), rows=NORMAL)
         world.add_sync("n1", "newcomer")
         runs(n1="failed:x", f0="failed:y", q1="success")(world)
         broken.append("f0")
@@ -563,8 +548,7 @@ def test_the_people_of_a_storms_later_member_are_pinged_in_its_reply(tmp_path: P
     world = World()
     with mounted(world):
         ws = Workspace(tmp_path, world, config)
-        healthy(*F, "r0", "late", "q1")(world)
-        ws.tick()
+        ws.healthy_at_baseline(named(*F, "r0", "late", "q1"), rows=NORMAL)
         runs(**dict.fromkeys(F, SNOWFLAKE), r0="removing", q1="success")(world)
         assert ws.tick()[0] == 0
         summary = next(m for m in world.slack_messages if "started failing" in m["text"])

@@ -156,11 +156,7 @@ def test_a_route_matching_error_class_auth_gets_the_auth_errors(tmp_path: Path) 
     )
     with mounted(world):
         ws = Workspace(tmp_path, world, config)
-        world.add_sync("1", "contacts")
-        world.add_sync("2", "deals")
-        for sync_id in "12":
-            world.add_run(sync_id, "success")
-        ws.tick()
+        ws.healthy_at_baseline({"1": "contacts", "2": "deals"})
         world.add_run("1", "failed", error="invalid_grant: Token has been expired or revoked.")
         world.add_run("2", "failed", error="HubSpot API 503: service unavailable")
         ws.tick()

@@ -151,11 +151,7 @@ def test_the_digest_comes_at_its_time_once_per_channel_with_the_periods_numbers(
     )
     with mounted(world):
         ws = Workspace(tmp_path, world, config)
-        world.add_sync("1", "contacts")
-        world.add_sync("2", "crm-leads")
-        for sync_id in "12":
-            world.add_run(sync_id, "success")
-        ws.tick()  # 09:00, the baseline: the digest counts from here
+        ws.healthy_at_baseline({"1": "contacts", "2": "crm-leads"})  # 09:00, the baseline: the digest counts from here
         world.add_run("1", "failed")
         ws.tick()  # 09:15: told
         world.react("#data-alerts", first_message(world)["ts"], "eyes", "U0ALICE")
@@ -181,11 +177,7 @@ def test_a_transient_failure_is_retried_before_anyone_is_told(tmp_path: Path) ->
     lock = "UNABLE_TO_LOCK_ROW: unable to obtain exclusive access for this record"
     with mounted(world):
         ws = Workspace(tmp_path, world, config)
-        world.add_sync("1", "contacts")
-        world.add_sync("2", "deals")
-        for sync_id in "12":
-            world.add_run(sync_id, "success")
-        ws.tick()
+        ws.healthy_at_baseline({"1": "contacts", "2": "deals"})
         world.add_run("1", "failed", error=lock)
         world.add_run("2", "failed", error=lock)
         assert ws.tick()[0] == 0
@@ -297,11 +289,7 @@ def test_reactions_are_read_between_full_listings_for_a_sync_that_did_not_run(tm
     world = World()
     with mounted(world):
         ws = Workspace(tmp_path, world, CONFIG)
-        world.add_sync("1", "contacts")
-        world.add_sync("2", "busy")
-        for sync_id in "12":
-            world.add_run(sync_id, "success")
-        ws.tick()  # 09:00, a full listing
+        ws.healthy_at_baseline({"1": "contacts", "2": "busy"})  # 09:00, a full listing
         world.add_run("1", "failed")
         world.add_run("2", "success")
         ws.tick()  # 09:15: told
